@@ -1,0 +1,1 @@
+"""The Python API: Job, JobCollection, JobQueue — one implementation over any transport."""

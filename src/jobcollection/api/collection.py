@@ -1,0 +1,352 @@
+"""`JobCollection` (blocking) and `AsyncJobCollection` (asyncio) on a local database.
+
+Both wrap one `JobManager`; every operation goes through `call(method, params)` exactly as a
+remote DDP call would (same validation, events and call log), so `Job` works unchanged over
+the network transport too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Self
+
+from ..core import constants
+from ..engine.clock import Clock
+from ..engine.events import CallEvent, LogStream
+from ..engine.manager import JobManager
+from ..storage import open_storage
+from ..storage.port import JobDoc, Storage
+from . import _collection_flows as flows
+from ._drive import adrive, drive
+from ._portal import Portal
+from ._runners import WorkerFn
+from .job import AsyncJob, Job
+from .queue import AsyncJobQueue, JobQueue, QueueOptions
+
+DB = str | os.PathLike[str] | Storage | None
+
+
+def _open(name: str, db: DB, clock: Clock | None) -> tuple[JobManager, bool]:
+    if isinstance(db, str | os.PathLike) or db is None:
+        return JobManager(open_storage(db), name, clock=clock), True
+    return JobManager(db, name, clock=clock), False
+
+
+class _Base:
+    """What both collections share: the manager, constants, queries that need no driving."""
+
+    forever = constants.FOREVER
+    forever_date = constants.FOREVER_DATE
+    job_statuses = constants.JOB_STATUSES
+    job_priorities = constants.JOB_PRIORITIES
+    job_log_levels = constants.JOB_LOG_LEVELS
+    job_retry_backoff_methods = constants.JOB_RETRY_BACKOFF_METHODS
+    job_status_cancellable = constants.JOB_STATUS_CANCELLABLE
+    job_status_pausable = constants.JOB_STATUS_PAUSABLE
+    job_status_removable = constants.JOB_STATUS_REMOVABLE
+    job_status_restartable = constants.JOB_STATUS_RESTARTABLE
+    ddp_methods = constants.DDP_METHODS
+    ddp_permission_levels = constants.DDP_PERMISSION_LEVELS
+
+    manager: JobManager
+
+    @property
+    def root(self) -> str:
+        return self.manager.root
+
+    @property
+    def db_url(self) -> str:
+        return self.manager.storage.url
+
+    def now_ms(self) -> int:
+        return self.manager.clock.now_ms()
+
+    def events(self, name: str, listener: Callable[[CallEvent], None]) -> Callable[[], None]:
+        """Listen to `call`, `error` or a method name; returns a function that stops listening."""
+        return self.manager.events.on(name, listener)
+
+    def set_log_stream(self, stream: LogStream) -> None:
+        self.manager.set_log_stream(stream)
+
+    def promote(self, interval_ms: int = constants.DEFAULT_PROMOTE_INTERVAL_MS) -> None:
+        self.manager.promote(interval_ms)
+
+    def stats(self) -> list[tuple[str, str, int]]:
+        """(status, type, count) rows."""
+        return self.manager.stats()
+
+    def watch_ready(self, types: Sequence[str], callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (from any thread) whenever a job of `types` becomes ready."""
+        wanted, root = set(types), self.root
+
+        def on_changes(changes: Sequence[Any]) -> None:
+            if any(
+                c.status == "ready" and c.type in wanted and c.collection == root for c in changes
+            ):
+                callback()
+
+        return self.manager.storage.subscribe(on_changes)
+
+
+class JobCollection(_Base):
+    """A job collection on a database, with blocking methods (thread-safe)."""
+
+    def __init__(
+        self,
+        name: str = "queue",
+        db: DB = None,
+        *,
+        clock: Clock | None = None,
+        _manager: JobManager | None = None,
+    ) -> None:
+        if _manager is not None:
+            self.manager, self._owns_storage = _manager, False
+        else:
+            self.manager, self._owns_storage = _open(name, db, clock)
+        self._portal: Portal | None = None
+        self._async: AsyncJobCollection | None = None
+        self._queues: list[JobQueue] = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        return self.manager.call(method, params)
+
+    def job(self, type_or_doc: str | JobDoc, data: object = None) -> Job:
+        return Job(self, type_or_doc, data)
+
+    def get_job(self, job_id: str, get_log: bool = False, get_failures: bool = False) -> Job | None:
+        doc = drive(flows.get_job(job_id, get_log, get_failures), self.call)
+        return None if doc is None else Job(self, doc)
+
+    def get_jobs(
+        self, ids: Sequence[str], get_log: bool = False, get_failures: bool = False
+    ) -> list[Job]:
+        return [Job(self, d) for d in drive(flows.get_jobs(ids, get_log, get_failures), self.call)]
+
+    def get_work(
+        self, types: str | Sequence[str], max_jobs: int = 1, work_timeout: int | None = None
+    ) -> list[Job]:
+        return [
+            Job(self, d) for d in drive(flows.get_work(types, max_jobs, work_timeout), self.call)
+        ]
+
+    def find(self, selector: dict[str, Any] | None = None, limit: int | None = None) -> list[Job]:
+        return [Job(self, doc) for doc in self.manager.find(selector, limit)]
+
+    def find_one(self, selector: dict[str, Any] | None = None) -> Job | None:
+        found = self.find(selector, limit=1)
+        return found[0] if found else None
+
+    def save_jobs(self, jobs: Sequence[Job]) -> list[str | None]:
+        """Save many new jobs in one transaction; their ids, in order."""
+        ids = self.manager.save_many([job.doc for job in jobs])
+        for job, job_id in zip(jobs, ids, strict=True):
+            if job_id:
+                job.doc["_id"] = job_id
+        return ids
+
+    def ready_jobs(
+        self, ids: Sequence[str] | None = None, force: bool = False, time: Any = None
+    ) -> bool:
+        return drive(flows.bulk("jobReady", ids, flows.ready_options(time, force)), self.call)
+
+    def pause_jobs(self, ids: Sequence[str]) -> bool:
+        return drive(flows.bulk("jobPause", ids, {}), self.call)
+
+    def resume_jobs(self, ids: Sequence[str]) -> bool:
+        return drive(flows.bulk("jobResume", ids, {}), self.call)
+
+    def cancel_jobs(
+        self, ids: Sequence[str], antecedents: bool = True, dependents: bool = True
+    ) -> bool:
+        options = {"antecedents": antecedents, "dependents": dependents}
+        return drive(flows.bulk("jobCancel", ids, options), self.call)
+
+    def restart_jobs(
+        self,
+        ids: Sequence[str],
+        retries: int = 1,
+        until: Any = None,
+        antecedents: bool = True,
+        dependents: bool = True,
+    ) -> bool:
+        options = flows.restart_options(retries, until, antecedents, dependents)
+        return drive(flows.bulk("jobRestart", ids, options), self.call)
+
+    def remove_jobs(self, ids: Sequence[str]) -> bool:
+        return drive(flows.bulk("jobRemove", ids, {}), self.call)
+
+    def start_job_server(self) -> bool:
+        return bool(drive(flows.simple("startJobServer", {}), self.call))
+
+    def shutdown_job_server(self, timeout: int = constants.DEFAULT_SHUTDOWN_TIMEOUT_MS) -> bool:
+        return bool(drive(flows.simple("shutdownJobServer", {"timeout": timeout}), self.call))
+
+    def process_jobs(
+        self, types: str | Sequence[str], worker: WorkerFn, **options: Any
+    ) -> JobQueue:
+        """Start a JobQueue running `worker` on jobs of `types` (see `QueueOptions`)."""
+        settings = QueueOptions.build(types, worker, **options)
+        if self._portal is None:
+            self._portal = Portal(f"jobcollection-{self.root}")
+            self._async = AsyncJobCollection(_manager=self.manager, _sync=self)
+        async_jc = self._async
+        assert async_jc is not None
+
+        async def start() -> AsyncJobQueue:
+            return await AsyncJobQueue.start(async_jc, settings)
+
+        queue = JobQueue(self._portal, self._portal.run(start()))
+        self._queues.append(queue)
+        return queue
+
+    def close(self) -> None:
+        """Stop queues (hard), the scheduler, and the database connection."""
+        for queue in self._queues:
+            queue.shutdown("hard", quiet=True)
+        if self._portal is not None:
+            self._portal.close()
+        if self._async is not None:
+            self._async.executor.shutdown(wait=True)
+        self.manager.close()
+        if self._owns_storage:
+            self.manager.storage.close()
+
+
+class AsyncJobCollection(_Base):
+    """The same collection with coroutine methods; engine work runs on one helper thread."""
+
+    def __init__(
+        self,
+        name: str = "queue",
+        db: DB = None,
+        *,
+        clock: Clock | None = None,
+        _manager: JobManager | None = None,
+        _sync: JobCollection | None = None,
+    ) -> None:
+        if _manager is not None:
+            self.manager, self._owns_storage = _manager, False
+        else:
+            self.manager, self._owns_storage = _open(name, db, clock)
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"jobcollection-{name}")
+        self.sync = _sync or JobCollection(_manager=self.manager)
+        self._queues: list[AsyncJobQueue] = []
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def call(self, method: str, params: list[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.manager.call, method, params)
+
+    def job(self, type_or_doc: str | JobDoc, data: object = None) -> AsyncJob:
+        return AsyncJob(self, type_or_doc, data)
+
+    async def get_job(
+        self, job_id: str, get_log: bool = False, get_failures: bool = False
+    ) -> AsyncJob | None:
+        doc = await adrive(flows.get_job(job_id, get_log, get_failures), self.call)
+        return None if doc is None else AsyncJob(self, doc)
+
+    async def get_jobs(
+        self, ids: Sequence[str], get_log: bool = False, get_failures: bool = False
+    ) -> list[AsyncJob]:
+        docs = await adrive(flows.get_jobs(ids, get_log, get_failures), self.call)
+        return [AsyncJob(self, d) for d in docs]
+
+    async def get_work(
+        self, types: str | Sequence[str], max_jobs: int = 1, work_timeout: int | None = None
+    ) -> list[AsyncJob]:
+        docs = await adrive(flows.get_work(types, max_jobs, work_timeout), self.call)
+        return [AsyncJob(self, d) for d in docs]
+
+    async def find(
+        self, selector: dict[str, Any] | None = None, limit: int | None = None
+    ) -> list[AsyncJob]:
+        loop = asyncio.get_running_loop()
+        docs = await loop.run_in_executor(self.executor, self.manager.find, selector, limit)
+        return [AsyncJob(self, doc) for doc in docs]
+
+    async def find_one(self, selector: dict[str, Any] | None = None) -> AsyncJob | None:
+        found = await self.find(selector, limit=1)
+        return found[0] if found else None
+
+    async def save_jobs(self, jobs: Sequence[AsyncJob]) -> list[str | None]:
+        loop = asyncio.get_running_loop()
+        docs = [job.doc for job in jobs]
+        ids = await loop.run_in_executor(self.executor, self.manager.save_many, docs)
+        for job, job_id in zip(jobs, ids, strict=True):
+            if job_id:
+                job.doc["_id"] = job_id
+        return ids
+
+    async def ready_jobs(
+        self, ids: Sequence[str] | None = None, force: bool = False, time: Any = None
+    ) -> bool:
+        return await adrive(
+            flows.bulk("jobReady", ids, flows.ready_options(time, force)), self.call
+        )
+
+    async def pause_jobs(self, ids: Sequence[str]) -> bool:
+        return await adrive(flows.bulk("jobPause", ids, {}), self.call)
+
+    async def resume_jobs(self, ids: Sequence[str]) -> bool:
+        return await adrive(flows.bulk("jobResume", ids, {}), self.call)
+
+    async def cancel_jobs(
+        self, ids: Sequence[str], antecedents: bool = True, dependents: bool = True
+    ) -> bool:
+        options = {"antecedents": antecedents, "dependents": dependents}
+        return await adrive(flows.bulk("jobCancel", ids, options), self.call)
+
+    async def restart_jobs(
+        self,
+        ids: Sequence[str],
+        retries: int = 1,
+        until: Any = None,
+        antecedents: bool = True,
+        dependents: bool = True,
+    ) -> bool:
+        options = flows.restart_options(retries, until, antecedents, dependents)
+        return await adrive(flows.bulk("jobRestart", ids, options), self.call)
+
+    async def remove_jobs(self, ids: Sequence[str]) -> bool:
+        return await adrive(flows.bulk("jobRemove", ids, {}), self.call)
+
+    async def start_job_server(self) -> bool:
+        return bool(await adrive(flows.simple("startJobServer", {}), self.call))
+
+    async def shutdown_job_server(
+        self, timeout: int = constants.DEFAULT_SHUTDOWN_TIMEOUT_MS
+    ) -> bool:
+        return bool(
+            await adrive(flows.simple("shutdownJobServer", {"timeout": timeout}), self.call)
+        )
+
+    async def process_jobs(
+        self, types: str | Sequence[str], worker: WorkerFn, **options: Any
+    ) -> AsyncJobQueue:
+        """Start a queue on the running loop (see `QueueOptions` for the options)."""
+        queue = await AsyncJobQueue.start(self, QueueOptions.build(types, worker, **options))
+        self._queues.append(queue)
+        return queue
+
+    async def close(self) -> None:
+        for queue in self._queues:
+            await queue.shutdown("hard", quiet=True)
+        self.executor.shutdown(wait=True)
+        self.manager.close()
+        if self._owns_storage:
+            self.manager.storage.close()

@@ -1,0 +1,369 @@
+"""JobQueue: fetches work and runs a worker with bounded concurrency (SPEC 6.2).
+
+`AsyncJobQueue` is the implementation, on an asyncio loop; `JobQueue` is its blocking facade,
+driving it on a private loop thread. Besides polling, a queue is woken the moment a job of its
+types becomes ready (the storage change feed), so an idle queue starts work within a millisecond.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import multiprocessing
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ..errors import JobValidationError
+from . import _collection_flows as flows
+from ._portal import Portal
+from ._runners import WorkerFn, run_async, run_in_child, run_sync
+from .job import AsyncJob, Job
+
+log = logging.getLogger(__name__)
+ShutdownLevel = Literal["soft", "normal", "hard"]
+_SHUTDOWN_ERROR = "Worker shutdown"
+
+
+def _int_option(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise JobValidationError(name, f"must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _report(message: object) -> None:
+    print(f"jobcollection: {message}", file=sys.stderr)  # noqa: T201 - the documented default
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOptions:
+    """Validated JobQueue settings (errors raise at once, nothing starts)."""
+
+    types: list[str]
+    worker: WorkerFn
+    concurrency: int = 1
+    payload: int = 1
+    prefetch: int = 0
+    poll_interval: int | None = 5000  # ms; None or 0 disables polling
+    work_timeout: int | None = None
+    callback_strict: bool = False
+    error_callback: Callable[[object], None] = field(default=_report)
+    processes: int | None = None
+
+    @classmethod
+    def build(
+        cls,
+        types: str | Sequence[str],
+        worker: WorkerFn,
+        *,
+        concurrency: int = 1,
+        payload: int = 1,
+        prefetch: int = 0,
+        poll_interval: int | None = 5000,
+        work_timeout: int | None = None,
+        callback_strict: bool = False,
+        error_callback: Callable[[object], None] | None = None,
+        processes: int | None = None,
+    ) -> QueueOptions:
+        if not callable(worker):
+            raise JobValidationError("worker", f"must be callable, got {worker!r}")
+        if error_callback is not None and not callable(error_callback):
+            raise JobValidationError("error_callback", "must be callable")
+        if processes is not None:
+            _int_option("processes", processes, 1)
+            if inspect.iscoroutinefunction(worker):
+                raise JobValidationError("processes", "a coroutine worker cannot run in processes")
+        poll = None if not poll_interval else _int_option("poll_interval", poll_interval, 0)
+        return cls(
+            types=flows.type_list(types),
+            worker=worker,
+            concurrency=_int_option("concurrency", concurrency, 0),
+            payload=_int_option("payload", payload, 1),
+            prefetch=_int_option("prefetch", prefetch, 0),
+            poll_interval=poll,
+            work_timeout=None
+            if work_timeout is None
+            else _int_option("work_timeout", work_timeout, 1),
+            callback_strict=bool(callback_strict),
+            error_callback=error_callback or _report,
+            processes=processes,
+        )
+
+
+class WorkSource(Protocol):
+    """What a queue needs from a collection (local or remote)."""
+
+    @property
+    def root(self) -> str: ...
+
+    @property
+    def db_url(self) -> str: ...
+
+    @property
+    def sync(self) -> Any: ...
+
+    async def get_work(
+        self, types: str | Sequence[str], max_jobs: int = 1, work_timeout: int | None = None
+    ) -> list[AsyncJob]: ...
+
+    def watch_ready(
+        self, types: Sequence[str], callback: Callable[[], None]
+    ) -> Callable[[], None]: ...
+
+
+class AsyncJobQueue:
+    """Runs a worker on jobs of some types; create with `await AsyncJobQueue.start(...)`."""
+
+    def __init__(self, source: WorkSource, options: QueueOptions) -> None:
+        self.options = options
+        self._source = source
+        self._loop = asyncio.get_running_loop()
+        self._queue: deque[AsyncJob] = deque()
+        self._active: set[AsyncJob] = set()
+        self._running = 0
+        self._paused = True
+        self._stopping = False
+        self._fetch_task: asyncio.Task[None] | None = None
+        self._refetch = False
+        self._poller: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._drained = asyncio.Event()
+        self._wake_pending = False
+        self._executor = self._make_executor()
+        self._batch = options.payload > 1
+        self._is_coroutine = inspect.iscoroutinefunction(options.worker)
+        self._unwatch = source.watch_ready(options.types, self._wake_threadsafe)
+
+    def _make_executor(self) -> Executor | None:
+        if self.options.processes:
+            context = multiprocessing.get_context("spawn")
+            return ProcessPoolExecutor(self.options.processes, mp_context=context)
+        if inspect.iscoroutinefunction(self.options.worker):
+            return None
+        return ThreadPoolExecutor(
+            max(self.options.concurrency, 1), thread_name_prefix="jobcollection-worker"
+        )
+
+    @classmethod
+    async def start(cls, source: WorkSource, options: QueueOptions) -> AsyncJobQueue:
+        queue = cls(source, options)
+        queue.resume()
+        return queue
+
+    # -- state -------------------------------------------------------------------------------
+
+    def length(self) -> int:
+        return len(self._queue)
+
+    def running(self) -> int:
+        return self._running
+
+    def idle(self) -> bool:
+        return not self._queue and not self._running
+
+    def full(self) -> bool:
+        return self._running == self.options.concurrency
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    # -- control -----------------------------------------------------------------------------
+
+    def pause(self) -> AsyncJobQueue:
+        if not self._paused:
+            self._paused = True
+            self._stop_polling()
+        return self
+
+    def resume(self) -> AsyncJobQueue:
+        if self._paused and not self._stopping:
+            self._paused = False
+            self._fetch()
+            if self.options.poll_interval:
+                self._poller = self._loop.create_task(self._poll())
+            self._dispatch()
+        return self
+
+    def trigger(self) -> AsyncJobQueue:
+        if not self._paused:
+            self._fetch()
+        return self
+
+    def _wake_threadsafe(self) -> None:
+        """Called from the storage's thread when a job of our types became ready."""
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._wake_pending = False
+        if not self._stopping:
+            self.trigger()
+
+    def _stop_polling(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    async def _poll(self) -> None:
+        interval = (self.options.poll_interval or 0) / 1000
+        while True:
+            await asyncio.sleep(interval)
+            self.trigger()
+
+    # -- fetching and dispatching ------------------------------------------------------------
+
+    def _fetch(self) -> None:
+        if self._paused:
+            return
+        if self._fetch_task is not None:
+            self._refetch = True  # something became ready while a getWork was out
+            return
+        o = self.options
+        wanted = o.prefetch + o.payload * (o.concurrency - self._running) - len(self._queue)
+        if wanted > 0 and not self._stopping:
+            self._fetch_task = self._loop.create_task(self._get_work(wanted))
+
+    async def _get_work(self, wanted: int) -> None:
+        try:
+            jobs = await self._source.get_work(
+                self.options.types, wanted, self.options.work_timeout
+            )
+        except Exception as error:
+            self.options.error_callback(f"Received error from getWork(): {error}")
+            jobs = []
+        finally:
+            self._fetch_task = None
+        if len(jobs) > wanted:
+            self.options.error_callback(f"getWork() returned {len(jobs)} jobs, asked for {wanted}")
+        self._queue.extend(jobs)
+        if not self._stopping:
+            self._dispatch()
+        if self._refetch or len(jobs) == wanted:
+            self._refetch = False
+            self._fetch()
+
+    def _dispatch(self) -> None:
+        o = self.options
+        while not self._paused and self._running < o.concurrency and self._queue:
+            count = o.payload if self._batch else 1
+            batch = [self._queue.popleft() for _ in range(min(count, len(self._queue)))]
+            self._running += 1
+            self._active.update(batch)
+            task = self._loop.create_task(self._invoke(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _invoke(self, batch: list[AsyncJob]) -> None:
+        try:
+            await self._run_worker(batch)
+        except Exception as error:
+            self.options.error_callback(error)
+        finally:
+            self._running -= 1
+            self._active.difference_update(batch)
+            self._after_invocation()
+
+    async def _run_worker(self, batch: list[AsyncJob]) -> None:
+        fn, batch_mode = self.options.worker, self._batch
+        if self._is_coroutine:
+            for job in batch:
+                job.strict = self.options.callback_strict
+            await run_async(fn, batch, batch_mode)
+        elif self.options.processes:
+            docs = [job.doc for job in batch]
+            src = self._source
+            await self._loop.run_in_executor(
+                self._executor, run_in_child, fn, src.db_url, src.root, docs, batch_mode
+            )
+        else:
+            sync_jobs = [Job(self._source.sync, job.doc) for job in batch]
+            for sync_job in sync_jobs:
+                sync_job.strict = self.options.callback_strict
+            await self._loop.run_in_executor(self._executor, run_sync, fn, sync_jobs, batch_mode)
+
+    def _after_invocation(self) -> None:
+        if self._stopping:
+            if self._running == 0 and (self._paused or not self._queue):
+                self._drained.set()
+            elif not self._paused:
+                self._dispatch()
+            return
+        self._dispatch()
+        self._fetch()
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def shutdown(self, level: ShutdownLevel = "normal", quiet: bool = False) -> None:
+        """Stop taking work; `soft` finishes queued work, `normal` fails it, `hard` also fails
+        running jobs at once (their worker code is not interrupted)."""
+        if self._stopping:
+            await self._drained.wait()
+            return
+        self._stopping = True
+        self._stop_polling()
+        self._unwatch()
+        if self._fetch_task is not None:
+            with contextlib.suppress(Exception):
+                await self._fetch_task
+        if not quiet:
+            log.info("%s queue shutting down (%s)", self.options.types, level)
+        if level == "soft":
+            self._dispatch()
+            if self._running or self._queue:
+                await self._drained.wait()
+        else:
+            self._paused = True
+            taken = list(self._queue)
+            self._queue.clear()
+            if level == "hard":
+                taken += list(self._active)
+            elif self._running:
+                await self._drained.wait()
+            for job in taken:
+                with contextlib.suppress(Exception):
+                    await job.fail(_SHUTDOWN_ERROR)
+        self._drained.set()
+        if self._executor is not None:
+            self._executor.shutdown(wait=level != "hard", cancel_futures=True)
+
+
+class JobQueue:
+    """The blocking face of an `AsyncJobQueue` running on a private loop thread."""
+
+    def __init__(self, portal: Portal, queue: AsyncJobQueue) -> None:
+        self._portal = portal
+        self._queue = queue
+
+    def length(self) -> int:
+        return self._queue.length()
+
+    def running(self) -> int:
+        return self._queue.running()
+
+    def idle(self) -> bool:
+        return self._queue.idle()
+
+    def full(self) -> bool:
+        return self._queue.full()
+
+    def pause(self) -> JobQueue:
+        self._portal.call(self._queue.pause)
+        return self
+
+    def resume(self) -> JobQueue:
+        self._portal.call(self._queue.resume)
+        return self
+
+    def trigger(self) -> JobQueue:
+        self._portal.call(self._queue.trigger)
+        return self
+
+    def shutdown(self, level: ShutdownLevel = "normal", quiet: bool = False) -> None:
+        self._portal.run(self._queue.shutdown(level, quiet))

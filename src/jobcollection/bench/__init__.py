@@ -1,0 +1,1 @@
+"""Benchmarks: our job queue measured against peers (see ``huey_peer`` for huey)."""

@@ -1,0 +1,1 @@
+"""Pure job-collection rules: no I/O, clock reads or threads; imports only stdlib and errors."""

@@ -1,0 +1,93 @@
+"""EJSON values and the JSON codec used for user data (SPEC.md section 8).
+
+User data (`data`, `result`, failures, log `data`) may hold dates, bytes, non-finite numbers and
+custom types. They are decoded to the value types below and encoded back unchanged, so a value
+survives storage and the wire byte for byte. Plain JSON values pass through untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+_FORMS = ("$date", "$binary", "$InfNaN", "$type", "$escape")
+
+
+@dataclass(frozen=True, slots=True)
+class Date:
+    """An EJSON date: integer milliseconds since the epoch (may exceed Python's datetime range)."""
+
+    ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CustomType:
+    """An EJSON custom type kept opaque (`{"$type": name, "$value": value}`), e.g. ObjectID."""
+
+    name: str
+    value: Any
+
+
+def _looks_special(obj: dict[str, Any]) -> bool:
+    return 0 < len(obj) <= 2 and all(isinstance(k, str) and k.startswith("$") for k in obj)
+
+
+def _decode_special(obj: dict[str, Any]) -> tuple[bool, Any]:
+    keys = set(obj)
+    if keys == {"$date"} and isinstance(obj["$date"], int | float):
+        return True, Date(int(obj["$date"]))
+    if keys == {"$binary"} and isinstance(obj["$binary"], str):
+        return True, base64.b64decode(obj["$binary"])
+    if keys == {"$InfNaN"} and obj["$InfNaN"] in (1, -1, 0):
+        return True, {1: math.inf, -1: -math.inf, 0: math.nan}[obj["$InfNaN"]]
+    if keys == {"$type", "$value"} and isinstance(obj["$type"], str):
+        return True, CustomType(obj["$type"], obj["$value"])
+    if keys == {"$escape"} and isinstance(obj["$escape"], dict):
+        return True, {k: from_ejson(v) for k, v in obj["$escape"].items()}
+    return False, None
+
+
+def from_ejson(value: Any) -> Any:
+    """Turn a JSON-decoded EJSON value into Python values (dates, bytes, ...)."""
+    if isinstance(value, dict):
+        if _looks_special(value):
+            matched, decoded = _decode_special(value)
+            if matched:
+                return decoded
+        return {k: from_ejson(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_ejson(v) for v in value]
+    return value
+
+
+def to_ejson(value: Any) -> Any:
+    """Turn Python values into JSON-encodable EJSON (inverse of `from_ejson`)."""
+    if isinstance(value, dict):
+        encoded = {k: to_ejson(v) for k, v in value.items()}
+        if _looks_special(value) and _decode_special(value)[0]:
+            return {"$escape": encoded}
+        return encoded
+    if isinstance(value, list | tuple):
+        return [to_ejson(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$InfNaN": 0 if math.isnan(value) else (1 if value > 0 else -1)}
+    if isinstance(value, Date):
+        return {"$date": value.ms}
+    if isinstance(value, bytes | bytearray):
+        return {"$binary": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, CustomType):
+        return {"$type": value.name, "$value": value.value}
+    return value
+
+
+def dumps(value: Any) -> str:
+    """Serialize a value to compact EJSON text."""
+    return json.dumps(to_ejson(value), separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str) -> Any:
+    """Parse EJSON text."""
+    return from_ejson(json.loads(text))

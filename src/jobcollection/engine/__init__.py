@@ -1,0 +1,1 @@
+"""The job engine: runs the 16 operations on a storage port. Imports `core` and `storage.port`."""

@@ -1,0 +1,262 @@
+"""Control operations: save, ready, pause, resume, cancel, restart, remove, rerun (SPEC 3-4)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from ..core import rules
+from ..core.constants import (
+    FOREVER,
+    JOB_STATUS_CANCELLABLE,
+    JOB_STATUS_PAUSABLE,
+    JOB_STATUS_REMOVABLE,
+    JOB_STATUS_RESTARTABLE,
+    Status,
+)
+from ..core.params import (
+    CancelParams,
+    IdsParams,
+    ReadyParams,
+    RerunParams,
+    RestartParams,
+    SaveParams,
+)
+from ..storage.port import Guard, JobDoc
+from ._context import Op
+
+_DEFAULT_CANCEL = CancelParams(ids=[])
+
+
+def ready(op: Op, ids: Sequence[str], force: bool = False, time: int | None = None) -> bool:
+    """Promote due waiting jobs; an empty `ids` means every waiting job of the collection."""
+    due_by = op.now if time is None else time
+    targets = op.tx.due(due_by, ids or None, force)
+    if not targets:
+        return False
+    fields: dict[str, Any] = {"status": Status.READY.value, "updated": op.now}
+    if ids:
+        fields["after"] = op.now
+    log = [rules.entry(op.now, "Promoted to ready")]
+    if force:
+        fields["depends"] = []
+        log.insert(0, rules.entry(op.now, "Dependencies force resolved", "warning"))
+    guard = Guard(statuses=(Status.WAITING,), due_by=due_by, no_depends=not force)
+    return bool(op.tx.update(targets, fields, guard, log))
+
+
+def job_ready(op: Op, p: ReadyParams) -> bool:
+    return ready(op, p.ids, p.force, p.time)
+
+
+def job_pause(op: Op, p: IdsParams) -> bool:
+    fields = {"status": Status.PAUSED.value, "updated": op.now}
+    guard = Guard(statuses=JOB_STATUS_PAUSABLE)
+    return bool(p.ids) and bool(
+        op.tx.update(p.ids, fields, guard, [rules.entry(op.now, "Job Paused")])
+    )
+
+
+def job_resume(op: Op, p: IdsParams) -> bool:
+    if not p.ids:
+        return False
+    fields = {"status": Status.WAITING.value, "updated": op.now}
+    guard = Guard(statuses=(Status.PAUSED,))
+    resumed = op.tx.update(p.ids, fields, guard, [rules.entry(op.now, "Job Resumed")])
+    if resumed:
+        ready_or_wake(op, resumed)
+    return bool(resumed)
+
+
+def ready_or_wake(op: Op, ids: Sequence[str]) -> None:
+    """Ready what is due now; tell the scheduler when the rest becomes due."""
+    ready(op, ids)
+    for doc in op.tx.find(ids=ids, statuses=(Status.WAITING,)):
+        if not doc["depends"]:
+            op.wake_at(doc["after"])
+
+
+def _related(
+    op: Op, ids: Sequence[str], p: CancelParams | RestartParams, eligible: Collection[str]
+) -> list[str]:
+    """Antecedents and/or dependents of `ids` that are in an `eligible` status."""
+    related: dict[str, None] = {}
+    if p.antecedents:
+        wanted = [a for doc in op.tx.get(ids) for a in doc["depends"]]
+        related.update((d["_id"], None) for d in op.tx.find(ids=wanted, statuses=eligible))
+    if p.dependents:
+        related.update((d["_id"], None) for d in op.tx.dependents(ids) if d["status"] in eligible)
+    return list(related)
+
+
+def cancel(op: Op, p: CancelParams) -> bool:
+    """Cancel, then cascade to antecedents/dependents with the same options."""
+    if not p.ids:
+        return False
+    fields = {
+        "status": Status.CANCELLED.value,
+        "runId": None,
+        "progress": rules.fresh_progress(),
+        "updated": op.now,
+    }
+    log = [rules.entry(op.now, "Job Cancelled", "warning")]
+    changed = bool(op.tx.update(p.ids, fields, Guard(statuses=JOB_STATUS_CANCELLABLE), log))
+    cascade = _related(op, p.ids, p, JOB_STATUS_CANCELLABLE)
+    if cascade:
+        changed = cancel(op, CancelParams(cascade, p.antecedents, p.dependents)) or changed
+    return changed
+
+
+def _restart_only(op: Op, p: RestartParams) -> bool:
+    changed = False
+    for doc in op.tx.find(ids=p.ids, statuses=JOB_STATUS_RESTARTABLE):
+        fields: dict[str, Any] = {
+            "status": Status.WAITING.value,
+            "progress": rules.fresh_progress(),
+            "updated": op.now,
+            "retries": min(doc["retries"] + p.retries, FOREVER),
+        }
+        if p.until is not None:
+            fields["retryUntil"] = p.until
+        log = [rules.entry(op.now, "Job Restarted")]
+        changed = (
+            bool(op.tx.update([doc["_id"]], fields, Guard(statuses=JOB_STATUS_RESTARTABLE), log))
+            or changed
+        )
+    cascade = _related(op, p.ids, p, JOB_STATUS_RESTARTABLE)
+    if cascade:
+        sub = RestartParams(cascade, p.retries, p.until, p.antecedents, p.dependents)
+        changed = _restart_only(op, sub) or changed
+    return changed
+
+
+def restart(op: Op, p: RestartParams) -> bool:
+    if not p.ids or not _restart_only(op, p):
+        return False
+    ready_or_wake(op, p.ids)
+    return True
+
+
+def remove(op: Op, p: IdsParams) -> bool:
+    """Delete finished jobs; their unfinished dependents are cancelled (decision, SPEC 3.3)."""
+    if not p.ids:
+        return False
+    removed = op.tx.remove(p.ids, JOB_STATUS_REMOVABLE)
+    orphans = [d["_id"] for d in op.tx.dependents(removed) if d["status"] in JOB_STATUS_CANCELLABLE]
+    if orphans:
+        op.tx.update(
+            orphans, {"updated": op.now}, log=[rules.entry(op.now, "Antecedent removed", "warning")]
+        )
+        cancel(op, CancelParams(orphans))
+    return bool(removed)
+
+
+def check_antecedents(op: Op, doc: JobDoc) -> bool:
+    """Save-time dependency check: resolve completed antecedents, cancel on bad ones."""
+    if not doc["depends"]:
+        return True
+    found = {d["_id"]: d["status"] for d in op.tx.get(doc["depends"])}
+    problems = []
+    for antecedent in doc["depends"]:
+        status = found.get(antecedent)
+        if status is None:
+            problems.append(f"Antecedent job {antecedent} missing at save")
+        elif status == Status.FAILED:
+            problems.append("Antecedent job failed before save")
+        elif status == Status.CANCELLED:
+            problems.append("Antecedent job cancelled before save")
+    if problems:
+        op.tx.update(
+            [doc["_id"]], {"updated": op.now}, log=[rules.entry(op.now, m) for m in problems]
+        )
+        cancel(op, CancelParams([doc["_id"]]))
+        return False
+    completed = [a for a in doc["depends"] if found[a] == Status.COMPLETED]
+    if completed:
+        fields = {
+            "depends": [a for a in doc["depends"] if a not in completed],
+            "resolved": [*doc["resolved"], *completed],
+            "updated": op.now,
+        }
+        log = [rules.entry(op.now, "Dependency resolved") for _ in completed]
+        op.tx.update([doc["_id"]], fields, Guard(statuses=(Status.WAITING,)), log)
+    return True
+
+
+def save(op: Op, p: SaveParams) -> str | None:
+    doc = rules.clamp_new_doc(p.doc, op.now)
+    if doc is None:
+        return None
+    if doc.get("_id") is not None:
+        return _resave(op, doc)
+    if p.cancel_repeats and doc["repeats"] == FOREVER:
+        ids = [d["_id"] for d in op.tx.find(types=[doc["type"]], statuses=JOB_STATUS_CANCELLABLE)]
+        cancel(op, CancelParams(ids, antecedents=False, dependents=True))
+    return insert_new(op, doc)
+
+
+def insert_new(op: Op, doc: JobDoc) -> str | None:
+    """Insert a validated new job; it is stored ready at once when nothing holds it back."""
+    doc = dict(doc, _id=op.new_id(), created=op.now)
+    log = [*(doc.get("log") or ()), rules.entry(op.now, "Job Submitted")]
+    immediate = doc["status"] == Status.WAITING and not doc["depends"] and doc["after"] <= op.now
+    if immediate:
+        # Same outcome as insert + jobReady(id) (SPEC 4), in one write.
+        doc.update(status=Status.READY.value, after=op.now, updated=op.now)
+        log.append(rules.entry(op.now, "Promoted to ready"))
+    doc["log"] = log
+    op.tx.insert([doc])
+    if immediate:
+        return str(doc["_id"])
+    if not check_antecedents(op, doc):
+        return None
+    ready_or_wake(op, [doc["_id"]])
+    return str(doc["_id"])
+
+
+def _resave(op: Op, doc: JobDoc) -> str | None:
+    """Saving a paused job again replaces its settings and sends it back to waiting."""
+    job_id = doc["_id"]
+    repeat_retries = doc.get("repeatRetries")
+    if repeat_retries is None:
+        repeat_retries = doc["retries"] + doc["retried"]
+    fields = {key: doc[key] for key in _RESAVE_FIELDS}
+    fields.update(status=Status.WAITING.value, repeatRetries=repeat_retries, updated=op.now)
+    log = [rules.entry(op.now, "Job Resubmitted")]
+    if not op.tx.update([job_id], fields, Guard(statuses=(Status.PAUSED,)), log):
+        return None
+    stored = op.tx.get([job_id])[0]
+    if not check_antecedents(op, stored):
+        return None
+    ready_or_wake(op, [job_id])
+    return str(job_id)
+
+
+_RESAVE_FIELDS = (
+    "data",
+    "retries",
+    "retryUntil",
+    "retryWait",
+    "retryBackoff",
+    "repeats",
+    "repeatUntil",
+    "repeatWait",
+    "depends",
+    "priority",
+    "after",
+)
+
+
+def rerun(op: Op, p: RerunParams) -> str | bool | None:
+    found = op.tx.find(ids=[p.id], statuses=(Status.COMPLETED,))
+    if not found:
+        return False
+    doc = found[0]
+    after = rules.wait_after(p.wait, op.now)
+    if after is None:
+        return None
+    until = doc["repeatUntil"] if p.until is None else p.until
+    new = rules.rerun_copy(doc, op.new_id(), op.now, p.repeats, until, after)
+    op.tx.insert([new])
+    ready_or_wake(op, [new["_id"]])
+    return str(new["_id"])

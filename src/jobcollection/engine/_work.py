@@ -1,0 +1,186 @@
+"""Worker-side operations: getJob, getWork, jobLog, jobProgress, jobDone, jobFail (SPEC 3-4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core import rules
+from ..core.constants import JOB_STATUS_CANCELLABLE, Status
+from ..core.params import (
+    CancelParams,
+    DoneParams,
+    FailParams,
+    GetJobParams,
+    GetWorkParams,
+    LogParams,
+    ProgressParams,
+)
+from ..storage.port import UNSET, Guard, JobDoc
+from . import _control
+from ._context import Op
+
+_RUNNING = (Status.RUNNING,)
+
+
+def get_job(op: Op, p: GetJobParams) -> JobDoc | list[JobDoc] | None:
+    if not p.ids:
+        return None
+    docs = op.tx.get(p.ids)
+    logs = op.tx.log_of([d["_id"] for d in docs]) if p.get_log else {}
+    for doc in docs:
+        doc.pop("_private", None)
+        if not p.get_failures:
+            doc.pop("failures", None)
+        if p.get_log:
+            doc["log"] = logs[doc["_id"]]
+    if p.single:
+        return docs[0] if docs else None
+    return docs or None
+
+
+def get_work(op: Op, p: GetWorkParams) -> list[JobDoc]:
+    run_id = op.new_id()
+    fields: dict[str, Any] = {"status": Status.RUNNING.value, "runId": run_id, "updated": op.now}
+    if p.work_timeout is not None:
+        fields.update(workTimeout=p.work_timeout, expiresAfter=op.now + p.work_timeout)
+        op.wake_at(op.now + p.work_timeout + 1)
+    else:
+        fields.update(workTimeout=UNSET, expiresAfter=UNSET)
+    log = rules.entry(op.now, "Job Running", run_id=run_id)
+    docs = op.tx.claim(p.types, p.max_jobs, fields, log)
+    for doc in docs:
+        doc.pop("failures", None)
+        doc.pop("_private", None)
+    return docs
+
+
+def _renewal(op: Op, doc: JobDoc) -> dict[str, Any]:
+    """A running job with a work timeout gets a new deadline whenever its worker reports."""
+    timeout = doc.get("workTimeout")
+    if doc["status"] != Status.RUNNING or timeout is None:
+        return {}
+    op.wake_at(op.now + timeout + 1)
+    return {"expiresAfter": op.now + timeout}
+
+
+def job_log(op: Op, p: LogParams) -> bool:
+    found = op.tx.get([p.id])
+    if not found:
+        return False
+    entry: dict[str, Any] = {
+        "time": op.now,
+        "runId": p.run_id,
+        "level": p.level,
+        "message": p.message,
+    }
+    if p.data is not None:
+        entry["data"] = p.data
+    fields = {"updated": op.now, **_renewal(op, found[0])}
+    return bool(op.tx.update([p.id], fields, log=[entry]))
+
+
+def _running(op: Op, job_id: str, run_id: str) -> JobDoc | None:
+    found = op.tx.find(ids=[job_id], statuses=_RUNNING)
+    if not found or found[0]["runId"] != run_id:
+        return None
+    return found[0]
+
+
+def job_progress(op: Op, p: ProgressParams) -> bool:
+    doc = _running(op, p.id, p.run_id)
+    if doc is None:
+        return False
+    progress = {"completed": p.completed, "total": p.total, "percent": 100 * p.completed / p.total}
+    fields = {"progress": progress, "updated": op.now, **_renewal(op, doc)}
+    return bool(op.tx.update([p.id], fields, Guard(statuses=_RUNNING, run_id=p.run_id)))
+
+
+def job_done(op: Op, p: DoneParams) -> bool | str:
+    doc = _running(op, p.id, p.run_id)
+    if doc is None:
+        return False
+    fields = {
+        "status": Status.COMPLETED.value,
+        "result": p.result,
+        "progress": rules.done_progress(doc.get("progress")),
+        "updated": op.now,
+    }
+    log = [rules.entry(op.now, "Job Completed", "success", p.run_id)]
+    if not op.tx.update([p.id], fields, Guard(statuses=_RUNNING, run_id=p.run_id), log):
+        return False
+    repeat_id = _repeat(op, doc)
+    _resolve_dependents(op, p.id, p.delay_deps)
+    return repeat_id if (p.repeat_id and repeat_id) else True
+
+
+def _repeat(op: Op, doc: JobDoc) -> str | None:
+    after = rules.repeat_after(doc, op.now)
+    if after is None:
+        return None
+    new = rules.rerun_copy(doc, op.new_id(), op.now, doc["repeats"] - 1, doc["repeatUntil"], after)
+    op.tx.insert([new])
+    _control.ready_or_wake(op, [new["_id"]])
+    return str(new["_id"])
+
+
+def _resolve_dependents(op: Op, job_id: str, delay: int | None) -> None:
+    dependents = op.tx.dependents([job_id])
+    for dep in dependents:
+        fields: dict[str, Any] = {
+            "depends": [a for a in dep["depends"] if a != job_id],
+            "resolved": [*dep["resolved"], job_id],
+            "updated": op.now,
+        }
+        if delay is not None:
+            fields["after"] = max(dep["after"], op.now + delay)
+        op.tx.update([dep["_id"]], fields, log=[rules.entry(op.now, "Dependency resolved")])
+    if dependents:
+        _control.ready_or_wake(op, [d["_id"] for d in dependents])
+
+
+def job_fail(op: Op, p: FailParams) -> bool:
+    doc = _running(op, p.id, p.run_id)
+    return doc is not None and fail_run(op, doc, p.err, p.fatal)
+
+
+def fail_run(op: Op, doc: JobDoc, err: dict[str, Any], fatal: bool) -> bool:
+    """End a run with an error: back to waiting for a retry, or failed for good."""
+    status, after = rules.fail_outcome(doc, op.now, fatal)
+    run_id = doc["runId"]
+    failure = {**err, "runId": run_id}
+    fields = {
+        "status": status.value,
+        "runId": None,
+        "after": after,
+        "updated": op.now,
+        "failures": [*(doc.get("failures") or ()), failure],
+    }
+    final = status == Status.FAILED
+    level = "danger" if final else "warning"
+    log = [rules.entry(op.now, rules.fail_message(err, final), level, run_id)]
+    guard = Guard(statuses=_RUNNING, run_id=run_id)
+    if not op.tx.update([doc["_id"]], fields, guard, log):
+        return False
+    if final:
+        dependents = [
+            d["_id"]
+            for d in op.tx.dependents([doc["_id"]])
+            if d["status"] in JOB_STATUS_CANCELLABLE
+        ]
+        if dependents:
+            _control.cancel(op, CancelParams(dependents))
+    else:
+        _control.ready_or_wake(op, [doc["_id"]])
+    return True
+
+
+def fail_expired(op: Op) -> int:
+    """Fail every running job whose work timeout passed without a word from its worker."""
+    err = {"value": "Failed for exceeding worker set workTimeout"}
+    return sum(fail_run(op, doc, err, False) for doc in op.tx.expired(op.now))
+
+
+def fail_all_running(op: Op) -> int:
+    """At the end of a server shutdown, running jobs are failed (not fatally)."""
+    err = {"value": "Running at Job Server shutdown."}
+    return sum(fail_run(op, doc, err, False) for doc in op.tx.find(statuses=_RUNNING))

@@ -1,0 +1,231 @@
+"""JobManager: one job collection's engine — validates, runs and announces each operation.
+
+Every operation runs in one storage transaction. The manager owns the collection's server state
+(stopped flag, shutdown deadline) and its scheduler; it is thread-safe, and the async API runs
+it on a dedicated thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..core.constants import DEFAULT_PROMOTE_INTERVAL_MS, JOB_STATUSES
+from ..core.ids import random_id
+from ..core.params import GetJobParams, SaveParams, ShutdownParams, parse_params
+from ..errors import JobCollectionError, ValidationError
+from ..storage.port import JobDoc, Storage
+from . import _control, _work
+from ._context import Op
+from .clock import Clock, SystemClock
+from .events import CallEvent, CallLog, Events, LogStream
+from .scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+Operation = Callable[[Op, Any], Any]
+_OPERATIONS: dict[str, Operation] = {
+    "jobSave": _control.save,
+    "jobReady": _control.job_ready,
+    "jobPause": _control.job_pause,
+    "jobResume": _control.job_resume,
+    "jobCancel": _control.cancel,
+    "jobRestart": _control.restart,
+    "jobRemove": _control.remove,
+    "jobRerun": _control.rerun,
+    "getWork": _work.get_work,
+    "jobLog": _work.job_log,
+    "jobProgress": _work.job_progress,
+    "jobDone": _work.job_done,
+    "jobFail": _work.job_fail,
+}
+_START = ("startJobServer", "startJobs")
+_SHUTDOWN = ("shutdownJobServer", "stopJobs")
+
+
+class JobManager:
+    """The engine of one collection (`root`) in one storage."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        root: str = "queue",
+        *,
+        clock: Clock | None = None,
+        id_factory: Callable[[], str] = random_id,
+        scrub: Callable[[JobDoc], JobDoc] | None = None,
+    ) -> None:
+        if not isinstance(root, str) or not root:
+            raise ValidationError("collection name must be a non-empty string")
+        self.storage = storage
+        self.root = root
+        self.clock = clock or SystemClock()
+        self.new_id = id_factory
+        self.scrub = scrub
+        self.stopped = True
+        self.events = Events()
+        self.call_log = CallLog()
+        self.scheduler = Scheduler(self, DEFAULT_PROMOTE_INTERVAL_MS)
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        params: Sequence[object] = (),
+        *,
+        user_id: str | None = None,
+        connection: object | None = None,
+    ) -> Any:
+        """Validate and run one method the way a DDP call would (no permission check)."""
+        params = list(params)
+        try:
+            result = self.execute(method, parse_params(method, params))
+        except JobCollectionError as error:
+            self._announce("error", CallEvent(method, params, user_id, connection, error=error))
+            raise
+        self._announce("call", CallEvent(method, params, user_id, connection, return_value=result))
+        return result
+
+    def _announce(self, kind: str, event: CallEvent) -> None:
+        if self.call_log.stream is not None:
+            self.call_log.record(event)
+        if self.events.active:
+            self.events.emit(kind, event)
+            self.events.emit(event.method, event)
+
+    def execute(self, method: str, parsed: Any) -> Any:
+        """Run an already-validated operation."""
+        if method in _START:
+            return self.start()
+        if method in _SHUTDOWN:
+            assert isinstance(parsed, ShutdownParams)
+            return self.shutdown(parsed.timeout)
+        if method == "getJob":
+            assert isinstance(parsed, GetJobParams)
+            with self.storage.read(self.root) as tx:
+                found = _work.get_job(Op(tx, self.clock.now_ms(), self.new_id), parsed)
+            return self._scrubbed(found)
+        if self.stopped and method in ("getWork", "jobProgress"):
+            return [] if method == "getWork" else None
+        result = self.run(_OPERATIONS[method], parsed)
+        return self._scrubbed(result) if method == "getWork" else result
+
+    def run(self, operation: Operation, parsed: Any) -> Any:
+        """Run one operation in a write transaction and pass its wake-up times on."""
+        with self.storage.write(self.root) as tx:
+            op = Op(tx, self.clock.now_ms(), self.new_id)
+            result = operation(op, parsed)
+        for when in op.wakeups:
+            self.scheduler.wake_at(when)
+        return result
+
+    def save_many(self, docs: Sequence[object]) -> list[str | None]:
+        """Save many new jobs in one transaction; all are validated before anything is written."""
+        parsed: list[SaveParams] = []
+        for number, doc in enumerate(docs):
+            p = parse_params("jobSave", [doc])
+            assert isinstance(p, SaveParams)
+            parsed.append(p)
+            if p.doc.get("_id") is not None:
+                raise ValidationError(f"jobs[{number}] is already saved ({p.doc['_id']})")
+
+        def save_all(op: Op, _: object) -> list[str | None]:
+            return [_control.save(op, p) for p in parsed]
+
+        return list(self.run(save_all, None))
+
+    def _scrubbed(self, found: Any) -> Any:
+        if self.scrub is None or found is None:
+            return found
+        if isinstance(found, list):
+            return [self.scrub(doc) for doc in found]
+        return self.scrub(found)
+
+    # -- job server --------------------------------------------------------------------------
+
+    def start(self) -> bool:
+        self.stopped = False
+        self.scheduler.set_shutdown(None)
+        self.scheduler.poke()
+        return True
+
+    def shutdown(self, timeout_ms: int) -> bool:
+        self.stopped = True
+        self.scheduler.set_shutdown(self.clock.now_ms() + timeout_ms)
+        return True
+
+    def finish_shutdown(self) -> None:
+        """The shutdown deadline passed: fail what still runs, close the call log."""
+        count = self.run(lambda op, _: _work.fail_all_running(op), None)
+        if count:
+            log.warning("%s: failed %d running jobs at job server shutdown", self.root, count)
+        self.call_log.close()
+
+    def promote(self, interval_ms: int = DEFAULT_PROMOTE_INTERVAL_MS) -> None:
+        """Set the safety-net sweep interval and sweep once now."""
+        if not isinstance(interval_ms, int) or isinstance(interval_ms, bool) or interval_ms <= 0:
+            log.warning("promote(%r) ignored: the interval must be a positive integer", interval_ms)
+            return
+        self.scheduler.set_interval(interval_ms)
+
+    def sweep(self) -> None:
+        """Fail expired runs, then promote every due waiting job (SPEC 3.2)."""
+        if self.stopped:
+            return
+
+        def both(op: Op, _: object) -> None:
+            _work.fail_expired(op)
+            _control.ready(op, [])
+
+        self.run(both, None)
+
+    def next_wakeup(self) -> int | None:
+        with self.storage.read(self.root) as tx:
+            return tx.next_wakeup()
+
+    def set_log_stream(self, stream: LogStream) -> None:
+        self.call_log.set(stream)
+
+    # -- queries for the Python API -----------------------------------------------------------
+
+    def find(
+        self, selector: dict[str, Any] | None = None, limit: int | None = None
+    ) -> list[JobDoc]:
+        """Documents (without `log`) matching a small equality/`$in` selector."""
+        query = parse_selector(selector or {})
+        with self.storage.read(self.root) as tx:
+            return tx.find(**query, limit=limit)
+
+    def stats(self) -> list[tuple[str, str, int]]:
+        with self.storage.read(self.root) as tx:
+            return tx.count_by_status_type()
+
+    def close(self) -> None:
+        self.scheduler.stop()
+
+
+_SELECTOR_KEYS = {"_id": "ids", "status": "statuses", "type": "types"}
+
+
+def parse_selector(selector: dict[str, Any]) -> dict[str, list[str]]:
+    """`{"status": "ready", "type": {"$in": [...]}, "_id": ...}` → find() keyword arguments."""
+    if not isinstance(selector, dict):
+        raise ValidationError(f"selector must be a dict, got {type(selector).__name__}")
+    query: dict[str, list[str]] = {}
+    for key, value in selector.items():
+        if key not in _SELECTOR_KEYS:
+            raise ValidationError(f"selector key {key!r} is not supported (use _id, status, type)")
+        if isinstance(value, dict):
+            if set(value) != {"$in"} or not isinstance(value["$in"], list):
+                raise ValidationError(f"selector.{key}: only a value or {{'$in': [...]}} works")
+            values = value["$in"]
+        else:
+            values = [value]
+        if not all(isinstance(v, str) for v in values):
+            raise ValidationError(f"selector.{key}: values must be strings")
+        if key == "status" and not set(values) <= set(JOB_STATUSES):
+            raise ValidationError(f"selector.status: unknown status in {values!r}")
+        query[_SELECTOR_KEYS[key]] = values
+    return query

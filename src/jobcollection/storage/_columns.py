@@ -1,0 +1,110 @@
+"""How a job document maps onto table columns (shared by the SQL adapters).
+
+Scalars get their own columns so the engine can filter and order on them; structured values are
+JSON text (user data as EJSON, so dates and bytes survive).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final, Literal
+
+from ..core import ejson
+from .port import UNSET, JobDoc
+
+Kind = Literal["plain", "json", "ejson"]
+
+# (document key, column, kind); the order is the SELECT order.
+FIELDS: Final[tuple[tuple[str, str, Kind], ...]] = (
+    ("_id", "id", "plain"),
+    ("type", "type", "plain"),
+    ("status", "status", "plain"),
+    ("runId", "run_id", "plain"),
+    ("priority", "priority", "plain"),
+    ("retryUntil", "retry_until", "plain"),
+    ("after", "after", "plain"),
+    ("updated", "updated", "plain"),
+    ("created", "created", "plain"),
+    ("expiresAfter", "expires_after", "plain"),
+    ("workTimeout", "work_timeout", "plain"),
+    ("retries", "retries", "plain"),
+    ("retried", "retried", "plain"),
+    ("repeatRetries", "repeat_retries", "plain"),
+    ("retryWait", "retry_wait", "plain"),
+    ("retryBackoff", "retry_backoff", "plain"),
+    ("repeats", "repeats", "plain"),
+    ("repeated", "repeated", "plain"),
+    ("repeatUntil", "repeat_until", "plain"),
+    ("repeatWait", "repeat_wait", "json"),
+    ("progress", "progress", "json"),
+    ("depends", "depends", "json"),
+    ("resolved", "resolved", "json"),
+    ("data", "data", "ejson"),
+    ("result", "result", "ejson"),
+    ("failures", "failures", "ejson"),
+    ("_private", "private", "ejson"),
+)
+OPTIONAL: Final = frozenset(
+    {"expiresAfter", "workTimeout", "repeatRetries", "result", "failures", "_private"}
+)
+COLUMN_OF: Final = {key: column for key, column, _ in FIELDS}
+KIND_OF: Final = {key: kind for key, _, kind in FIELDS}
+SELECT_LIST: Final = ", ".join(column for _, column, _ in FIELDS)
+INSERT_COLUMNS: Final = ("collection", *(column for _, column, _ in FIELDS))
+NO_DEPENDS: Final = "[]"
+
+
+def encode(key: str, value: Any) -> Any:
+    """The column value for one document field (UNSET and absent optional fields are NULL)."""
+    if value is UNSET:
+        return None
+    kind = KIND_OF[key]
+    if kind == "plain":
+        return value
+    if kind == "json":
+        return json.dumps(value, separators=(",", ":"))
+    return ejson.dumps(value)
+
+
+def row_to_doc(row: Sequence[Any]) -> JobDoc:
+    """Rebuild a document from a row selected with SELECT_LIST."""
+    doc: JobDoc = {}
+    for (key, _, kind), value in zip(FIELDS, row, strict=True):
+        if value is None:
+            if key in OPTIONAL:
+                continue
+            doc[key] = None
+        elif kind == "plain":
+            doc[key] = value
+        elif kind == "json":
+            doc[key] = json.loads(value)
+        else:
+            doc[key] = ejson.loads(value)
+    return doc
+
+
+def insert_row(collection: str, doc: JobDoc) -> tuple[Any, ...]:
+    """The INSERT parameters for a new document."""
+    return (collection, *(encode(key, doc.get(key, UNSET)) for key, _, _ in FIELDS))
+
+
+def log_row(job_id: str, entry: dict[str, Any]) -> tuple[Any, ...]:
+    data = entry.get("data")
+    return (
+        job_id,
+        entry["time"],
+        entry.get("runId"),
+        entry["level"],
+        entry["message"],
+        None if data is None else ejson.dumps(data),
+    )
+
+
+def log_entry(row: Sequence[Any]) -> dict[str, Any]:
+    """A log entry from (time, run_id, level, message, data)."""
+    time, run_id, level, message, data = row
+    entry: dict[str, Any] = {"time": time, "runId": run_id, "level": level, "message": message}
+    if data is not None:
+        entry["data"] = ejson.loads(data)
+    return entry

@@ -1,0 +1,235 @@
+"""One SQLite transaction on one collection: the `Transaction` port in SQL."""
+
+from __future__ import annotations
+
+import heapq
+import sqlite3
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from . import _columns as cols
+from .port import NO_GUARD, ChangeOp, Guard, JobDoc, LogEntry, iter_chunks
+
+_CHUNK = 500  # ids per statement, well under SQLite's parameter limit
+_LOG_INSERT = (
+    "INSERT INTO job_log (job_id, time, run_id, level, message, data) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_JOB_INSERT = (
+    f"INSERT INTO jobs ({', '.join(cols.INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(cols.INSERT_COLUMNS))})"
+)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+class SqliteTransaction:
+    """Implements `storage.port.Transaction`; collects the change feed rows it causes."""
+
+    def __init__(self, conn: sqlite3.Connection, collection: str) -> None:
+        self._conn = conn
+        self.collection = collection
+        self.changes: list[tuple[str, str, ChangeOp, str, str | None, str]] = []
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str]) -> list[JobDoc]:
+        return self.find(ids=ids)
+
+    def find(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        statuses: Collection[str] | None = None,
+        types: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> list[JobDoc]:
+        if ids is not None and len(ids) > _CHUNK:
+            found = [
+                doc
+                for chunk in iter_chunks(ids, _CHUNK)
+                for doc in self.find(ids=chunk, statuses=statuses, types=types)
+            ]
+            return found[:limit] if limit is not None else found
+        where: list[str] = ["collection = ?"]
+        args: list[Any] = [self.collection]
+        for column, values in (("id", ids), ("status", statuses), ("type", types)):
+            if values is not None:
+                values = list(values)
+                where.append(f"{column} IN ({_marks(len(values))})")
+                args.extend(values)
+        sql = f"SELECT {cols.SELECT_LIST} FROM jobs WHERE {' AND '.join(where)} ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [cols.row_to_doc(row) for row in self._conn.execute(sql, args)]
+
+    def count_by_status_type(self) -> list[tuple[str, str, int]]:
+        sql = (
+            "SELECT status, type, count(*) FROM jobs WHERE collection = ? "
+            "GROUP BY status, type ORDER BY status, type"
+        )
+        return [(s, t, n) for s, t, n in self._conn.execute(sql, (self.collection,))]
+
+    def log_of(self, ids: Sequence[str]) -> dict[str, list[LogEntry]]:
+        logs: dict[str, list[LogEntry]] = {job_id: [] for job_id in ids}
+        for chunk in iter_chunks(ids, _CHUNK):
+            sql = (
+                "SELECT job_id, time, run_id, level, message, data FROM job_log "
+                f"WHERE job_id IN ({_marks(len(chunk))}) ORDER BY n"
+            )
+            for row in self._conn.execute(sql, list(chunk)):
+                logs[row[0]].append(cols.log_entry(row[1:]))
+        return logs
+
+    def dependents(self, ids: Collection[str]) -> list[JobDoc]:
+        found: list[JobDoc] = []
+        for chunk in iter_chunks(list(ids), _CHUNK):
+            sql = (
+                f"SELECT {cols.SELECT_LIST} FROM jobs WHERE collection = ? AND id IN "
+                f"(SELECT job_id FROM job_deps WHERE antecedent IN ({_marks(len(chunk))})) "
+                "ORDER BY seq"
+            )
+            found.extend(
+                cols.row_to_doc(r) for r in self._conn.execute(sql, [self.collection, *chunk])
+            )
+        return found
+
+    def due(self, now: int, ids: Sequence[str] | None, force: bool) -> list[str]:
+        sql = "SELECT id FROM jobs WHERE collection = ? AND status = 'waiting' AND after <= ?"
+        args: list[Any] = [self.collection, now]
+        if not force:
+            sql += f" AND depends = '{cols.NO_DEPENDS}'"
+        if ids is None:
+            return [row[0] for row in self._conn.execute(sql + " ORDER BY seq", args)]
+        due: list[str] = []
+        for chunk in iter_chunks(ids, _CHUNK):
+            query = f"{sql} AND id IN ({_marks(len(chunk))}) ORDER BY seq"
+            due.extend(row[0] for row in self._conn.execute(query, [*args, *chunk]))
+        return due
+
+    def expired(self, now: int) -> list[JobDoc]:
+        sql = (
+            f"SELECT {cols.SELECT_LIST} FROM jobs WHERE collection = ? AND status = 'running' "
+            "AND expires_after < ? ORDER BY seq"
+        )
+        return [cols.row_to_doc(row) for row in self._conn.execute(sql, (self.collection, now))]
+
+    def next_wakeup(self) -> int | None:
+        due = self._conn.execute(
+            "SELECT min(after) FROM jobs WHERE collection = ? AND status = 'waiting' "
+            f"AND depends = '{cols.NO_DEPENDS}'",
+            (self.collection,),
+        ).fetchone()[0]
+        expiry = self._conn.execute(
+            "SELECT min(expires_after) FROM jobs WHERE collection = ? AND status = 'running'",
+            (self.collection,),
+        ).fetchone()[0]
+        times = [t for t in (due, expiry) if t is not None]
+        return min(times) if times else None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def insert(self, docs: Sequence[JobDoc]) -> None:
+        self._conn.executemany(_JOB_INSERT, [cols.insert_row(self.collection, d) for d in docs])
+        self._conn.executemany(
+            _LOG_INSERT, [cols.log_row(d["_id"], e) for d in docs for e in d.get("log") or ()]
+        )
+        deps = [(a, d["_id"]) for d in docs for a in d["depends"]]
+        if deps:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO job_deps (antecedent, job_id) VALUES (?, ?)", deps
+            )
+        for d in docs:
+            self.changes.append((self.collection, d["_id"], "insert", d["type"], d["status"], "*"))
+
+    def update(
+        self,
+        ids: Sequence[str],
+        fields: Mapping[str, Any],
+        guard: Guard = NO_GUARD,
+        log: Sequence[LogEntry] = (),
+    ) -> list[str]:
+        if len(ids) > _CHUNK:
+            return [
+                job_id
+                for chunk in iter_chunks(ids, _CHUNK)
+                for job_id in self.update(chunk, fields, guard, log)
+            ]
+        sets = ", ".join(f"{cols.COLUMN_OF[key]} = ?" for key in fields)
+        args: list[Any] = [cols.encode(key, value) for key, value in fields.items()]
+        where = [f"collection = ? AND id IN ({_marks(len(ids))})"]
+        args += [self.collection, *ids]
+        if guard.statuses is not None:
+            where.append(f"status IN ({_marks(len(guard.statuses))})")
+            args.extend(guard.statuses)
+        if guard.run_id is not None:
+            where.append("run_id = ?")
+            args.append(guard.run_id)
+        if guard.due_by is not None:
+            where.append("after <= ?")
+            args.append(guard.due_by)
+        if guard.no_depends:
+            where.append(f"depends = '{cols.NO_DEPENDS}'")
+        sql = f"UPDATE jobs SET {sets} WHERE {' AND '.join(where)} RETURNING id, type, status"
+        written = self._conn.execute(sql, args).fetchall()
+        done = [row[0] for row in written]
+        if "depends" in fields and done:
+            self._replace_deps(done, fields["depends"])
+        if log and done:
+            self._conn.executemany(_LOG_INSERT, [cols.log_row(i, e) for i in done for e in log])
+        changed = ",".join(fields)
+        self.changes.extend((self.collection, i, "update", t, s, changed) for i, t, s in written)
+        return done
+
+    def _replace_deps(self, job_ids: list[str], depends: list[str]) -> None:
+        self._conn.executemany("DELETE FROM job_deps WHERE job_id = ?", [(i,) for i in job_ids])
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO job_deps (antecedent, job_id) VALUES (?, ?)",
+            [(a, i) for i in job_ids for a in depends],
+        )
+
+    def claim(
+        self, types: Sequence[str], limit: int, fields: Mapping[str, Any], log: LogEntry
+    ) -> list[JobDoc]:
+        candidates = heapq.nsmallest(limit, (c for t in types for c in self._best_ready(t, limit)))
+        if not candidates:
+            return []
+        seqs = [seq for _, _, seq in candidates]
+        sets = ", ".join(f"{cols.COLUMN_OF[key]} = ?" for key in fields)
+        args = [cols.encode(key, value) for key, value in fields.items()]
+        sql = (
+            f"UPDATE jobs SET {sets}, retries = retries - 1, retried = retried + 1 "
+            f"WHERE seq IN ({_marks(len(seqs))}) AND status = 'ready' AND run_id IS NULL "
+            f"RETURNING seq, {cols.SELECT_LIST}"
+        )
+        rows = sorted(self._conn.execute(sql, [*args, *seqs]), key=lambda r: seqs.index(r[0]))
+        docs = [cols.row_to_doc(row[1:]) for row in rows]
+        self._conn.executemany(_LOG_INSERT, [cols.log_row(d["_id"], log) for d in docs])
+        changed = ",".join((*fields, "retries", "retried"))
+        self.changes.extend(
+            (self.collection, d["_id"], "update", d["type"], d["status"], changed) for d in docs
+        )
+        return docs
+
+    def _best_ready(self, job_type: str, limit: int) -> list[tuple[int, int, int]]:
+        sql = (
+            "SELECT priority, after, seq FROM jobs INDEXED BY jobs_ready WHERE collection = ? "
+            "AND type = ? AND status = 'ready' ORDER BY priority, after, seq LIMIT ?"
+        )
+        return self._conn.execute(sql, (self.collection, job_type, limit)).fetchall()
+
+    def remove(self, ids: Sequence[str], statuses: Collection[str]) -> list[str]:
+        removed: list[tuple[str, str]] = []
+        for chunk in iter_chunks(ids, _CHUNK):
+            sql = (
+                f"DELETE FROM jobs WHERE collection = ? AND id IN ({_marks(len(chunk))}) "
+                f"AND status IN ({_marks(len(statuses))}) RETURNING id, type"
+            )
+            removed += self._conn.execute(sql, [self.collection, *chunk, *statuses]).fetchall()
+        gone = [(job_id,) for job_id, _ in removed]
+        self._conn.executemany("DELETE FROM job_log WHERE job_id = ?", gone)
+        self._conn.executemany("DELETE FROM job_deps WHERE job_id = ?", gone)
+        self.changes.extend((self.collection, i, "remove", t, None, "") for i, t in removed)
+        return [job_id for job_id, _ in removed]

@@ -1,0 +1,166 @@
+"""The storage port: what the engine needs from a database, and nothing more.
+
+The engine runs every operation inside one transaction (`Storage.write` / `Storage.read`) and
+talks to it through the intention-revealing `Transaction` methods below. Documents cross the port
+in their Meteor shape (camelCase keys, times as integer ms, user data as EJSON values); `log` is
+never part of a stored row and travels through `log_of` / `append_log`.
+
+The port is synchronous on purpose: a SQLite statement takes microseconds, and a thread hop per
+call would cost more than the work. The async API runs the same engine on a dedicated thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol
+
+JobDoc = dict[str, Any]
+LogEntry = dict[str, Any]
+
+
+class _Unset:
+    """Marks a field to remove from a document (Mongo's `$unset`)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+
+ChangeOp = Literal["insert", "update", "remove"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One job written: the feed entry live queries and queues react to."""
+
+    seq: int
+    collection: str
+    job_id: str
+    op: ChangeOp
+    type: str
+    status: str | None
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """Compare-and-set conditions for an update: a row is written only if all of them hold."""
+
+    statuses: Collection[str] | None = None
+    run_id: str | None = None
+    due_by: int | None = None  # after <= due_by
+    no_depends: bool = False
+
+
+NO_GUARD: Final = Guard()
+ChangeListener = Callable[[Sequence[Change]], None]
+
+
+class Transaction(Protocol):
+    """Operations inside one atomic transaction on one collection."""
+
+    def get(self, ids: Sequence[str]) -> list[JobDoc]:
+        """Documents with these ids, in insertion order (missing ids are skipped)."""
+        ...
+
+    def find(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        statuses: Collection[str] | None = None,
+        types: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> list[JobDoc]:
+        """Documents matching every given condition, in insertion order."""
+        ...
+
+    def count_by_status_type(self) -> list[tuple[str, str, int]]:
+        """(status, type, count) for the collection."""
+        ...
+
+    def log_of(self, ids: Sequence[str]) -> dict[str, list[LogEntry]]:
+        """The log entries of each job, oldest first."""
+        ...
+
+    def insert(self, docs: Sequence[JobDoc]) -> None:
+        """Insert new documents (each with `_id` and optionally `log`)."""
+        ...
+
+    def update(
+        self,
+        ids: Sequence[str],
+        fields: Mapping[str, Any],
+        guard: Guard = NO_GUARD,
+        log: Sequence[LogEntry] = (),
+    ) -> list[str]:
+        """Set `fields` (UNSET removes) where `guard` holds; append `log`; return ids written."""
+        ...
+
+    def claim(
+        self, types: Sequence[str], limit: int, fields: Mapping[str, Any], log: LogEntry
+    ) -> list[JobDoc]:
+        """Atomically move up to `limit` ready jobs of `types` to running, best first."""
+        ...
+
+    def remove(self, ids: Sequence[str], statuses: Collection[str]) -> list[str]:
+        """Delete those ids whose status is in `statuses`; ids deleted."""
+        ...
+
+    def dependents(self, ids: Collection[str]) -> list[JobDoc]:
+        """Jobs whose `depends` lists any of `ids`."""
+        ...
+
+    def due(self, now: int, ids: Sequence[str] | None, force: bool) -> list[str]:
+        """Waiting jobs with `after <= now` (and no open dependency unless `force`)."""
+        ...
+
+    def expired(self, now: int) -> list[JobDoc]:
+        """Running jobs whose `expiresAfter` is before `now`."""
+        ...
+
+    def next_wakeup(self) -> int | None:
+        """Earliest time at which a waiting job becomes due or a running job expires."""
+        ...
+
+
+class Storage(Protocol):
+    """A database holding any number of job collections."""
+
+    url: str
+
+    def write(self, collection: str) -> AbstractContextManager[Transaction]:
+        """A read-write transaction, serialized with every other writer."""
+        ...
+
+    def read(self, collection: str) -> AbstractContextManager[Transaction]:
+        """A read-only snapshot."""
+        ...
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        """Call `listener` with every change of any process; returns an unsubscribe function."""
+        ...
+
+    def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
+        """Changes with a sequence number above `seq`, oldest first."""
+        ...
+
+    def last_seq(self) -> int:
+        """The newest change's sequence number (0 for none)."""
+        ...
+
+    def prune_changes(self, keep: int) -> None:
+        """Forget all but the newest `keep` changes."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection and stop the change watcher."""
+        ...
+
+
+def iter_chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    """Split a long id list so no statement exceeds the driver's parameter limit."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,229 @@
+"""The default storage adapter: SQLite from the standard library, in WAL mode.
+
+One connection serves the whole process behind a lock; writers take `BEGIN IMMEDIATE`, so a
+claim is atomic across every process sharing the file. Commits use `synchronous=NORMAL`: a
+returned save survives a crash of the process (the WAL is on disk); only a power loss may
+drop the last transactions. Other processes' writes are noticed by polling `PRAGMA
+data_version` on a second connection, a check that costs microseconds and reads no rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from ..errors import SchemaTooNew, StorageCorrupt, StorageError, StorageUnavailable
+from ._change_hub import ChangeHub
+from ._sqlite_tx import SqliteTransaction
+from .port import Change, ChangeListener
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+WATCH_INTERVAL_S = 0.001
+
+
+def _migrations() -> list[str]:
+    folder = resources.files("jobcollection.storage") / "sql"
+    return [
+        (folder / f"sqlite_{version:03d}.sql").read_text("utf-8")
+        for version in range(1, SCHEMA_VERSION + 1)
+    ]
+
+
+def translate(error: sqlite3.Error, path: str) -> StorageError:
+    """Name the problem with the database in words a user can act on."""
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        return StorageUnavailable(
+            f"database {path} is locked by another connection "
+            f"(gave up after {BUSY_TIMEOUT_MS} ms): {text}"
+        )
+    if "readonly" in text or "read-only" in text:
+        return StorageUnavailable(f"database {path} is read-only: {text}")
+    if "unable to open" in text:
+        return StorageUnavailable(f"cannot open database file {path}: {text}")
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return StorageCorrupt(f"database {path} is corrupt or not a SQLite database: {text}")
+    return StorageError(f"database {path}: {text}")
+
+
+class SqliteStorage:
+    """Implements `storage.port.Storage` on one SQLite file (or `:memory:`)."""
+
+    def __init__(self, path: str, url: str | None = None) -> None:
+        self.path = path
+        self.url = url or f"sqlite:///{path}"
+        self._lock = threading.RLock()
+        self._hub = ChangeHub()
+        self._watcher: _Watcher | None = None
+        try:
+            self._conn = self._connect()
+            self._migrate()
+        except sqlite3.Error as error:
+            raise translate(error, path) from error
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            parent = Path(self.path).resolve().parent
+            if not parent.is_dir():
+                raise StorageUnavailable(f"cannot open database {self.path}: no folder {parent}")
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1e3
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if self.path != ":memory:":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise SchemaTooNew(
+                    f"database {self.path} has schema version {version}; this jobcollection "
+                    f"understands up to {SCHEMA_VERSION}: upgrade jobcollection"
+                )
+            for number, script in enumerate(_migrations(), start=1):
+                if number > version:
+                    for statement in script.split(";\n"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number}")
+                    log.info("migrated %s to schema version %d", self.path, number)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def write(self, collection: str) -> Iterator[SqliteTransaction]:
+        with self._lock:
+            tx = SqliteTransaction(self._conn, collection)
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                raise translate(error, self.path) from error
+            try:
+                yield tx
+                changes = self._record(tx)
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as error:
+                self._rollback()
+                raise translate(error, self.path) from error
+            except BaseException:
+                self._rollback()
+                raise
+            if changes:
+                self._hub.publish(changes)
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def _record(self, tx: SqliteTransaction) -> list[Change]:
+        if not tx.changes:
+            return []
+        self._conn.executemany(
+            "INSERT INTO changes (collection, job_id, op, type, status, fields) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            tx.changes,
+        )
+        last = self._conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        first = last - len(tx.changes) + 1
+        return [
+            Change(first + n, c, job_id, op, t, s, tuple(f.split(",")) if f else ())
+            for n, (c, job_id, op, t, s, f) in enumerate(tx.changes)
+        ]
+
+    @contextmanager
+    def read(self, collection: str) -> Iterator[SqliteTransaction]:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN")
+                try:
+                    yield SqliteTransaction(self._conn, collection)
+                finally:
+                    self._rollback()
+            except sqlite3.Error as error:
+                raise translate(error, self.path) from error
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        unsubscribe = self._hub.subscribe(listener)
+        with self._lock:
+            if self._watcher is None and self.path != ":memory:":
+                self._hub.seen(self.last_seq())
+                self._watcher = _Watcher(self)
+        return unsubscribe
+
+    def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
+        with self._lock:
+            return _changes_since(self._conn, seq, limit)
+
+    def last_seq(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT max(seq) FROM changes").fetchone()
+        return int(row[0] or 0)
+
+    def prune_changes(self, keep: int) -> None:
+        with self.write(""):
+            self._conn.execute(
+                "DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?", (keep,)
+            )
+
+    def close(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+        with self._lock:
+            self._conn.close()
+
+
+def _changes_since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Change]:
+    rows = conn.execute(
+        "SELECT seq, collection, job_id, op, type, status, fields FROM changes "
+        "WHERE seq > ? ORDER BY seq LIMIT ?",
+        (seq, limit),
+    ).fetchall()
+    return [
+        Change(s, c, i, o, t, st, tuple(f.split(",")) if f else ()) for s, c, i, o, t, st, f in rows
+    ]
+
+
+class _Watcher:
+    """Polls `PRAGMA data_version` and publishes changes committed by other connections."""
+
+    def __init__(self, storage: SqliteStorage) -> None:
+        self._storage = storage
+        self._stop = threading.Event()
+        self._conn = sqlite3.connect(storage.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._thread = threading.Thread(target=self._run, name="jobcollection-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        hub = self._storage._hub
+        version = None
+        while not self._stop.wait(WATCH_INTERVAL_S):
+            try:
+                current = self._conn.execute("PRAGMA data_version").fetchone()[0]
+                if current == version:
+                    continue
+                version = current
+                hub.publish(_changes_since(self._conn, hub.published_seq, 100000))
+            except sqlite3.Error:
+                log.exception("change watcher failed to read %s", self._storage.path)
+        self._conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
