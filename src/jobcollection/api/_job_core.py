@@ -6,7 +6,6 @@ builder methods change it locally, operations send the same method calls with th
 
 from __future__ import annotations
 
-import copy
 import traceback
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -97,6 +96,10 @@ class JobCore:
         return f"<{type(self).__name__} {self.type} {self.id} {self.status}>"
 
     # -- document access ------------------------------------------------------------------
+
+    @property
+    def collection(self) -> CollectionLike:
+        return self._jc
 
     @property
     def id(self) -> str | None:
@@ -221,6 +224,12 @@ class JobCore:
             raise InvalidTransition(f"job {self.id} was already finished by this worker")
         self.finished = True
 
+    def run_key(self) -> tuple[str, str]:
+        """(id, runId) of the current run, marking the job finished (for batch completion)."""
+        key = self._need_run()
+        self._finish()
+        return key
+
     def _need_run(self) -> tuple[str, str]:
         if self.run_id is None or self.status != "running":
             raise ValidationError(f"job {self.id} is not running (status {self.status})")
@@ -228,7 +237,8 @@ class JobCore:
 
     def save_flow(self, cancel_repeats: bool = False) -> Flow[str | None]:
         options = {"cancelRepeats": True} if cancel_repeats else {}
-        new_id = yield ("jobSave", [copy.deepcopy(self.doc), options])
+        # The engine validates into a fresh copy, so the live document can go as it is.
+        new_id = yield ("jobSave", [self.doc, options])
         if new_id:
             self.doc["_id"] = new_id
         return new_id  # type: ignore[no-any-return]

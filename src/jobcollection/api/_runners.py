@@ -27,9 +27,11 @@ def run_sync(fn: WorkerFn, jobs: Sequence[Job], batch: bool) -> None:
             if not job.finished:
                 job.fail(error)
         return
-    for job in jobs:
-        if not job.finished:
-            job.done(result)
+    pending = [job for job in jobs if not job.finished]
+    if len(pending) > 1:  # one transaction for the whole batch
+        pending[0].collection.complete_jobs(pending, result)
+    elif pending:
+        pending[0].done(result)
 
 
 async def run_async(fn: WorkerFn, jobs: Sequence[AsyncJob], batch: bool) -> None:
@@ -41,9 +43,11 @@ async def run_async(fn: WorkerFn, jobs: Sequence[AsyncJob], batch: bool) -> None
             if not job.finished:
                 await job.fail(error)
         return
-    for job in jobs:
-        if not job.finished:
-            await job.done(result)
+    pending = [job for job in jobs if not job.finished]
+    if len(pending) > 1:
+        await pending[0].collection.complete_jobs(pending, result)
+    elif pending:
+        await pending[0].done(result)
 
 
 @functools.cache

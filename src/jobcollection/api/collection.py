@@ -21,6 +21,7 @@ from ..storage import open_storage
 from ..storage.port import JobDoc, Storage
 from . import _collection_flows as flows
 from ._drive import adrive, drive
+from ._job_core import as_object
 from ._portal import Portal
 from ._runners import WorkerFn
 from .job import AsyncJob, Job
@@ -153,6 +154,11 @@ class JobCollection(_Base):
                 job.doc["_id"] = job_id
         return ids
 
+    def complete_jobs(self, jobs: Sequence[Job], result: object = None) -> list[bool | str]:
+        """Complete several running jobs with one result, in one transaction."""
+        runs = [(*job.run_key(), as_object(result, {})) for job in jobs]
+        return self.manager.complete_many(runs)
+
     def ready_jobs(
         self, ids: Sequence[str] | None = None, force: bool = False, time: Any = None
     ) -> bool:
@@ -197,7 +203,9 @@ class JobCollection(_Base):
         settings = QueueOptions.build(types, worker, **options)
         if self._portal is None:
             self._portal = Portal(f"jobcollection-{self.root}")
-            self._async = AsyncJobCollection(_manager=self.manager, _sync=self)
+            # The portal loop serves only our queues, so engine calls may run on it directly:
+            # a SQLite transaction takes well under a millisecond, a thread hop costs as much.
+            self._async = AsyncJobCollection(run_inline=True, _manager=self.manager, _sync=self)
         async_jc = self._async
         assert async_jc is not None
 
@@ -222,7 +230,12 @@ class JobCollection(_Base):
 
 
 class AsyncJobCollection(_Base):
-    """The same collection with coroutine methods; engine work runs on one helper thread."""
+    """The same collection with coroutine methods.
+
+    Engine work runs on one helper thread, so the event loop never waits on the database;
+    `run_inline=True` runs it on the loop instead (faster: no thread hop per call, at the cost
+    of blocking the loop for each SQLite transaction, usually well under a millisecond).
+    """
 
     def __init__(
         self,
@@ -230,9 +243,11 @@ class AsyncJobCollection(_Base):
         db: DB = None,
         *,
         clock: Clock | None = None,
+        run_inline: bool = False,
         _manager: JobManager | None = None,
         _sync: JobCollection | None = None,
     ) -> None:
+        self.run_inline = run_inline
         if _manager is not None:
             self.manager, self._owns_storage = _manager, False
         else:
@@ -248,6 +263,8 @@ class AsyncJobCollection(_Base):
         await self.close()
 
     async def call(self, method: str, params: list[Any]) -> Any:
+        if self.run_inline:
+            return self.manager.call(method, params)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, self.manager.call, method, params)
 
@@ -291,6 +308,16 @@ class AsyncJobCollection(_Base):
             if job_id:
                 job.doc["_id"] = job_id
         return ids
+
+    async def complete_jobs(
+        self, jobs: Sequence[AsyncJob], result: object = None
+    ) -> list[bool | str]:
+        """Complete several running jobs with one result, in one transaction."""
+        runs = [(*job.run_key(), as_object(result, {})) for job in jobs]
+        if self.run_inline:
+            return self.manager.complete_many(runs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.manager.complete_many, runs)
 
     async def ready_jobs(
         self, ids: Sequence[str] | None = None, force: bool = False, time: Any = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -12,15 +13,25 @@ from ._job_core import CollectionLike, JobCore
 class SyncCollection(CollectionLike, Protocol):
     def call(self, method: str, params: list[Any], /) -> Any: ...
 
+    def complete_jobs(self, jobs: Sequence[Job], result: object = None) -> list[bool | str]: ...
+
 
 class AsyncCollection(CollectionLike, Protocol):
     async def call(self, method: str, params: list[Any], /) -> Any: ...
+
+    async def complete_jobs(
+        self, jobs: Sequence[AsyncJob], result: object = None
+    ) -> list[bool | str]: ...
 
 
 class Job(JobCore):
     """A job of a blocking collection: `Job(jc, "type", {...}).retry(3).save()`."""
 
     _jc: SyncCollection
+
+    @property
+    def collection(self) -> SyncCollection:
+        return self._jc
 
     def __init__(self, jc: SyncCollection, type_or_doc: str | dict[str, Any], data: object = None):
         super().__init__(jc, type_or_doc, data)
@@ -82,6 +93,10 @@ class AsyncJob(JobCore):
     """A job of an asyncio collection: the same methods as `Job`, as coroutines."""
 
     _jc: AsyncCollection
+
+    @property
+    def collection(self) -> AsyncCollection:
+        return self._jc
 
     def __init__(self, jc: AsyncCollection, type_or_doc: str | dict[str, Any], data: object = None):
         super().__init__(jc, type_or_doc, data)

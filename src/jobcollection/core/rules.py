@@ -23,12 +23,6 @@ def fresh_progress() -> Doc:
     return {"completed": 0, "total": 1, "percent": 0}
 
 
-def done_progress(progress: Doc | None) -> Doc:
-    """`done` sets completed = total (total kept; 1 when unknown) and 100 %."""
-    total = (progress or {}).get("total") or 1
-    return {"completed": total, "total": total, "percent": 100}
-
-
 def retry_after(doc: Doc, now: int) -> int:
     """When the next attempt may start: constant wait, or doubling per run already made."""
     wait = int(doc["retryWait"])

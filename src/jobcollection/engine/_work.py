@@ -96,17 +96,9 @@ def job_progress(op: Op, p: ProgressParams) -> bool:
 
 
 def job_done(op: Op, p: DoneParams) -> bool | str:
-    doc = _running(op, p.id, p.run_id)
+    log = rules.entry(op.now, "Job Completed", "success", p.run_id)
+    doc = op.tx.complete(p.id, p.run_id, p.result, op.now, log)
     if doc is None:
-        return False
-    fields = {
-        "status": Status.COMPLETED.value,
-        "result": p.result,
-        "progress": rules.done_progress(doc.get("progress")),
-        "updated": op.now,
-    }
-    log = [rules.entry(op.now, "Job Completed", "success", p.run_id)]
-    if not op.tx.update([p.id], fields, Guard(statuses=_RUNNING, run_id=p.run_id), log):
         return False
     repeat_id = _repeat(op, doc)
     _resolve_dependents(op, p.id, p.delay_deps)

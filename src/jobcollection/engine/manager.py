@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..core.constants import DEFAULT_PROMOTE_INTERVAL_MS, JOB_STATUSES
 from ..core.ids import random_id
-from ..core.params import GetJobParams, SaveParams, ShutdownParams, parse_params
+from ..core.params import DoneParams, GetJobParams, SaveParams, ShutdownParams, parse_params
 from ..errors import JobCollectionError, ValidationError
 from ..storage.port import JobDoc, Storage
 from . import _control, _work
@@ -135,6 +135,19 @@ class JobManager:
             return [_control.save(op, p) for p in parsed]
 
         return list(self.run(save_all, None))
+
+    def complete_many(self, runs: Sequence[tuple[str, str, object]]) -> list[bool | str]:
+        """`jobDone` for several runs in one transaction (a worker's payload batch)."""
+        calls = [[job_id, run_id, result, {}] for job_id, run_id, result in runs]
+        parsed = [cast(DoneParams, parse_params("jobDone", params)) for params in calls]
+
+        def complete_all(op: Op, _: object) -> list[bool | str]:
+            return [_work.job_done(op, p) for p in parsed]
+
+        results: list[bool | str] = self.run(complete_all, None)
+        for params, result in zip(calls, results, strict=True):
+            self._announce("call", CallEvent("jobDone", params, None, None, return_value=result))
+        return results
 
     def _scrubbed(self, found: Any) -> Any:
         if self.scrub is None or found is None:

@@ -89,22 +89,11 @@ def insert_row(collection: str, doc: JobDoc) -> tuple[Any, ...]:
     return (collection, *(encode(key, doc.get(key, UNSET)) for key, _, _ in FIELDS))
 
 
-def log_row(job_id: str, entry: dict[str, Any]) -> tuple[Any, ...]:
-    data = entry.get("data")
-    return (
-        job_id,
-        entry["time"],
-        entry.get("runId"),
-        entry["level"],
-        entry["message"],
-        None if data is None else ejson.dumps(data),
-    )
+def log_row(job_id: str, entries: Sequence[dict[str, Any]]) -> tuple[str, str]:
+    """The job_log row for entries appended by one write."""
+    return (job_id, ejson.dumps(list(entries)))
 
 
-def log_entry(row: Sequence[Any]) -> dict[str, Any]:
-    """A log entry from (time, run_id, level, message, data)."""
-    time, run_id, level, message, data = row
-    entry: dict[str, Any] = {"time": time, "runId": run_id, "level": level, "message": message}
-    if data is not None:
-        entry["data"] = ejson.loads(data)
-    return entry
+def log_entries(text: str) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = ejson.loads(text)
+    return entries

@@ -11,13 +11,15 @@ from . import _columns as cols
 from .port import NO_GUARD, ChangeOp, Guard, JobDoc, LogEntry, iter_chunks
 
 _CHUNK = 500  # ids per statement, well under SQLite's parameter limit
-_LOG_INSERT = (
-    "INSERT INTO job_log (job_id, time, run_id, level, message, data) VALUES (?, ?, ?, ?, ?, ?)"
-)
+_LOG_INSERT = "INSERT INTO job_log (job_id, entries) VALUES (?, ?)"
 _JOB_INSERT = (
     f"INSERT INTO jobs ({', '.join(cols.INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(cols.INSERT_COLUMNS))})"
 )
+
+
+_TOTAL = "coalesce(nullif(json_extract(progress, '$.total'), 0), 1)"
+_QUALIFIED = ", ".join(f"jobs.{column}" for _, column, _ in cols.FIELDS)
 
 
 def _marks(n: int) -> str:
@@ -76,24 +78,26 @@ class SqliteTransaction:
         logs: dict[str, list[LogEntry]] = {job_id: [] for job_id in ids}
         for chunk in iter_chunks(ids, _CHUNK):
             sql = (
-                "SELECT job_id, time, run_id, level, message, data FROM job_log "
+                "SELECT job_id, entries FROM job_log "
                 f"WHERE job_id IN ({_marks(len(chunk))}) ORDER BY n"
             )
-            for row in self._conn.execute(sql, list(chunk)):
-                logs[row[0]].append(cols.log_entry(row[1:]))
+            for job_id, entries in self._conn.execute(sql, list(chunk)):
+                logs[job_id].extend(cols.log_entries(entries))
         return logs
 
     def dependents(self, ids: Collection[str]) -> list[JobDoc]:
         found: list[JobDoc] = []
         for chunk in iter_chunks(list(ids), _CHUNK):
+            # CROSS JOIN pins the loop order: walk job_deps by antecedent, then jobs by id.
+            # (Left to itself the planner may scan the whole collection instead.)
             sql = (
-                f"SELECT {cols.SELECT_LIST} FROM jobs WHERE collection = ? AND id IN "
-                f"(SELECT job_id FROM job_deps WHERE antecedent IN ({_marks(len(chunk))})) "
-                "ORDER BY seq"
+                f"SELECT DISTINCT {_QUALIFIED} FROM job_deps CROSS JOIN jobs "
+                "ON jobs.id = job_deps.job_id "
+                f"WHERE job_deps.antecedent IN ({_marks(len(chunk))}) AND jobs.collection = ? "
+                "ORDER BY jobs.seq"
             )
-            found.extend(
-                cols.row_to_doc(r) for r in self._conn.execute(sql, [self.collection, *chunk])
-            )
+            rows = self._conn.execute(sql, [*chunk, self.collection])
+            found.extend(cols.row_to_doc(r) for r in rows)
         return found
 
     def due(self, now: int, ids: Sequence[str] | None, force: bool) -> list[str]:
@@ -123,7 +127,8 @@ class SqliteTransaction:
             (self.collection,),
         ).fetchone()[0]
         expiry = self._conn.execute(
-            "SELECT min(expires_after) FROM jobs WHERE collection = ? AND status = 'running'",
+            "SELECT min(expires_after) FROM jobs WHERE collection = ? AND status = 'running' "
+            "AND expires_after IS NOT NULL",
             (self.collection,),
         ).fetchone()[0]
         times = [t for t in (due, expiry) if t is not None]
@@ -133,9 +138,11 @@ class SqliteTransaction:
 
     def insert(self, docs: Sequence[JobDoc]) -> None:
         self._conn.executemany(_JOB_INSERT, [cols.insert_row(self.collection, d) for d in docs])
-        self._conn.executemany(
-            _LOG_INSERT, [cols.log_row(d["_id"], e) for d in docs for e in d.get("log") or ()]
-        )
+        logs = [cols.log_row(d["_id"], d["log"]) for d in docs if d.get("log")]
+        if len(logs) == 1:
+            self._conn.execute(_LOG_INSERT, logs[0])
+        elif logs:
+            self._conn.executemany(_LOG_INSERT, logs)
         deps = [(a, d["_id"]) for d in docs for a in d["depends"]]
         if deps:
             self._conn.executemany(
@@ -178,10 +185,30 @@ class SqliteTransaction:
         if "depends" in fields and done:
             self._replace_deps(done, fields["depends"])
         if log and done:
-            self._conn.executemany(_LOG_INSERT, [cols.log_row(i, e) for i in done for e in log])
+            self._conn.executemany(_LOG_INSERT, [cols.log_row(i, log) for i in done])
         changed = ",".join(fields)
         self.changes.extend((self.collection, i, "update", t, s, changed) for i, t, s in written)
         return done
+
+    def complete(
+        self, job_id: str, run_id: str, result: Any, now: int, log: LogEntry
+    ) -> JobDoc | None:
+        # One statement: compare-and-set on the run, progress filled up to its total.
+        sql = (
+            "UPDATE jobs SET status = 'completed', result = ?, updated = ?, "
+            f"progress = json_object('completed', {_TOTAL}, 'total', {_TOTAL}, 'percent', 100) "
+            "WHERE collection = ? AND id = ? AND status = 'running' AND run_id = ? "
+            f"RETURNING {cols.SELECT_LIST}"
+        )
+        args = (cols.encode("result", result), now, self.collection, job_id, run_id)
+        row = self._conn.execute(sql, args).fetchone()
+        if row is None:
+            return None
+        doc = cols.row_to_doc(row)
+        self._conn.execute(_LOG_INSERT, cols.log_row(job_id, [log]))
+        fields = "status,result,updated,progress"
+        self.changes.append((self.collection, job_id, "update", doc["type"], doc["status"], fields))
+        return doc
 
     def _replace_deps(self, job_ids: list[str], depends: list[str]) -> None:
         self._conn.executemany("DELETE FROM job_deps WHERE job_id = ?", [(i,) for i in job_ids])
@@ -196,7 +223,7 @@ class SqliteTransaction:
         candidates = heapq.nsmallest(limit, (c for t in types for c in self._best_ready(t, limit)))
         if not candidates:
             return []
-        seqs = [seq for _, _, seq in candidates]
+        seqs = [candidate[-1] for candidate in candidates]
         sets = ", ".join(f"{cols.COLUMN_OF[key]} = ?" for key in fields)
         args = [cols.encode(key, value) for key, value in fields.items()]
         sql = (
@@ -206,17 +233,19 @@ class SqliteTransaction:
         )
         rows = sorted(self._conn.execute(sql, [*args, *seqs]), key=lambda r: seqs.index(r[0]))
         docs = [cols.row_to_doc(row[1:]) for row in rows]
-        self._conn.executemany(_LOG_INSERT, [cols.log_row(d["_id"], log) for d in docs])
+        self._conn.executemany(_LOG_INSERT, [cols.log_row(d["_id"], [log]) for d in docs])
         changed = ",".join((*fields, "retries", "retried"))
         self.changes.extend(
             (self.collection, d["_id"], "update", d["type"], d["status"], changed) for d in docs
         )
         return docs
 
-    def _best_ready(self, job_type: str, limit: int) -> list[tuple[int, int, int]]:
+    def _best_ready(self, job_type: str, limit: int) -> list[tuple[int, int, int, int]]:
+        # Claim order (SPEC 3.2): priority, retryUntil, after, then insertion order.
         sql = (
-            "SELECT priority, after, seq FROM jobs INDEXED BY jobs_ready WHERE collection = ? "
-            "AND type = ? AND status = 'ready' ORDER BY priority, after, seq LIMIT ?"
+            "SELECT priority, retry_until, after, seq FROM jobs INDEXED BY jobs_ready "
+            "WHERE collection = ? AND type = ? AND status = 'ready' "
+            "ORDER BY priority, retry_until, after, seq LIMIT ?"
         )
         return self._conn.execute(sql, (self.collection, job_type, limit)).fetchall()
 

@@ -99,6 +99,13 @@ class Transaction(Protocol):
         """Set `fields` (UNSET removes) where `guard` holds; append `log`; return ids written."""
         ...
 
+    def complete(
+        self, job_id: str, run_id: str, result: Any, now: int, log: LogEntry
+    ) -> JobDoc | None:
+        """Finish a run: completed, `result`, progress = total (1 if unknown), `updated = now`,
+        `log` appended — only if the job runs under `run_id`. Returns the updated document."""
+        ...
+
     def claim(
         self, types: Sequence[str], limit: int, fields: Mapping[str, Any], log: LogEntry
     ) -> list[JobDoc]:

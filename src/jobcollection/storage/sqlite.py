@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
 WATCH_INTERVAL_S = 0.001
+_CHANGE_INSERT = (
+    "INSERT INTO changes (collection, job_id, op, type, status, fields) VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 def _migrations() -> list[str]:
@@ -133,12 +136,12 @@ class SqliteStorage:
     def _record(self, tx: SqliteTransaction) -> list[Change]:
         if not tx.changes:
             return []
-        self._conn.executemany(
-            "INSERT INTO changes (collection, job_id, op, type, status, fields) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            tx.changes,
-        )
-        last = self._conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        sql = _CHANGE_INSERT
+        if len(tx.changes) == 1:
+            last = int(self._conn.execute(sql, tx.changes[0]).lastrowid or 0)
+        else:
+            self._conn.executemany(sql, tx.changes)
+            last = self._conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         first = last - len(tx.changes) + 1
         return [
             Change(first + n, c, job_id, op, t, s, tuple(f.split(",")) if f else ())

@@ -1,6 +1,6 @@
 -- jobcollection schema version 1 (SQLite)
 CREATE TABLE jobs (
-    seq            INTEGER PRIMARY KEY AUTOINCREMENT,  -- insertion order, the last claim tie-break
+    seq            INTEGER PRIMARY KEY,  -- insertion order, the last claim tie-break
     id             TEXT    NOT NULL UNIQUE,
     collection     TEXT    NOT NULL,
     type           TEXT    NOT NULL,
@@ -31,9 +31,11 @@ CREATE TABLE jobs (
     private        TEXT
 );
 -- Claim order: only ready jobs are indexed, so a backlog of waiting jobs costs a claim nothing.
-CREATE INDEX jobs_ready ON jobs (collection, type, priority, after, seq) WHERE status = 'ready';
+CREATE INDEX jobs_ready ON jobs (collection, type, priority, retry_until, after, seq)
+    WHERE status = 'ready';
 CREATE INDEX jobs_due ON jobs (collection, after) WHERE status = 'waiting';
-CREATE INDEX jobs_expiring ON jobs (collection, expires_after) WHERE status = 'running';
+CREATE INDEX jobs_expiring ON jobs (collection, expires_after)
+    WHERE status = 'running' AND expires_after IS NOT NULL;
 CREATE INDEX jobs_status ON jobs (collection, status, type);
 
 -- Unresolved dependencies, one row per (dependent, antecedent): finds dependents by index.
@@ -45,20 +47,17 @@ CREATE TABLE job_deps (
 CREATE INDEX job_deps_job ON job_deps (job_id);
 
 -- Log entries live apart from the job row, so appending one never rewrites the document.
+-- Each row holds the entries one write appended (a JSON array, usually of one entry).
 CREATE TABLE job_log (
     n       INTEGER PRIMARY KEY,
     job_id  TEXT    NOT NULL,
-    time    INTEGER NOT NULL,
-    run_id  TEXT,
-    level   TEXT    NOT NULL,
-    message TEXT    NOT NULL,
-    data    TEXT
+    entries TEXT    NOT NULL
 );
 CREATE INDEX job_log_job ON job_log (job_id, n);
 
 -- The change feed: one row per job written, read by live queries and by other processes.
 CREATE TABLE changes (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq        INTEGER PRIMARY KEY,  -- never reused: pruning deletes only the oldest rows
     collection TEXT NOT NULL,
     job_id     TEXT NOT NULL,
     op         TEXT NOT NULL,

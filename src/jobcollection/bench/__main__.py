@@ -1,0 +1,79 @@
+"""`python -m jobcollection.bench`: our figures beside huey's, same machine, same run; JSON out.
+
+Options: `--quick` (small counts, for a smoke run), `--no-huey`, `--backlog N` (the large
+waiting backlog for the claim-time figure, default 1,000,000), `--out FILE` (also write JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from typing import Any
+
+from . import huey_peer, ours
+
+
+def _ratio(mine: float, theirs: float, higher_is_better: bool = True) -> float:
+    if not theirs or not mine:
+        return 0.0
+    return round(mine / theirs if higher_is_better else theirs / mine, 2)
+
+
+def _ours(quick: bool, backlog: int) -> dict[str, Any]:
+    n = 3000 if quick else 20000
+    figures: dict[str, Any] = {
+        "enqueue_per_s": round(ours.enqueue_rate(n)),
+        "enqueue_batched_per_s": round(ours.enqueue_batched_rate(5 * n)),
+        "process_per_s_c1_p1": round(ours.process_rate(n, 1, 1)),
+        "process_per_s_c4_p10": round(ours.process_rate(2 * n, 4, 10)),
+        "latency": ours.latency(100 if quick else 500),
+        "claim_ms_10k_waiting": round(ours.claim_time_ms(10_000), 4),
+        f"claim_ms_{backlog}_waiting": round(ours.claim_time_ms(backlog), 4),
+    }
+    figures["claim_ratio_backlog_vs_10k"] = round(
+        figures[f"claim_ms_{backlog}_waiting"] / figures["claim_ms_10k_waiting"], 2
+    )
+    figures["peak_rss_mb"] = round(ours.peak_rss_mb(), 1)
+    return figures
+
+
+def _comparison(mine: dict[str, Any], huey: dict[str, float]) -> dict[str, float]:
+    """Ours / huey's, so > 1 means we are ahead (for latency: huey's time / ours)."""
+    return {
+        "enqueue": _ratio(mine["enqueue_per_s"], huey["enqueue_per_s"]),
+        "process_c1_p1_vs_huey_w1": _ratio(mine["process_per_s_c1_p1"], huey["process_per_s_w1"]),
+        "process_c4_p10_vs_huey_w4": _ratio(mine["process_per_s_c4_p10"], huey["process_per_s_w4"]),
+        "latency_p50": _ratio(mine["latency"]["p50_ms"], huey["latency_p50_ms"], False),
+        "latency_p99": _ratio(mine["latency"]["p99_ms"], huey["latency_p99_ms"], False),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m jobcollection.bench")
+    parser.add_argument("--quick", action="store_true", help="small counts (smoke run)")
+    parser.add_argument("--no-huey", action="store_true", help="skip the huey figures")
+    parser.add_argument("--backlog", type=int, default=None, help="waiting jobs for claim time")
+    parser.add_argument("--out", help="also write the JSON report to this file")
+    args = parser.parse_args(argv)
+    backlog = args.backlog or (100_000 if args.quick else 1_000_000)
+    started = time.time()
+    report: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "jobcollection": _ours(args.quick, backlog),
+    }
+    if not args.no_huey:
+        report["huey"] = huey_peer.run_all(1000 if args.quick else 5000, 100 if args.quick else 300)
+        report["ratio_ours_over_huey"] = _comparison(report["jobcollection"], report["huey"])
+    report["seconds"] = round(time.time() - started, 1)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

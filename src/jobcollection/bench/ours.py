@@ -1,0 +1,131 @@
+"""Our figures: enqueue, processing, latency, claim time under a backlog, peak RSS.
+
+Every figure runs on a fresh SQLite file (WAL, synchronous=NORMAL) in a temporary folder and
+with bounded loops; see `jobcollection.bench.__main__` for the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..api.collection import JobCollection
+from ..api.job import Job
+
+_TIMEOUT_S = 120.0
+
+
+@contextlib.contextmanager
+def _collection() -> Iterator[JobCollection]:
+    with tempfile.TemporaryDirectory(prefix="jc-bench-") as folder:
+        jc = JobCollection("bench", str(Path(folder) / "bench.db"))
+        try:
+            yield jc
+        finally:
+            jc.close()
+
+
+def enqueue_rate(n: int = 20000) -> float:
+    """Jobs saved per second, one `save()` (one transaction) at a time."""
+    with _collection() as jc:
+        start = time.perf_counter()
+        for i in range(n):
+            Job(jc, "noop", {"i": i}).save()
+        return n / (time.perf_counter() - start)
+
+
+def enqueue_batched_rate(n: int = 50000, batch: int = 1000) -> float:
+    """Jobs saved per second with `save_jobs` in batches."""
+    with _collection() as jc:
+        start = time.perf_counter()
+        for first in range(0, n, batch):
+            jc.save_jobs([Job(jc, "noop", {"i": i}) for i in range(first, first + batch)])
+        return n / (time.perf_counter() - start)
+
+
+def _noop(job: Any) -> None:
+    return None
+
+
+def process_rate(n: int = 20000, concurrency: int = 1, payload: int = 1) -> float:
+    """No-op jobs completed per second by one in-process queue, backlog saved beforehand."""
+    with _collection() as jc:
+        for first in range(0, n, 1000):
+            jc.save_jobs([Job(jc, "noop", {}) for _ in range(first, min(first + 1000, n))])
+        jc.start_job_server()
+        done = threading.Event()
+        finished = [0]
+        lock = threading.Lock()
+
+        def on_done(_: object) -> None:
+            with lock:
+                finished[0] += 1
+                if finished[0] >= n:
+                    done.set()
+
+        jc.events("jobDone", on_done)
+        start = time.perf_counter()
+        queue = jc.process_jobs(
+            "noop", _noop, concurrency=concurrency, payload=payload, poll_interval=1000
+        )
+        done.wait(_TIMEOUT_S)
+        elapsed = time.perf_counter() - start
+        queue.shutdown("soft", quiet=True)
+        if finished[0] < n:
+            raise RuntimeError(f"only {finished[0]} of {n} jobs finished in {_TIMEOUT_S} s")
+        return n / elapsed
+
+
+def latency(samples: int = 300, warmup: int = 20) -> dict[str, float]:
+    """Enqueue -> worker start, ms, with an idle queue that only the change feed can wake."""
+    with _collection() as jc:
+        jc.start_job_server()
+        started = threading.Event()
+        stamp = [0.0]
+
+        def worker(job: Any) -> None:
+            stamp[0] = time.perf_counter()
+            started.set()
+
+        queue = jc.process_jobs("ping", worker, poll_interval=60000)
+        times: list[float] = []
+        for i in range(samples + warmup):
+            time.sleep(0.003)
+            started.clear()
+            t0 = time.perf_counter()
+            Job(jc, "ping", {}).save()
+            if not started.wait(5):
+                raise RuntimeError("latency sample timed out")
+            if i >= warmup:
+                times.append((stamp[0] - t0) * 1000)
+        queue.shutdown("soft", quiet=True)
+    q = statistics.quantiles(times, n=100)
+    return {"p50_ms": round(q[49], 3), "p99_ms": round(q[98], 3)}
+
+
+def claim_time_ms(waiting: int, claims: int = 1000) -> float:
+    """Mean ms per `get_work` of one ready job beside `waiting` jobs due in the far future."""
+    with _collection() as jc:
+        far = jc.forever_date - 1
+        for first in range(0, waiting, 5000):
+            count = min(5000, waiting - first)
+            jc.save_jobs([Job(jc, "noop", {}).after(far) for _ in range(count)])
+        jc.save_jobs([Job(jc, "noop", {}) for _ in range(claims)])
+        jc.start_job_server()
+        start = time.perf_counter()
+        for _ in range(claims):
+            if not jc.get_work("noop"):
+                raise RuntimeError("no ready job to claim")
+        return (time.perf_counter() - start) * 1000 / claims
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
