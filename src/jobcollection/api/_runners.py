@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,6 +49,11 @@ async def run_async(fn: WorkerFn, jobs: Sequence[AsyncJob], batch: bool) -> None
         await pending[0].collection.complete_jobs(pending, result)
     elif pending:
         await pending[0].done(result)
+
+
+def ignore_interrupts() -> None:
+    """Pool processes leave Ctrl-C to their parent, which shuts the queue down in order."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @functools.cache

@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 from ..errors import JobValidationError
 from . import _collection_flows as flows
 from ._portal import Portal
-from ._runners import WorkerFn, run_async, run_in_child, run_sync
+from ._runners import WorkerFn, ignore_interrupts, run_async, run_in_child, run_sync
 from .job import AsyncJob, Job
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,7 @@ class AsyncJobQueue:
         self._poller: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._drained = asyncio.Event()
+        self._hard = False
         self._wake_pending = False
         self._executor = self._make_executor()
         self._batch = options.payload > 1
@@ -142,7 +143,9 @@ class AsyncJobQueue:
     def _make_executor(self) -> Executor | None:
         if self.options.processes:
             context = multiprocessing.get_context("spawn")
-            return ProcessPoolExecutor(self.options.processes, mp_context=context)
+            return ProcessPoolExecutor(
+                self.options.processes, mp_context=context, initializer=ignore_interrupts
+            )
         if inspect.iscoroutinefunction(self.options.worker):
             return None
         return ThreadPoolExecutor(
@@ -302,8 +305,11 @@ class AsyncJobQueue:
 
     async def shutdown(self, level: ShutdownLevel = "normal", quiet: bool = False) -> None:
         """Stop taking work; `soft` finishes queued work, `normal` fails it, `hard` also fails
-        running jobs at once (their worker code is not interrupted)."""
+        running jobs at once (their worker code is not interrupted). A `hard` call made while
+        a gentler shutdown is still waiting escalates it."""
         if self._stopping:
+            if level == "hard":
+                await self._fail_now()
             await self._drained.wait()
             return
         self._stopping = True
@@ -314,24 +320,40 @@ class AsyncJobQueue:
                 await self._fetch_task
         if not quiet:
             log.info("%s queue shutting down (%s)", self.options.types, level)
-        if level == "soft":
+        if level == "hard":
+            await self._fail_now()
+        elif level == "soft":
             self._dispatch()
             if self._running or self._queue:
                 await self._drained.wait()
         else:
             self._paused = True
-            taken = list(self._queue)
-            self._queue.clear()
-            if level == "hard":
-                taken += list(self._active)
-            elif self._running:
+            taken = self._take_queued()
+            if self._running:
                 await self._drained.wait()
-            for job in taken:
-                with contextlib.suppress(Exception):
-                    await job.fail(_SHUTDOWN_ERROR)
+            await self._fail(taken)
         self._drained.set()
         if self._executor is not None:
-            self._executor.shutdown(wait=level != "hard", cancel_futures=True)
+            self._executor.shutdown(wait=not self._hard, cancel_futures=True)
+
+    def _take_queued(self) -> list[AsyncJob]:
+        taken = list(self._queue)
+        self._queue.clear()
+        return taken
+
+    async def _fail_now(self) -> None:
+        """Hard stop: fail queued and running jobs now; running worker code is left alone."""
+        self._hard = True
+        self._paused = True
+        await self._fail(self._take_queued() + list(self._active))
+        self._drained.set()
+
+    async def _fail(self, jobs: list[AsyncJob]) -> None:
+        for job in jobs:
+            try:
+                await job.fail(_SHUTDOWN_ERROR)
+            except Exception as error:
+                self.options.error_callback(f"could not fail job {job.id} at shutdown: {error}")
 
 
 class JobQueue:

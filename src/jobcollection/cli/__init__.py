@@ -1,0 +1,12 @@
+"""The `jobcollection` command-line interface (argparse, stdlib only).
+
+Modules: `main` (parser and dispatch), `args` (argument converters), `commands` (submit, ls,
+show, control commands, stats), `worker` (the long-running worker), `render` (tables, times,
+JSON output) and `errors` (the two exit-code carrying exceptions).
+"""
+
+from __future__ import annotations
+
+from .main import build_parser, main
+
+__all__ = ["build_parser", "main"]

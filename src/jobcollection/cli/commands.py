@@ -1,0 +1,248 @@
+"""The one-shot commands: submit, ls, show, the control commands and stats.
+
+Every command validates all of its input before it opens the database, and the read-only
+commands never create a database file that is not there yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ..api._job_core import JobCore
+from ..api.collection import JobCollection
+from ..api.job import Job
+from ..core.constants import FOREVER_DATE, JOB_STATUSES
+from ..core.params import validate_job_doc
+from ..core.schedule import is_schedule, next_occurrence
+from ..errors import JobValidationError, ValidationError
+from ..storage import resolve_url, sqlite_path
+from . import render
+from .errors import EXIT_OK, CommandFailed, UsageError
+
+
+def database_missing(db: str | None) -> bool:
+    """True if the database is a SQLite file that does not exist (yet)."""
+    path = sqlite_path(resolve_url(db))
+    return path is not None and path != ":memory:" and not os.path.exists(path)
+
+
+def open_collection(args: argparse.Namespace) -> JobCollection:
+    return JobCollection(args.collection, args.db)
+
+
+def _where(args: argparse.Namespace) -> str:
+    return f"collection {args.collection!r}"
+
+
+# -- submit ---------------------------------------------------------------------------------
+
+
+class _Offline:
+    """Enough of a collection to build (not save) a job before the database is opened."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+@contextmanager
+def _option(name: str, fields: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Report a library validation error as a problem of option `name` (or of `fields[field]`)."""
+    try:
+        yield
+    except JobValidationError as error:
+        option = (fields or {}).get(error.field, name)
+        raise UsageError(f"{option}: {error.problem}") from None
+    except ValidationError as error:
+        raise UsageError(f"{name}: {error}") from None
+
+
+def build_job_doc(args: argparse.Namespace) -> dict[str, Any]:
+    """The new job's document, fully validated, without touching the database."""
+    offline = _Offline(args.collection)
+    with _option("TYPE", {"data": "--data"}):
+        job = JobCore(offline, args.type, args.data)
+    if args.priority is not None:
+        with _option("--priority"):
+            job.priority(args.priority)
+    if any(v is not None for v in (args.retries, args.retry_wait, args.backoff)):
+        with _option("--retries", {"wait": "--retry-wait", "backoff": "--backoff"}):
+            job.retry(args.retries, wait=args.retry_wait, backoff=args.backoff)
+    if any(v is not None for v in (args.repeats, args.repeat_wait, args.cron)):
+        with _option("--repeats", {"wait": "--repeat-wait", "cron": "--cron"}):
+            job.repeat(args.repeats, wait=args.repeat_wait, cron=args.cron)
+    if args.delay is not None:
+        with _option("--delay"):
+            job.delay(args.delay)
+    if args.after is not None:
+        with _option("--after"):
+            job.after(args.after)
+    with _option("job"):
+        validate_job_doc(copy.deepcopy(job.doc))
+    wait = job.doc["repeatWait"]
+    if is_schedule(wait):
+        start = max(job.doc["after"], offline.now_ms())
+        if next_occurrence(wait, start) is None:
+            raise UsageError(f"--cron: {args.cron!r} never occurs after {render.iso(start)}")
+    return job.doc
+
+
+def _antecedents(jc: JobCollection, ids: Sequence[str], args: argparse.Namespace) -> list[Job]:
+    found = []
+    for job_id in ids:
+        job = jc.get_job(job_id)
+        if job is None:
+            raise UsageError(f"--depends: no job with id {job_id!r} in {_where(args)}")
+        if job.status in ("failed", "cancelled"):
+            raise UsageError(
+                f"--depends: job {job_id} is {job.status}, so the new job would be cancelled"
+            )
+        found.append(job)
+    return found
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    doc = build_job_doc(args)
+    if args.depends and database_missing(args.db):
+        raise UsageError(f"--depends: no job with id {args.depends[0]!r} (no database yet)")
+    with open_collection(args) as jc:
+        job = Job(jc, doc)
+        if args.depends:
+            job.depends(_antecedents(jc, args.depends, args))
+        job_id = job.save()
+    if job_id is None:
+        raise CommandFailed("the job was not saved (the server refused it)")
+    print(job_id)
+    return EXIT_OK
+
+
+# -- ls / show / stats ----------------------------------------------------------------------
+
+
+def _selector(args: argparse.Namespace) -> dict[str, Any]:
+    selector: dict[str, Any] = {}
+    if args.status:
+        selector["status"] = {"$in": list(dict.fromkeys(args.status))}
+    if args.type:
+        selector["type"] = {"$in": list(dict.fromkeys(args.type))}
+    return selector
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    docs: list[dict[str, Any]] = []
+    if not database_missing(args.db):
+        with open_collection(args) as jc:
+            docs = [job.doc for job in jc.find(_selector(args))]
+    docs.sort(key=lambda doc: doc.get("updated", 0))  # stable: ties stay in insertion order
+    docs = docs[-args.limit :]
+    if args.json:
+        for doc in docs:
+            print(render.to_json(doc))
+    elif docs:
+        rows = [render.job_row(doc) for doc in docs]
+        print(render.table(render.JOB_HEADERS, rows, render.JOB_RIGHT))
+    else:
+        print("no jobs")
+    return EXIT_OK
+
+
+def _not_found(job_id: str, args: argparse.Namespace) -> CommandFailed:
+    return CommandFailed(f"no job with id {job_id!r} in {_where(args)}")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    if database_missing(args.db):
+        raise _not_found(args.id, args)
+    with open_collection(args) as jc:
+        job = jc.get_job(args.id, get_log=True, get_failures=True)
+    if job is None:
+        raise _not_found(args.id, args)
+    print(render.to_json(job.doc, indent=2) if args.json else render.show_job(job.doc))
+    return EXIT_OK
+
+
+def stats_summary(rows: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
+    """`{"total": n, "by_status": {status: n}, "by_type": {type: {status: n, "total": n}}}`."""
+    by_status = dict.fromkeys(JOB_STATUSES, 0)
+    by_type: dict[str, dict[str, int]] = {}
+    for status, job_type, number in rows:
+        by_status[status] = by_status.get(status, 0) + number
+        counts = by_type.setdefault(job_type, {**dict.fromkeys(JOB_STATUSES, 0), "total": 0})
+        counts[status] = counts.get(status, 0) + number
+        counts["total"] += number
+    ordered = {job_type: by_type[job_type] for job_type in sorted(by_type)}
+    return {"total": sum(by_status.values()), "by_status": by_status, "by_type": ordered}
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    rows: list[tuple[str, str, int]] = []
+    if not database_missing(args.db):
+        with open_collection(args) as jc:
+            rows = jc.stats()
+    summary = stats_summary(rows)
+    if args.json:
+        print(render.to_json(summary))
+        return EXIT_OK
+    statuses = list(summary["by_status"])
+    lines = [
+        [job_type, *(counts[s] for s in statuses), counts["total"]]
+        for job_type, counts in summary["by_type"].items()
+    ]
+    lines.append(["TOTAL", *summary["by_status"].values(), summary["total"]])
+    right = range(1, len(statuses) + 2)
+    print(render.table(["TYPE", *statuses, "TOTAL"], lines, right))
+    return EXIT_OK
+
+
+# -- control commands -----------------------------------------------------------------------
+
+ACTIONS: dict[str, Callable[[Job], object]] = {
+    "cancel": lambda job: job.cancel(),
+    "restart": lambda job: job.restart(),
+    "pause": lambda job: job.pause(),
+    "resume": lambda job: job.resume(),
+    "ready": lambda job: job.ready(time=FOREVER_DATE),  # also before its `after`
+    "remove": lambda job: job.remove(),
+    "rerun": lambda job: job.rerun(wait=0),
+}
+
+ACTION_HELP = {
+    "cancel": "cancel running, ready, waiting or paused jobs, with their antecedents and "
+    "dependents (as Job.cancel does)",
+    "restart": "restart cancelled or failed jobs (one more run), with their antecedents and "
+    "dependents (as Job.restart does)",
+    "pause": "pause ready or waiting jobs",
+    "resume": "resume paused jobs",
+    "ready": "make waiting jobs ready now, even if delayed (dependencies must be done)",
+    "remove": "delete completed, cancelled or failed jobs",
+    "rerun": "run a completed job again, at once, as a new job",
+}
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    ids: list[str] = list(dict.fromkeys(args.ids))
+    action = ACTIONS[args.command]
+    if database_missing(args.db):
+        raise _not_found(ids[0], args)
+    with open_collection(args) as jc:
+        known = {job.id for job in jc.find({"_id": {"$in": ids}})}
+        missing = [job_id for job_id in ids if job_id not in known]
+        if missing:
+            listed = ", ".join(missing)
+            raise CommandFailed(f"no job with id {listed} in {_where(args)}; nothing was changed")
+        for job_id in ids:
+            job = jc.get_job(job_id)
+            outcome = action(job) if job is not None else False
+            if isinstance(outcome, str):
+                print(f"{job_id}: ok (new job {outcome})", flush=True)
+            else:
+                print(f"{job_id}: {'ok' if outcome else 'unchanged'}", flush=True)
+    return EXIT_OK
