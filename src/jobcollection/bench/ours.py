@@ -83,8 +83,12 @@ def process_rate(n: int = 20000, concurrency: int = 1, payload: int = 1) -> floa
         return n / elapsed
 
 
-def latency(samples: int = 300, warmup: int = 20) -> dict[str, float]:
-    """Enqueue -> worker start, ms, with an idle queue that only the change feed can wake."""
+def latency(samples: int = 300, warmup: int = 20, delay_ms: int = 0) -> dict[str, float]:
+    """Enqueue -> worker start, ms, with an idle queue that only the change feed can wake.
+
+    With `delay_ms`, each job is saved with that delay and the figure is how late after its
+    due time it started (the scheduler readies it; no sweep is involved).
+    """
     with _collection() as jc:
         jc.start_job_server()
         started = threading.Event()
@@ -100,7 +104,8 @@ def latency(samples: int = 300, warmup: int = 20) -> dict[str, float]:
             time.sleep(0.003)
             started.clear()
             t0 = time.perf_counter()
-            Job(jc, "ping", {}).save()
+            Job(jc, "ping", {}).delay(delay_ms).save()
+            t0 += delay_ms / 1000
             if not started.wait(5):
                 raise RuntimeError("latency sample timed out")
             if i >= warmup:
