@@ -13,8 +13,9 @@ import inspect
 import logging
 import multiprocessing
 import sys
+import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -23,7 +24,7 @@ from ..errors import JobValidationError
 from . import _collection_flows as flows
 from ._portal import Portal
 from ._runners import WorkerFn, ignore_interrupts, run_async, run_in_child, run_sync
-from .job import AsyncJob, Job
+from .job import AsyncCollection, AsyncJob, Job
 
 log = logging.getLogger(__name__)
 ShutdownLevel = Literal["soft", "normal", "hard"]
@@ -95,7 +96,7 @@ class QueueOptions:
         )
 
 
-class WorkSource(Protocol):
+class WorkSource(AsyncCollection, Protocol):
     """What a queue needs from a collection (local or remote)."""
 
     @property
@@ -124,7 +125,9 @@ class AsyncJobQueue:
         self._source = source
         self._loop = asyncio.get_running_loop()
         self._queue: deque[AsyncJob] = deque()
-        self._active: set[AsyncJob] = set()
+        # Jobs handed to the worker and not yet returned, by id (worker threads add to it).
+        self._active: dict[str, dict[str, Any]] = {}
+        self._active_lock = threading.Lock()
         self._running = 0
         self._paused = True
         self._stopping = False
@@ -258,7 +261,7 @@ class AsyncJobQueue:
             count = o.payload if self._batch else 1
             batch = [self._queue.popleft() for _ in range(min(count, len(self._queue)))]
             self._running += 1
-            self._active.update(batch)
+            self._track(job.doc for job in batch)
             task = self._loop.create_task(self._invoke(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -270,7 +273,7 @@ class AsyncJobQueue:
             self.options.error_callback(error)
         finally:
             self._running -= 1
-            self._active.difference_update(batch)
+            self._untrack(job.doc for job in batch)
             self._after_invocation()
 
     async def _run_worker(self, batch: list[AsyncJob]) -> None:
@@ -286,10 +289,36 @@ class AsyncJobQueue:
                 self._executor, run_in_child, fn, src.db_url, src.root, docs, batch_mode
             )
         else:
-            sync_jobs = [Job(self._source.sync, job.doc) for job in batch]
-            for sync_job in sync_jobs:
-                sync_job.strict = self.options.callback_strict
-            await self._loop.run_in_executor(self._executor, run_sync, fn, sync_jobs, batch_mode)
+            docs = [job.doc for job in batch]
+            await self._loop.run_in_executor(self._executor, self._thread_slot, docs)
+
+    def _thread_slot(self, docs: list[dict[str, Any]]) -> None:
+        """One concurrency slot, in a worker thread: run this batch, then, while the queue has
+        nothing queued for it, claim and run the next batch right here — two thread hops per
+        batch saved. (With `prefetch`, batches come from the local queue as usual.)"""
+        o, sync_jc = self.options, self._source.sync
+        while docs:
+            jobs = [Job(sync_jc, doc) for doc in docs]
+            for job in jobs:
+                job.strict = o.callback_strict
+            try:
+                run_sync(o.worker, jobs, self._batch)
+            finally:
+                self._untrack(docs)
+            if self._paused or self._stopping or self._queue or o.prefetch:
+                return
+            claimed = sync_jc.get_work(o.types, o.payload if self._batch else 1, o.work_timeout)
+            docs = [job.doc for job in claimed]
+            self._track(docs)
+
+    def _track(self, docs: Iterable[dict[str, Any]]) -> None:
+        with self._active_lock:
+            self._active.update((doc["_id"], doc) for doc in docs)
+
+    def _untrack(self, docs: Iterable[dict[str, Any]]) -> None:
+        with self._active_lock:
+            for doc in docs:
+                self._active.pop(doc["_id"], None)
 
     def _after_invocation(self) -> None:
         if self._stopping:
@@ -345,7 +374,9 @@ class AsyncJobQueue:
         """Hard stop: fail queued and running jobs now; running worker code is left alone."""
         self._hard = True
         self._paused = True
-        await self._fail(self._take_queued() + list(self._active))
+        with self._active_lock:
+            running = [AsyncJob(self._source, doc) for doc in self._active.values()]
+        await self._fail(self._take_queued() + running)
         self._drained.set()
 
     async def _fail(self, jobs: list[AsyncJob]) -> None:

@@ -84,10 +84,23 @@ def to_ejson(value: Any) -> Any:
 
 
 def dumps(value: Any) -> str:
-    """Serialize a value to compact EJSON text."""
+    """Serialize a value to compact EJSON text.
+
+    Fast path: plain JSON goes straight through the C encoder. Only when the text could hold
+    an EJSON form (a `"$` anywhere) or a value needs one (dates, bytes, non-finite floats) is
+    the value walked in Python.
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        text = '"$'  # needs the walk
+    if '"$' not in text:
+        return text
     return json.dumps(to_ejson(value), separators=(",", ":"), allow_nan=False)
 
 
 def loads(text: str) -> Any:
-    """Parse EJSON text."""
+    """Parse EJSON text (plain JSON without any `"$` needs no walk)."""
+    if '"$' not in text:
+        return json.loads(text)
     return from_ejson(json.loads(text))
