@@ -53,7 +53,7 @@ def wait_after(wait: int | Doc, now: int) -> int | None:
         assert isinstance(wait, dict)
         return next_occurrence(wait, now + SCHEDULE_GUARD_MS)
     assert isinstance(wait, int)
-    return now + wait
+    return min(now + wait, FOREVER_DATE)
 
 
 def repeat_after(doc: Doc, now: int) -> int | None:

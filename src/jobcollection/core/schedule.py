@@ -33,7 +33,8 @@ from jobcollection.errors import JobValidationError
 __all__ = ["ScheduleDict", "is_schedule", "next_occurrence", "parse_cron", "validate_schedule"]
 
 ScheduleDict: TypeAlias = dict[str, list[dict[str, list[int]]]]
-_Frozen: TypeAlias = tuple[tuple[str, tuple[int, ...]], ...]
+_Ints: TypeAlias = tuple[int, ...]
+_Frozen: TypeAlias = tuple[tuple[str, _Ints], ...]
 
 _DAY = 86_400
 _END_S = 4_102_444_800  # 2100-01-01T00:00:00Z
@@ -188,7 +189,7 @@ class _Constraint:
         return w
 
 
-def _constraint(key: str, values: tuple[int, ...]) -> _Constraint:
+def _constraint(key: str, values: _Ints) -> _Constraint:
     base, _, mod = key.partition("_")
     return _Constraint(base, mod, frozenset(values), values[0] if mod == "a" else values[-1])
 
@@ -237,7 +238,7 @@ def _constraint_end(c: _Constraint, x_ms: int) -> int | None:
     if c.key == "fd":
         if not c.test(x_ms, False):
             return None
-        return {"": x_ms + 1, "a": _END_MS}.get(c.mod, c.bound)
+        return x_ms + 1 if not c.mod else _END_MS if c.mod == "a" else c.bound
     if c.key in _TIME_KEYS:
         span, period = _TIME_KEYS[c.key]
         value = secs % period // span
@@ -277,7 +278,7 @@ def _is_period_start(unit: int, x_ms: int) -> bool:
 # --- compiled schedules and the search ----------------------------------------------------------
 
 
-def _allowed(cons: tuple[_Constraint, ...], key: str, lo: int, hi: int) -> tuple[int, ...]:
+def _allowed(cons: tuple[_Constraint, ...], key: str, lo: int, hi: int) -> _Ints:
     """Values lo..hi allowed by the (context-free) constraints on ``key``."""
     mine = [c for c in cons if c.key == key]
     return tuple(
@@ -285,9 +286,7 @@ def _allowed(cons: tuple[_Constraint, ...], key: str, lo: int, hi: int) -> tuple
     )
 
 
-def _next_hms(
-    lo: int, hours: tuple[int, ...], mins: tuple[int, ...], secs: tuple[int, ...]
-) -> int | None:
+def _next_hms(lo: int, hours: _Ints, mins: _Ints, secs: _Ints) -> int | None:
     """Smallest second of day >= lo whose hour, minute and second are all allowed."""
     h0, m0, s0 = lo // 3600, lo // 60 % 60, lo % 60
     for h in hours[bisect_left(hours, h0) :]:
@@ -302,13 +301,13 @@ def _next_hms(
 class _Compiled:
     cons: tuple[_Constraint, ...]
     unit: int
-    instants: tuple[int, ...] | None  # plain fd values, when present (the only candidates)
-    years: tuple[int, ...]
-    months: tuple[int, ...]
-    hours: tuple[int, ...]
-    minutes: tuple[int, ...]
-    seconds: tuple[int, ...]
-    tods: tuple[int, ...] | None  # plain t values that fit hours/minutes/seconds
+    instants: _Ints | None  # plain fd values, when present (the only candidates)
+    years: _Ints
+    months: _Ints
+    hours: _Ints
+    minutes: _Ints
+    seconds: _Ints
+    tods: _Ints | None  # plain t values that fit hours/minutes/seconds
     tod_lo: int  # from t_a
     tod_hi: int  # from t_b (exclusive)
     lo_s: int  # from fd_a
@@ -354,16 +353,10 @@ def _compile(sched: _Frozen) -> _Compiled:
     minutes = _allowed(cons, "m", 0, 59 if unit <= _MIN else 0)
     seconds = _allowed(cons, "s", 0, 59 if unit <= _SEC else 0)
     tods = None
-    if "t" in by_key:
+    if "t" in by_key:  # keep the t values whose hour, minute and second are allowed too
+        hms = (hours, minutes, seconds)
         tods = tuple(
-            sorted(
-                v
-                for v in by_key["t"].values
-                if 0 <= v < _DAY
-                and v // 3600 in hours
-                and v // 60 % 60 in minutes
-                and v % 60 in seconds
-            )
+            sorted(v for v in by_key["t"].values if 0 <= v < _DAY and _next_hms(v, *hms) == v)
         )
     fd_a, fd_b = by_key.get("fd_a"), by_key.get("fd_b")
     return _Compiled(
@@ -395,8 +388,7 @@ def _compile_all(
     key: tuple[tuple[_Frozen, ...], tuple[_Frozen, ...]],
 ) -> tuple[tuple[_Compiled, ...], tuple[tuple[_Constraint, ...], ...]]:
     scheds, excepts = key
-    compiled = tuple(_compile(s) for s in scheds)
-    return compiled, tuple(tuple(_constraint(k, v) for k, v in e) for e in excepts)
+    return tuple(map(_compile, scheds)), tuple(tuple(_constraint(*kv) for kv in e) for e in excepts)
 
 
 def _search(c: _Compiled, after_ms: int) -> int | None:

@@ -142,12 +142,13 @@ def remove(op: Op, p: IdsParams) -> bool:
     if not p.ids:
         return False
     removed = op.tx.remove(p.ids, JOB_STATUS_REMOVABLE)
-    orphans = [d["_id"] for d in op.tx.dependents(removed) if d["status"] in JOB_STATUS_CANCELLABLE]
+    dependents = op.tx.dependents(removed) if removed else []
+    orphans = [d["_id"] for d in dependents if d["status"] in JOB_STATUS_CANCELLABLE]
     if orphans:
-        op.tx.update(
-            orphans, {"updated": op.now}, log=[rules.entry(op.now, "Antecedent removed", "warning")]
-        )
-        cancel(op, CancelParams(orphans))
+        log = [rules.entry(op.now, "Antecedent removed", "warning")]
+        op.tx.update(orphans, {"updated": op.now}, log=log)
+    if dependents:  # as for a final failure: the cascade passes through finished dependents
+        cancel(op, CancelParams([d["_id"] for d in dependents]))
     return bool(removed)
 
 

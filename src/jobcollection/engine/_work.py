@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core import rules
-from ..core.constants import JOB_STATUS_CANCELLABLE, Status
+from ..core.constants import FOREVER_DATE, Status
 from ..core.params import (
     CancelParams,
     DoneParams,
@@ -42,7 +42,8 @@ def get_work(op: Op, p: GetWorkParams) -> list[JobDoc]:
     run_id = op.new_id()
     fields: dict[str, Any] = {"status": Status.RUNNING.value, "runId": run_id, "updated": op.now}
     if p.work_timeout is not None:
-        fields.update(workTimeout=p.work_timeout, expiresAfter=op.now + p.work_timeout)
+        expires = min(op.now + p.work_timeout, FOREVER_DATE)
+        fields.update(workTimeout=p.work_timeout, expiresAfter=expires)
         op.wake_at(op.now + p.work_timeout + 1)
     else:
         fields.update(workTimeout=UNSET, expiresAfter=UNSET)
@@ -60,7 +61,7 @@ def _renewal(op: Op, doc: JobDoc) -> dict[str, Any]:
     if doc["status"] != Status.RUNNING or timeout is None:
         return {}
     op.wake_at(op.now + timeout + 1)
-    return {"expiresAfter": op.now + timeout}
+    return {"expiresAfter": min(op.now + timeout, FOREVER_DATE)}
 
 
 def job_log(op: Op, p: LogParams) -> bool:
@@ -124,7 +125,7 @@ def _resolve_dependents(op: Op, job_id: str, delay: int | None) -> None:
             "updated": op.now,
         }
         if delay is not None:
-            fields["after"] = max(dep["after"], op.now + delay)
+            fields["after"] = max(dep["after"], min(op.now + delay, FOREVER_DATE))
         op.tx.update([dep["_id"]], fields, log=[rules.entry(op.now, "Dependency resolved")])
     if dependents:
         _control.ready_or_wake(op, [d["_id"] for d in dependents])
@@ -154,11 +155,9 @@ def fail_run(op: Op, doc: JobDoc, err: dict[str, Any], fatal: bool) -> bool:
     if not op.tx.update([doc["_id"]], fields, guard, log):
         return False
     if final:
-        dependents = [
-            d["_id"]
-            for d in op.tx.dependents([doc["_id"]])
-            if d["status"] in JOB_STATUS_CANCELLABLE
-        ]
+        # jobCancel on every dependent (SPEC 3.3): even one already cancelled passes the
+        # cascade on to its own dependents.
+        dependents = [d["_id"] for d in op.tx.dependents([doc["_id"]])]
         if dependents:
             _control.cancel(op, CancelParams(dependents))
     else:

@@ -94,7 +94,7 @@ class CallLog:
         if self.stream is None:
             return
         stamp = datetime.now(UTC).isoformat()
-        if event.connection is None and event.user_id is None:
+        if event.connection is None:  # a call made by server-side code
             user = "[SERVER]"
         else:
             user = event.user_id or "[UNAUTHENTICATED]"

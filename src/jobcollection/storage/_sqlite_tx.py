@@ -131,7 +131,8 @@ class SqliteTransaction:
             "AND expires_after IS NOT NULL",
             (self.collection,),
         ).fetchone()[0]
-        times = [t for t in (due, expiry) if t is not None]
+        # A run expires once now > expiresAfter, so its wake-up is one ms later.
+        times = [t for t in (due, None if expiry is None else expiry + 1) if t is not None]
         return min(times) if times else None
 
     # -- writes ------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ class SqliteTransaction:
     ) -> JobDoc | None:
         # One statement: compare-and-set on the run, progress filled up to its total.
         sql = (
-            "UPDATE jobs SET status = 'completed', result = ?, updated = ?, "
+            "UPDATE jobs SET status = 'completed', run_id = NULL, result = ?, updated = ?, "
             f"progress = json_object('completed', {_TOTAL}, 'total', {_TOTAL}, 'percent', 100) "
             "WHERE collection = ? AND id = ? AND status = 'running' AND run_id = ? "
             f"RETURNING {cols.SELECT_LIST}"
@@ -206,7 +207,7 @@ class SqliteTransaction:
             return None
         doc = cols.row_to_doc(row)
         self._conn.execute(_LOG_INSERT, cols.log_row(job_id, [log]))
-        fields = "status,result,updated,progress"
+        fields = "status,runId,result,updated,progress"
         self.changes.append((self.collection, job_id, "update", doc["type"], doc["status"], fields))
         return doc
 
@@ -220,7 +221,8 @@ class SqliteTransaction:
     def claim(
         self, types: Sequence[str], limit: int, fields: Mapping[str, Any], log: LogEntry
     ) -> list[JobDoc]:
-        candidates = heapq.nsmallest(limit, (c for t in types for c in self._best_ready(t, limit)))
+        unique = dict.fromkeys(types)  # a type listed twice must not use up the limit twice
+        candidates = heapq.nsmallest(limit, (c for t in unique for c in self._best_ready(t, limit)))
         if not candidates:
             return []
         seqs = [candidate[-1] for candidate in candidates]
