@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from ..core.constants import BULK_CHUNK, GET_JOB_CHUNK
-from ..core.params import to_ms
-from ..errors import ValidationError
+from ..core.params import to_duration_ms, to_ms
+from ..errors import JobValidationError, ValidationError
 from ._drive import Flow
 
 Doc = dict[str, Any]
@@ -24,10 +25,15 @@ def id_list(ids: str | Sequence[str] | None) -> list[str]:
 
 
 def type_list(types: str | Sequence[str]) -> list[str]:
-    listed = [types] if isinstance(types, str) else list(types)
-    if not listed or not all(isinstance(t, str) and t for t in listed):
-        raise ValidationError(f"job type must be a non-empty string or list of them, got {types!r}")
-    return listed
+    listed = [types] if isinstance(types, str) else types
+    if (
+        not isinstance(listed, list | tuple)
+        or not listed
+        or not all(isinstance(t, str) and t for t in listed)
+    ):
+        problem = f"must be a non-empty string or a non-empty list of them, got {types!r}"
+        raise JobValidationError("types", problem)
+    return list(listed)
 
 
 def get_job(job_id: str, get_log: bool = False, get_failures: bool = False) -> Flow[Doc | None]:
@@ -87,6 +93,13 @@ def restart_options(
     if until is not None:
         options["until"] = to_ms(until, "until")
     return options
+
+
+def shutdown(timeout: Any) -> Flow[Any]:
+    """`shutdownJobServer` with a grace period in ms or as a timedelta."""
+    if isinstance(timeout, timedelta):
+        timeout = to_duration_ms(timeout, "timeout")
+    return (yield ("shutdownJobServer", [{"timeout": timeout}]))
 
 
 def simple(method: str, options: dict[str, Any]) -> Flow[Any]:

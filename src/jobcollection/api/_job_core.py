@@ -43,6 +43,7 @@ def as_object(value: object, default: object) -> dict[str, Any]:
     if isinstance(value, BaseException):
         return {
             "value": str(value),
+            "message": str(value),
             "type": type(value).__name__,
             "traceback": "".join(traceback.format_exception(value)),
         }

@@ -11,9 +11,11 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any, Self
 
 from ..core import constants
+from ..core.params import to_duration_ms
 from ..engine.clock import Clock
 from ..engine.events import CallEvent, LogStream
 from ..engine.manager import JobManager
@@ -72,8 +74,11 @@ class _Base:
     def set_log_stream(self, stream: LogStream) -> None:
         self.manager.set_log_stream(stream)
 
-    def promote(self, interval_ms: int = constants.DEFAULT_PROMOTE_INTERVAL_MS) -> None:
-        self.manager.promote(interval_ms)
+    def promote(self, interval: int | timedelta = constants.DEFAULT_PROMOTE_INTERVAL_MS) -> None:
+        """Set the safety-net sweep interval (ms or timedelta) and sweep once now."""
+        if isinstance(interval, timedelta):
+            interval = to_duration_ms(interval, "interval")
+        self.manager.promote(interval)
 
     def stats(self) -> list[tuple[str, str, int]]:
         """(status, type, count) rows."""
@@ -193,8 +198,10 @@ class JobCollection(_Base):
     def start_job_server(self) -> bool:
         return bool(drive(flows.simple("startJobServer", {}), self.call))
 
-    def shutdown_job_server(self, timeout: int = constants.DEFAULT_SHUTDOWN_TIMEOUT_MS) -> bool:
-        return bool(drive(flows.simple("shutdownJobServer", {"timeout": timeout}), self.call))
+    def shutdown_job_server(
+        self, timeout: int | timedelta = constants.DEFAULT_SHUTDOWN_TIMEOUT_MS
+    ) -> bool:
+        return bool(drive(flows.shutdown(timeout), self.call))
 
     def process_jobs(
         self, types: str | Sequence[str], worker: WorkerFn, **options: Any
@@ -356,11 +363,9 @@ class AsyncJobCollection(_Base):
         return bool(await adrive(flows.simple("startJobServer", {}), self.call))
 
     async def shutdown_job_server(
-        self, timeout: int = constants.DEFAULT_SHUTDOWN_TIMEOUT_MS
+        self, timeout: int | timedelta = constants.DEFAULT_SHUTDOWN_TIMEOUT_MS
     ) -> bool:
-        return bool(
-            await adrive(flows.simple("shutdownJobServer", {"timeout": timeout}), self.call)
-        )
+        return bool(await adrive(flows.shutdown(timeout), self.call))
 
     async def process_jobs(
         self, types: str | Sequence[str], worker: WorkerFn, **options: Any

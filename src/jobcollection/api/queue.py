@@ -18,8 +18,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal, Protocol
 
+from ..core.params import to_duration_ms
 from ..errors import JobValidationError
 from . import _collection_flows as flows
 from ._portal import Portal
@@ -65,8 +67,8 @@ class QueueOptions:
         concurrency: int = 1,
         payload: int = 1,
         prefetch: int = 0,
-        poll_interval: int | None = 5000,
-        work_timeout: int | None = None,
+        poll_interval: int | timedelta | None = 5000,
+        work_timeout: int | timedelta | None = None,
         callback_strict: bool = False,
         error_callback: Callable[[object], None] | None = None,
         processes: int | None = None,
@@ -79,6 +81,10 @@ class QueueOptions:
             _int_option("processes", processes, 1)
             if inspect.iscoroutinefunction(worker):
                 raise JobValidationError("processes", "a coroutine worker cannot run in processes")
+        if isinstance(poll_interval, timedelta):
+            poll_interval = to_duration_ms(poll_interval, "poll_interval")
+        if isinstance(work_timeout, timedelta):
+            work_timeout = to_duration_ms(work_timeout, "work_timeout")
         poll = None if not poll_interval else _int_option("poll_interval", poll_interval, 0)
         return cls(
             types=flows.type_list(types),
