@@ -46,8 +46,10 @@ def test_async_twin_methods_are_coroutines_exactly_where_they_do_io(
         if inspect.iscoroutinefunction(method):
             continue
         # Plain methods must be the very same shared implementation (builders, accessors).
-        assert method is sync_method or name in {"job", "now_ms", "events", "watch_ready"} or (
-            getattr(method, "__qualname__", "").startswith(("JobCore.", "_Base."))
+        assert (
+            method is sync_method
+            or name in {"job", "now_ms", "events", "watch_ready"}
+            or (getattr(method, "__qualname__", "").startswith(("JobCore.", "_Base.")))
         ), name
 
 

@@ -358,8 +358,8 @@ class AsyncJobQueue:
         if level == "hard":
             await self._fail_now()
         elif level == "soft":
-            self._dispatch()
-            if self._running or self._queue:
+            self._dispatch()  # keeps going (unless paused)
+            if self._running:  # nothing running when the wait begins: done at once
                 await self._drained.wait()
         else:
             self._paused = True

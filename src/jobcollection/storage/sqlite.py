@@ -160,25 +160,33 @@ class SqliteStorage:
             except sqlite3.Error as error:
                 raise translate(error, self.path) from error
 
-    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
-        unsubscribe = self._hub.subscribe(listener)
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Hold the lock; driver errors leave as jobcollection storage errors."""
         with self._lock:
+            try:
+                yield
+            except sqlite3.Error as error:
+                raise translate(error, self.path) from error
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        with self._translated():
             if self._watcher is None and self.path != ":memory:":
                 self._hub.seen(self.last_seq())
                 self._watcher = _Watcher(self)
-        return unsubscribe
+        return self._hub.subscribe(listener)
 
     def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
-        with self._lock:
+        with self._translated():
             return _changes_since(self._conn, seq, limit)
 
     def last_seq(self) -> int:
-        with self._lock:
+        with self._translated():
             row = self._conn.execute("SELECT max(seq) FROM changes").fetchone()
         return int(row[0] or 0)
 
     def prune_changes(self, keep: int) -> None:
-        with self.write(""):
+        with self.write(""), self._translated():
             self._conn.execute(
                 "DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?", (keep,)
             )
