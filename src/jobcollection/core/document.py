@@ -199,6 +199,19 @@ def _list_of(item: Checker) -> Checker:
 def _closed_object(fields: dict[str, tuple[Checker, bool]]) -> Checker:
     """A plain object with exactly the given keys: name -> (checker, required)."""
 
+    # Field paths ("doc.after", ...) per parent path, built once: this check runs on every save.
+    plans: dict[str, list[tuple[str, str, Checker, bool]]] = {}
+
+    def plan_for(field: str) -> list[tuple[str, str, Checker, bool]]:
+        plan = plans.get(field)
+        if plan is None:
+            plan = [
+                (name, f"{field}.{name}", c, required) for name, (c, required) in fields.items()
+            ]
+            if len(plans) < 64:  # log entries have a path per index; keep the cache small
+                plans[field] = plan
+        return plan
+
     def check(value: object, field: str) -> dict[str, object]:
         if not isinstance(value, dict):
             raise JobValidationError(field, f"must be a plain object, got {show(value)}")
@@ -206,11 +219,11 @@ def _closed_object(fields: dict[str, tuple[Checker, bool]]) -> Checker:
             if key not in fields:
                 raise JobValidationError(f"{field}.{key}", "is not an allowed field")
         result: dict[str, object] = {}
-        for name, (checker, required) in fields.items():
+        for name, path, checker, required in plan_for(field):
             if name in value:
-                result[name] = checker(value[name], f"{field}.{name}")
+                result[name] = checker(value[name], path)
             elif required:
-                raise JobValidationError(f"{field}.{name}", "is required")
+                raise JobValidationError(path, "is required")
         return result
 
     return check

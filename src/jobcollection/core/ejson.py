@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 _FORMS = ("$date", "$binary", "$InfNaN", "$type", "$escape")
+# One encoder for all calls: json.dumps with arguments builds a new encoder every time.
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +93,12 @@ def dumps(value: Any) -> str:
     the value walked in Python.
     """
     try:
-        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        text = _encode(value)
     except (TypeError, ValueError):
         text = '"$'  # needs the walk
     if '"$' not in text:
         return text
-    return json.dumps(to_ejson(value), separators=(",", ":"), allow_nan=False)
+    return _encode(to_ejson(value))
 
 
 def loads(text: str) -> Any:

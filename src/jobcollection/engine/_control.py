@@ -196,8 +196,8 @@ def save(op: Op, p: SaveParams) -> str | None:
     return insert_new(op, doc)
 
 
-def insert_new(op: Op, doc: JobDoc) -> str | None:
-    """Insert a validated new job; it is stored ready at once when nothing holds it back."""
+def _prepare_new(op: Op, doc: JobDoc) -> tuple[JobDoc, bool]:
+    """A new job's stored form; True when it goes straight to ready (due, nothing pending)."""
     doc = dict(doc, _id=op.new_id(), created=op.now)
     log = [*(doc.get("log") or ()), rules.entry(op.now, "Job Submitted")]
     immediate = doc["status"] == Status.WAITING and not doc["depends"] and doc["after"] <= op.now
@@ -206,9 +206,42 @@ def insert_new(op: Op, doc: JobDoc) -> str | None:
         doc.update(status=Status.READY.value, after=op.now, updated=op.now)
         log.append(rules.entry(op.now, "Promoted to ready"))
     doc["log"] = log
-    op.tx.insert([doc])
+    return doc, immediate
+
+
+def insert_new(op: Op, doc: JobDoc) -> str | None:
+    """Insert a validated new job; it is stored ready at once when nothing holds it back."""
+    doc, immediate = _prepare_new(op, doc)
     if immediate:
+        op.tx.insert([doc])
         return str(doc["_id"])
+    return _insert_prepared(op, doc)
+
+
+def save_many(op: Op, saves: Sequence[SaveParams]) -> list[str | None]:
+    """Save in one transaction; runs of new jobs that go straight to ready are inserted by one
+    statement (anything else is saved one by one, in order)."""
+    ids: list[str | None] = []
+    batch: list[JobDoc] = []
+    for p in saves:
+        doc = rules.clamp_new_doc(p.doc, op.now)
+        plain = doc is not None and doc.get("_id") is None and not p.cancel_repeats
+        prepared = _prepare_new(op, doc) if plain and doc is not None else None
+        if prepared is not None and prepared[1]:
+            batch.append(prepared[0])
+            ids.append(str(prepared[0]["_id"]))
+            continue
+        if batch:
+            op.tx.insert(batch)
+            batch = []
+        ids.append(save(op, p) if prepared is None else _insert_prepared(op, prepared[0]))
+    if batch:
+        op.tx.insert(batch)
+    return ids
+
+
+def _insert_prepared(op: Op, doc: JobDoc) -> str | None:
+    op.tx.insert([doc])
     if not check_antecedents(op, doc):
         return None
     ready_or_wake(op, [doc["_id"]])

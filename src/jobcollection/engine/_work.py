@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..core import rules
@@ -97,13 +98,25 @@ def job_progress(op: Op, p: ProgressParams) -> bool:
 
 
 def job_done(op: Op, p: DoneParams) -> bool | str:
-    log = rules.entry(op.now, "Job Completed", "success", p.run_id)
-    doc = op.tx.complete(p.id, p.run_id, p.result, op.now, log)
-    if doc is None:
-        return False
-    repeat_id = _repeat(op, doc)
-    _resolve_dependents(op, p.id, p.delay_deps)
-    return repeat_id if (p.repeat_id and repeat_id) else True
+    outcome = complete_runs(op, [p.id], p.run_id, p.result, p.delay_deps).get(p.id, False)
+    return outcome if p.repeat_id else bool(outcome)
+
+
+def complete_runs(
+    op: Op, ids: Sequence[str], run_id: str, result: dict[str, Any], delay: int | None = None
+) -> dict[str, bool | str]:
+    """Complete jobs of one run with one result; per job: True, or the repeat's new id."""
+    log = rules.entry(op.now, "Job Completed", "success", run_id)
+    completed = op.tx.complete(ids, run_id, result, op.now, log)
+    outcomes: dict[str, bool | str] = {job_id: True for job_id, _ in completed}
+    repeating = [job_id for job_id, repeats in completed if repeats > 0]
+    for doc in op.tx.get(repeating) if repeating else ():
+        new_id = _repeat(op, doc)
+        if new_id:
+            outcomes[doc["_id"]] = new_id
+    if completed:
+        _resolve_dependents(op, list(outcomes), delay)
+    return outcomes
 
 
 def _repeat(op: Op, doc: JobDoc) -> str | None:
@@ -116,17 +129,20 @@ def _repeat(op: Op, doc: JobDoc) -> str | None:
     return str(new["_id"])
 
 
-def _resolve_dependents(op: Op, job_id: str, delay: int | None) -> None:
-    dependents = op.tx.dependents([job_id])
+def _resolve_dependents(op: Op, job_ids: list[str], delay: int | None) -> None:
+    dependents = op.tx.dependents(job_ids)
+    done = set(job_ids)
     for dep in dependents:
         fields: dict[str, Any] = {
-            "depends": [a for a in dep["depends"] if a != job_id],
-            "resolved": [*dep["resolved"], job_id],
+            "depends": [a for a in dep["depends"] if a not in done],
+            "resolved": [*dep["resolved"], *(a for a in dep["depends"] if a in done)],
             "updated": op.now,
         }
         if delay is not None:
             fields["after"] = max(dep["after"], min(op.now + delay, FOREVER_DATE))
-        op.tx.update([dep["_id"]], fields, log=[rules.entry(op.now, "Dependency resolved")])
+        resolved = sum(1 for a in dep["depends"] if a in done)
+        log = [rules.entry(op.now, "Dependency resolved") for _ in range(resolved)]
+        op.tx.update([dep["_id"]], fields, log=log)
     if dependents:
         _control.ready_or_wake(op, [d["_id"] for d in dependents])
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from ..core.constants import DEFAULT_PROMOTE_INTERVAL_MS, JOB_STATUSES
 from ..core.ids import random_id
-from ..core.params import DoneParams, GetJobParams, SaveParams, ShutdownParams, parse_params
+from ..core.params import GetJobParams, SaveParams, ShutdownParams, parse_params
 from ..errors import JobCollectionError, ValidationError
 from ..storage.port import JobDoc, Storage
 from . import _control, _work
@@ -131,23 +131,36 @@ class JobManager:
             if p.doc.get("_id") is not None:
                 raise ValidationError(f"jobs[{number}] is already saved ({p.doc['_id']})")
 
-        def save_all(op: Op, _: object) -> list[str | None]:
-            return [_control.save(op, p) for p in parsed]
-
-        return list(self.run(save_all, None))
+        return list(self.run(_control.save_many, parsed))
 
     def complete_many(self, runs: Sequence[tuple[str, str, object]]) -> list[bool | str]:
-        """`jobDone` for several runs in one transaction (a worker's payload batch)."""
+        """`jobDone` for several runs in one transaction (a worker's payload batch).
+
+        Consecutive runs sharing a runId and a result (a batch from one `getWork`) are
+        completed by one statement.
+        """
         calls = [[job_id, run_id, result, {}] for job_id, run_id, result in runs]
-        parsed = [cast(DoneParams, parse_params("jobDone", params)) for params in calls]
+        for params in calls:
+            parse_params("jobDone", params)  # validation only: raises before any write
+        groups: list[tuple[str, object, list[str]]] = []
+        for job_id, run_id, result in runs:
+            if groups and groups[-1][0] == run_id and groups[-1][1] is result:
+                groups[-1][2].append(job_id)
+            else:
+                groups.append((run_id, result, [job_id]))
 
-        def complete_all(op: Op, _: object) -> list[bool | str]:
-            return [_work.job_done(op, p) for p in parsed]
+        def complete_all(op: Op, _: object) -> dict[str, bool | str]:
+            outcomes: dict[str, bool | str] = {}
+            for run_id, result, ids in groups:
+                assert isinstance(result, dict)
+                outcomes.update(_work.complete_runs(op, ids, run_id, result))
+            return outcomes
 
-        results: list[bool | str] = self.run(complete_all, None)
+        outcomes: dict[str, bool | str] = self.run(complete_all, None)
+        results = [bool(outcomes.get(job_id, False)) for job_id, _, _ in runs]
         for params, result in zip(calls, results, strict=True):
             self._announce("call", CallEvent("jobDone", params, None, None, return_value=result))
-        return results
+        return list(results)
 
     def _scrubbed(self, found: Any) -> Any:
         if self.scrub is None or found is None:

@@ -55,16 +55,26 @@ INSERT_COLUMNS: Final = ("collection", *(column for _, column, _ in FIELDS))
 NO_DEPENDS: Final = "[]"
 
 
+_json_text = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _plain(value: Any) -> Any:
+    return value
+
+
+def _json(value: Any) -> str:
+    return "[]" if value == [] else _json_text(value)
+
+
+_ENCODER_OF: Final = {"plain": _plain, "json": _json, "ejson": ejson.dumps}
+_ENCODERS: Final = tuple((key, _ENCODER_OF[kind]) for key, _, kind in FIELDS)
+
+
 def encode(key: str, value: Any) -> Any:
     """The column value for one document field (UNSET and absent optional fields are NULL)."""
     if value is UNSET:
         return None
-    kind = KIND_OF[key]
-    if kind == "plain":
-        return value
-    if kind == "json":
-        return json.dumps(value, separators=(",", ":"))
-    return ejson.dumps(value)
+    return _ENCODER_OF[KIND_OF[key]](value)
 
 
 def row_to_doc(row: Sequence[Any]) -> JobDoc:
@@ -86,7 +96,11 @@ def row_to_doc(row: Sequence[Any]) -> JobDoc:
 
 def insert_row(collection: str, doc: JobDoc) -> tuple[Any, ...]:
     """The INSERT parameters for a new document."""
-    return (collection, *(encode(key, doc.get(key, UNSET)) for key, _, _ in FIELDS))
+    get = doc.get
+    return (
+        collection,
+        *[None if (value := get(key, UNSET)) is UNSET else enc(value) for key, enc in _ENCODERS],
+    )
 
 
 def log_row(job_id: str, entries: Sequence[dict[str, Any]]) -> tuple[str, str]:

@@ -192,24 +192,27 @@ class SqliteTransaction:
         return done
 
     def complete(
-        self, job_id: str, run_id: str, result: Any, now: int, log: LogEntry
-    ) -> JobDoc | None:
-        # One statement: compare-and-set on the run, progress filled up to its total.
+        self, job_ids: Sequence[str], run_id: str, result: Any, now: int, log: LogEntry
+    ) -> list[tuple[str, int]]:
+        # One statement for the whole batch: compare-and-set on the run, progress filled up
+        # to its total. Returns (id, repeats) of each job completed.
         sql = (
             "UPDATE jobs SET status = 'completed', run_id = NULL, result = ?, updated = ?, "
             f"progress = json_object('completed', {_TOTAL}, 'total', {_TOTAL}, 'percent', 100) "
-            "WHERE collection = ? AND id = ? AND status = 'running' AND run_id = ? "
-            f"RETURNING {cols.SELECT_LIST}"
+            f"WHERE collection = ? AND id IN ({_marks(len(job_ids))}) AND status = 'running' "
+            "AND run_id = ? RETURNING id, type, repeats"
         )
-        args = (cols.encode("result", result), now, self.collection, job_id, run_id)
-        row = self._conn.execute(sql, args).fetchone()
-        if row is None:
-            return None
-        doc = cols.row_to_doc(row)
-        self._conn.execute(_LOG_INSERT, cols.log_row(job_id, [log]))
+        args = [cols.encode("result", result), now, self.collection, *job_ids, run_id]
+        rows = self._conn.execute(sql, args).fetchall()
+        if not rows:
+            return []
+        entry = cols.log_row("", [log])[1]
+        self._conn.executemany(_LOG_INSERT, [(job_id, entry) for job_id, _, _ in rows])
         fields = "status,runId,result,updated,progress"
-        self.changes.append((self.collection, job_id, "update", doc["type"], doc["status"], fields))
-        return doc
+        self.changes.extend(
+            (self.collection, job_id, "update", t, "completed", fields) for job_id, t, _ in rows
+        )
+        return [(job_id, repeats) for job_id, _, repeats in rows]
 
     def _replace_deps(self, job_ids: list[str], depends: list[str]) -> None:
         self._conn.executemany("DELETE FROM job_deps WHERE job_id = ?", [(i,) for i in job_ids])

@@ -100,10 +100,11 @@ class Transaction(Protocol):
         ...
 
     def complete(
-        self, job_id: str, run_id: str, result: Any, now: int, log: LogEntry
-    ) -> JobDoc | None:
-        """Finish a run: completed, `result`, progress = total (1 if unknown), `updated = now`,
-        `log` appended — only if the job runs under `run_id`. Returns the updated document."""
+        self, job_ids: Sequence[str], run_id: str, result: Any, now: int, log: LogEntry
+    ) -> list[tuple[str, int]]:
+        """Finish these runs (all under `run_id`): completed, `result`, progress = total (1 if
+        unknown), `updated = now`, `log` appended — only jobs running under `run_id`.
+        Returns (id, repeats) of each job completed."""
         ...
 
     def claim(
