@@ -55,13 +55,19 @@ def get_jobs(
     return found
 
 
-def get_work(
+def get_work_params(
     types: str | Sequence[str], max_jobs: int = 1, work_timeout: int | None = None
-) -> Flow[list[Doc]]:
+) -> list[Any]:
     options: dict[str, Any] = {"maxJobs": max_jobs}
     if work_timeout is not None:
         options["workTimeout"] = work_timeout
-    return (yield ("getWork", [type_list(types), options]))  # type: ignore[no-any-return]
+    return [type_list(types), options]
+
+
+def get_work(
+    types: str | Sequence[str], max_jobs: int = 1, work_timeout: int | None = None
+) -> Flow[list[Doc]]:
+    return (yield ("getWork", get_work_params(types, max_jobs, work_timeout)))  # type: ignore[no-any-return]
 
 
 def bulk(method: str, ids: str | Sequence[str] | None, options: dict[str, Any]) -> Flow[bool]:

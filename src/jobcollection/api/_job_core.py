@@ -24,6 +24,7 @@ from ..core.cron import parse_cron
 from ..core.params import to_duration_ms, to_ms
 from ..core.schedule import validate_schedule
 from ..errors import InvalidTransition, JobValidationError, ValidationError
+from ._collection_flows import ready_options, restart_options
 from ._drive import Flow
 
 
@@ -300,10 +301,7 @@ class JobCore:
         return bool((yield (method, [self._need_id(), options])))
 
     def ready_flow(self, time: datetime | int | None = None, force: bool = False) -> Flow[bool]:
-        options: dict[str, Any] = {"force": force}
-        if time is not None:
-            options["time"] = to_ms(time, "time")
-        return (yield from self.call_flow("jobReady", options))
+        return (yield from self.call_flow("jobReady", ready_options(time, force)))
 
     def cancel_flow(self, antecedents: bool = True, dependents: bool = True) -> Flow[bool]:
         options = {"antecedents": antecedents, "dependents": dependents}
@@ -316,13 +314,7 @@ class JobCore:
         antecedents: bool = True,
         dependents: bool = True,
     ) -> Flow[bool]:
-        options: dict[str, Any] = {
-            "retries": _count(retries, "retries"),
-            "antecedents": antecedents,
-            "dependents": dependents,
-        }
-        if until is not None:
-            options["until"] = to_ms(until, "until")
+        options = restart_options(_count(retries, "retries"), until, antecedents, dependents)
         return (yield from self.call_flow("jobRestart", options))
 
     def pause_flow(self) -> Flow[bool]:

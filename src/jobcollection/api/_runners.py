@@ -19,20 +19,31 @@ log = logging.getLogger(__name__)
 WorkerFn = Callable[[Any], Any]
 
 
+def call_worker(fn: WorkerFn, jobs: Sequence[Job], batch: bool) -> tuple[bool, Any]:
+    """Run a blocking worker: (True, its return value) or (False, the exception it raised)."""
+    try:
+        return True, fn(list(jobs) if batch else jobs[0])
+    except Exception as error:
+        return False, error
+
+
+def settle(jobs: Sequence[Job], ok: bool, outcome: Any) -> None:
+    """Finish what the worker left unfinished: its return value completes, its error fails."""
+    pending = [job for job in jobs if not job.finished]
+    if not pending:
+        return
+    if not ok:
+        for job in pending:
+            job.fail(outcome)
+    elif len(pending) > 1:  # one transaction for the whole batch
+        pending[0].collection.complete_jobs(pending, outcome)
+    else:
+        pending[0].done(outcome)
+
+
 def run_sync(fn: WorkerFn, jobs: Sequence[Job], batch: bool) -> None:
     """Run a blocking worker on its job(s) and settle whatever it left unsettled."""
-    try:
-        result = fn(list(jobs) if batch else jobs[0])
-    except Exception as error:
-        for job in jobs:
-            if not job.finished:
-                job.fail(error)
-        return
-    pending = [job for job in jobs if not job.finished]
-    if len(pending) > 1:  # one transaction for the whole batch
-        pending[0].collection.complete_jobs(pending, result)
-    elif pending:
-        pending[0].done(result)
+    settle(jobs, *call_worker(fn, jobs, batch))
 
 
 async def run_async(fn: WorkerFn, jobs: Sequence[AsyncJob], batch: bool) -> None:

@@ -164,6 +164,20 @@ class JobCollection(_Base):
         runs = [(*job.run_key(), as_object(result, {})) for job in jobs]
         return self.manager.complete_many(runs)
 
+    def complete_and_claim(
+        self,
+        jobs: Sequence[Job],
+        result: object,
+        types: str | Sequence[str],
+        max_jobs: int = 1,
+        work_timeout: int | None = None,
+    ) -> list[Job]:
+        """Complete `jobs` with `result` and claim new work, in one transaction."""
+        runs = [(*job.run_key(), as_object(result, {})) for job in jobs]
+        request = flows.get_work_params(types, max_jobs, work_timeout)
+        _, docs = self.manager.complete_and_claim(runs, request)
+        return [Job(self, doc) for doc in docs]
+
     def ready_jobs(
         self, ids: Sequence[str] | None = None, force: bool = False, time: Any = None
     ) -> bool:
@@ -325,6 +339,25 @@ class AsyncJobCollection(_Base):
             return self.manager.complete_many(runs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, self.manager.complete_many, runs)
+
+    async def complete_and_claim(
+        self,
+        jobs: Sequence[AsyncJob],
+        result: object,
+        types: str | Sequence[str],
+        max_jobs: int = 1,
+        work_timeout: int | None = None,
+    ) -> list[AsyncJob]:
+        """Complete `jobs` with `result` and claim new work, in one transaction."""
+        runs = [(*job.run_key(), as_object(result, {})) for job in jobs]
+        request = flows.get_work_params(types, max_jobs, work_timeout)
+        if self.run_inline:
+            _, docs = self.manager.complete_and_claim(runs, request)
+        else:
+            loop = asyncio.get_running_loop()
+            call = self.manager.complete_and_claim
+            _, docs = await loop.run_in_executor(self.executor, call, runs, request)
+        return [AsyncJob(self, doc) for doc in docs]
 
     async def ready_jobs(
         self, ids: Sequence[str] | None = None, force: bool = False, time: Any = None

@@ -25,7 +25,7 @@ from ..core.params import to_duration_ms
 from ..errors import JobValidationError
 from . import _collection_flows as flows
 from ._portal import Portal
-from ._runners import WorkerFn, ignore_interrupts, run_async, run_in_child, run_sync
+from ._runners import WorkerFn, call_worker, ignore_interrupts, run_async, run_in_child, settle
 from .job import AsyncCollection, AsyncJob, Job
 
 log = logging.getLogger(__name__)
@@ -301,19 +301,26 @@ class AsyncJobQueue:
     def _thread_slot(self, docs: list[dict[str, Any]]) -> None:
         """One concurrency slot, in a worker thread: run this batch, then, while the queue has
         nothing queued for it, claim and run the next batch right here — two thread hops per
-        batch saved. (With `prefetch`, batches come from the local queue as usual.)"""
+        batch saved, and a local collection completes the batch and claims the next one in a
+        single transaction. (With `prefetch`, batches come from the local queue as usual.)"""
         o, sync_jc = self.options, self._source.sync
+        combined = getattr(sync_jc, "complete_and_claim", None)
+        wanted = o.payload if self._batch else 1
         while docs:
             jobs = [Job(sync_jc, doc) for doc in docs]
             for job in jobs:
                 job.strict = o.callback_strict
             try:
-                run_sync(o.worker, jobs, self._batch)
+                ok, outcome = call_worker(o.worker, jobs, self._batch)
+                pending = [job for job in jobs if not job.finished] if ok else []
+                go_on = not (self._paused or self._stopping or self._queue or o.prefetch)
+                if go_on and pending and combined is not None:
+                    claimed = combined(pending, outcome, o.types, wanted, o.work_timeout)
+                else:
+                    settle(jobs, ok, outcome)
+                    claimed = sync_jc.get_work(o.types, wanted, o.work_timeout) if go_on else []
             finally:
                 self._untrack(docs)
-            if self._paused or self._stopping or self._queue or o.prefetch:
-                return
-            claimed = sync_jc.get_work(o.types, o.payload if self._batch else 1, o.work_timeout)
             docs = [job.doc for job in claimed]
             self._track(docs)
 

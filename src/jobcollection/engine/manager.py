@@ -13,7 +13,7 @@ from typing import Any
 
 from ..core.constants import DEFAULT_PROMOTE_INTERVAL_MS, JOB_STATUSES
 from ..core.ids import random_id
-from ..core.params import GetJobParams, SaveParams, ShutdownParams, parse_params
+from ..core.params import GetJobParams, GetWorkParams, SaveParams, ShutdownParams, parse_params
 from ..errors import JobCollectionError, ValidationError
 from ..storage.port import JobDoc, Storage
 from . import _control, _work
@@ -134,14 +134,23 @@ class JobManager:
         return list(self.run(_control.save_many, parsed))
 
     def complete_many(self, runs: Sequence[tuple[str, str, object]]) -> list[bool | str]:
-        """`jobDone` for several runs in one transaction (a worker's payload batch).
+        """`jobDone` for several runs in one transaction (a worker's payload batch)."""
+        return self.complete_and_claim(runs, None)[0]
 
-        Consecutive runs sharing a runId and a result (a batch from one `getWork`) are
-        completed by one statement.
+    def complete_and_claim(
+        self, runs: Sequence[tuple[str, str, object]], get_work: list[object] | None
+    ) -> tuple[list[bool | str], list[JobDoc]]:
+        """`jobDone` for several runs, then (optionally) `getWork` params, in ONE transaction.
+
+        A busy worker thread finishing a batch and wanting the next one pays for one commit
+        instead of two. Consecutive runs sharing a runId and a result (a batch from one
+        `getWork`) are completed by one statement. Events are announced as for separate calls.
         """
         calls = [[job_id, run_id, result, {}] for job_id, run_id, result in runs]
         for params in calls:
             parse_params("jobDone", params)  # validation only: raises before any write
+        claim = None if get_work is None else parse_params("getWork", get_work)
+        assert claim is None or isinstance(claim, GetWorkParams)
         groups: list[tuple[str, object, list[str]]] = []
         for job_id, run_id, result in runs:
             if groups and groups[-1][0] == run_id and groups[-1][1] is result:
@@ -149,18 +158,22 @@ class JobManager:
             else:
                 groups.append((run_id, result, [job_id]))
 
-        def complete_all(op: Op, _: object) -> dict[str, bool | str]:
+        def both(op: Op, _: object) -> tuple[dict[str, bool | str], list[JobDoc]]:
             outcomes: dict[str, bool | str] = {}
             for run_id, result, ids in groups:
                 assert isinstance(result, dict)
                 outcomes.update(_work.complete_runs(op, ids, run_id, result))
-            return outcomes
+            claimed = [] if claim is None or self.stopped else _work.get_work(op, claim)
+            return outcomes, claimed
 
-        outcomes: dict[str, bool | str] = self.run(complete_all, None)
-        results = [bool(outcomes.get(job_id, False)) for job_id, _, _ in runs]
+        outcomes, claimed = self.run(both, None)
+        results: list[bool | str] = [bool(outcomes.get(job_id, False)) for job_id, _, _ in runs]
         for params, result in zip(calls, results, strict=True):
             self._announce("call", CallEvent("jobDone", params, None, None, return_value=result))
-        return list(results)
+        if get_work is not None:
+            claimed = self._scrubbed(claimed)
+            self._announce("call", CallEvent("getWork", get_work, None, None, return_value=claimed))
+        return results, claimed
 
     def _scrubbed(self, found: Any) -> Any:
         if self.scrub is None or found is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
 WATCH_INTERVAL_S = 0.001
+CHECKPOINT_INTERVAL_S = 0.2
+# Commits never checkpoint (that is where the fsyncs are) unless the WAL grows past this many
+# pages; the watcher thread checkpoints in the background instead.
+AUTOCHECKPOINT_PAGES = 20000
 _CHANGE_INSERT = (
     "INSERT INTO changes (collection, job_id, op, type, status, fields) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -69,6 +74,9 @@ class SqliteStorage:
         try:
             self._conn = self._connect()
             self._migrate()
+            if path != ":memory:":  # the watcher also checkpoints, so it always runs
+                self._hub.seen(self.last_seq())
+                self._watcher = _Watcher(self)
         except sqlite3.Error as error:
             raise translate(error, path) from error
 
@@ -83,6 +91,7 @@ class SqliteStorage:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if self.path != ":memory:":
             conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
@@ -170,10 +179,6 @@ class SqliteStorage:
                 raise translate(error, self.path) from error
 
     def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
-        with self._translated():
-            if self._watcher is None and self.path != ":memory:":
-                self._hub.seen(self.last_seq())
-                self._watcher = _Watcher(self)
         return self._hub.subscribe(listener)
 
     def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
@@ -211,7 +216,9 @@ def _changes_since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Chang
 
 
 class _Watcher:
-    """Polls `PRAGMA data_version` and publishes changes committed by other connections."""
+    """Polls `PRAGMA data_version` and publishes changes committed by other connections; every
+    `CHECKPOINT_INTERVAL_S` after writes it checkpoints the WAL (PASSIVE: writers go on), so
+    the fsyncs a checkpoint needs stay off the commit path of every writer."""
 
     def __init__(self, storage: SqliteStorage) -> None:
         self._storage = storage
@@ -224,12 +231,16 @@ class _Watcher:
     def _run(self) -> None:
         hub = self._storage._hub
         version = None
+        dirty, last_checkpoint = False, time.monotonic()
         while not self._stop.wait(WATCH_INTERVAL_S):
             try:
+                if dirty and time.monotonic() - last_checkpoint >= CHECKPOINT_INTERVAL_S:
+                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    dirty, last_checkpoint = False, time.monotonic()
                 current = self._conn.execute("PRAGMA data_version").fetchone()[0]
                 if current == version:
                     continue
-                version = current
+                version, dirty = current, True
                 hub.publish(_changes_since(self._conn, hub.published_seq, 100000))
             except sqlite3.Error:
                 log.exception("change watcher failed to read %s", self._storage.path)

@@ -1,0 +1,77 @@
+"""The hot-path mechanisms: completing a batch and claiming the next in one transaction, and
+WAL checkpoints run in the background instead of inside a writer's commit."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobcollection import Job, JobCollection
+from jobcollection.engine.events import CallEvent
+
+
+@pytest.fixture
+def jc(tmp_path: Path) -> Iterator[JobCollection]:
+    collection = JobCollection("hot", str(tmp_path / "hot.db"))
+    collection.start_job_server()
+    yield collection
+    collection.close()
+
+
+def test_complete_and_claim_does_both_and_announces_both(jc: JobCollection) -> None:
+    jc.save_jobs([Job(jc, "t", {"n": n}) for n in range(5)])
+    seen: list[CallEvent] = []
+    jc.events("call", seen.append)
+    first = jc.get_work("t", max_jobs=2)
+    seen.clear()
+    claimed = jc.complete_and_claim(first, {"ok": True}, "t", max_jobs=2)
+    announced = list(seen)
+    assert len(claimed) == 2
+    assert {j.id for j in claimed}.isdisjoint(j.id for j in first)
+    for job in first:
+        stored = jc.get_job(str(job.id))
+        assert stored is not None
+        assert (stored.status, stored.doc["result"]) == ("completed", {"ok": True})
+    assert [e.method for e in announced] == ["jobDone", "jobDone", "getWork"]
+    assert all(e.return_value is True for e in announced[:2])
+    assert [d["_id"] for d in announced[2].return_value] == [j.id for j in claimed]
+
+
+def test_complete_and_claim_while_stopped_completes_but_claims_nothing(jc: JobCollection) -> None:
+    jc.save_jobs([Job(jc, "t", {}) for _ in range(3)])
+    (job,) = jc.get_work("t")
+    jc.shutdown_job_server(timeout=60000)
+    assert jc.complete_and_claim([job], None, "t") == []
+    stored = jc.get_job(str(job.id))
+    assert stored is not None
+    assert stored.status == "completed"
+
+
+def test_complete_and_claim_rejects_bad_input_before_writing(jc: JobCollection) -> None:
+    jc.save_jobs([Job(jc, "t", {}) for _ in range(2)])
+    (job,) = jc.get_work("t")
+    with pytest.raises(Exception, match="maxJobs"):
+        jc.complete_and_claim([job], None, "t", max_jobs=0)
+    stored = jc.get_job(str(job.id))
+    assert stored is not None
+    assert stored.status == "running"  # the completion was not written either
+
+
+def test_checkpoints_happen_in_the_background(tmp_path: Path) -> None:
+    """Commits do not checkpoint small WALs any more; the watcher thread moves the pages
+    into the database file shortly after writes."""
+    path = tmp_path / "ck.db"
+    jc = JobCollection("hot", str(path))
+    try:
+        before = os.path.getsize(path)
+        jc.save_jobs([Job(jc, "t", {"pad": "x" * 200}) for _ in range(2000)])
+        deadline = time.monotonic() + 5
+        while os.path.getsize(path) < before + 400_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.path.getsize(path) >= before + 400_000
+    finally:
+        jc.close()
