@@ -11,12 +11,11 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import multiprocessing
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, Protocol
@@ -151,6 +150,10 @@ class AsyncJobQueue:
 
     def _make_executor(self) -> Executor | None:
         if self.options.processes:
+            # Imported here: the process-pool machinery costs memory every other queue spares.
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             context = multiprocessing.get_context("spawn")
             return ProcessPoolExecutor(
                 self.options.processes, mp_context=context, initializer=ignore_interrupts

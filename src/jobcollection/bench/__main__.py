@@ -37,7 +37,8 @@ def _ours(quick: bool, backlog: int) -> dict[str, Any]:
     figures["claim_ratio_backlog_vs_10k"] = round(
         figures[f"claim_ms_{backlog}_waiting"] / figures["claim_ms_10k_waiting"], 2
     )
-    figures["peak_rss_mb"] = round(ours.peak_rss_mb(), 1)
+    figures["worker_peak_rss_mb_c4"] = ours.worker_peak_rss_mb(1000 if quick else 5000, 4)
+    figures["bench_process_peak_rss_mb"] = round(ours.peak_rss_mb(), 1)
     return figures
 
 
@@ -49,6 +50,9 @@ def _comparison(mine: dict[str, Any], huey: dict[str, float]) -> dict[str, float
         "process_c4_p10_vs_huey_w4": _ratio(mine["process_per_s_c4_p10"], huey["process_per_s_w4"]),
         "latency_p50": _ratio(mine["latency"]["p50_ms"], huey["latency_p50_ms"], False),
         "latency_p99": _ratio(mine["latency"]["p99_ms"], huey["latency_p99_ms"], False),
+        "worker_peak_rss": _ratio(
+            mine["worker_peak_rss_mb_c4"], huey["consumer_peak_rss_mb_w4"], False
+        ),
     }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -132,5 +134,51 @@ def claim_time_ms(waiting: int, claims: int = 1000) -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far."""
+    """Peak resident set size of this process so far.
+
+    Linux's `VmHWM` belongs to the process image, so it starts afresh at exec; `ru_maxrss`
+    would also count the parent's memory a child had before exec.
+    """
+    with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker_peak_rss_mb(n: int = 5000, concurrency: int = 4) -> float:
+    """Peak RSS of a separate worker process draining `n` jobs (compare: huey's consumer)."""
+    with tempfile.TemporaryDirectory(prefix="jc-bench-") as folder:
+        db = str(Path(folder) / "rss.db")
+        with JobCollection("bench", db) as jc:
+            jc.save_jobs([Job(jc, "noop", {}) for _ in range(n)])
+        child = subprocess.run(
+            [sys.executable, "-m", "jobcollection.bench.ours", db, str(n), str(concurrency)],
+            capture_output=True,
+            text=True,
+            timeout=_TIMEOUT_S,
+            check=True,
+        )
+        return float(child.stdout.strip())
+
+
+def _drain_and_report_rss(db: str, n: int, concurrency: int) -> None:
+    """Child side of `worker_peak_rss_mb`: process every job, print peak RSS in MB."""
+    with JobCollection("bench", db) as jc:
+        jc.start_job_server()
+        done = threading.Event()
+        count = [0]
+
+        def worker(job: Any) -> None:
+            count[0] += 1
+            if count[0] >= n:
+                done.set()
+
+        queue = jc.process_jobs("noop", worker, concurrency=concurrency, poll_interval=1000)
+        done.wait(_TIMEOUT_S)
+        queue.shutdown("soft", quiet=True)
+    print(round(peak_rss_mb(), 1))
+
+
+if __name__ == "__main__":
+    _drain_and_report_rss(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
