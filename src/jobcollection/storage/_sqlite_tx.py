@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -16,6 +15,18 @@ _JOB_INSERT = (
     f"INSERT INTO jobs ({', '.join(cols.INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(cols.INSERT_COLUMNS))})"
 )
+
+
+# Claim order (SPEC 3.2): priority, retryUntil, after, then insertion order.
+_CLAIM_ORDER = "priority, retry_until, after, seq"
+_BEST_READY = (
+    "SELECT * FROM (SELECT priority, retry_until, after, seq FROM jobs INDEXED BY jobs_ready "
+    f"WHERE collection = ? AND type = ? AND status = 'ready' ORDER BY {_CLAIM_ORDER} LIMIT ?)"
+)
+
+
+def _best_ready_union(types: int) -> str:
+    return " UNION ALL ".join([_BEST_READY] * types)
 
 
 _TOTAL = "coalesce(nullif(json_extract(progress, '$.total'), 0), 1)"
@@ -224,35 +235,31 @@ class SqliteTransaction:
     def claim(
         self, types: Sequence[str], limit: int, fields: Mapping[str, Any], log: LogEntry
     ) -> list[JobDoc]:
-        unique = dict.fromkeys(types)  # a type listed twice must not use up the limit twice
-        candidates = heapq.nsmallest(limit, (c for t in unique for c in self._best_ready(t, limit)))
-        if not candidates:
+        # One statement: per type, the best `limit` ready jobs straight off the partial index
+        # (no sort, no scan); the best `limit` of those are moved to running.
+        unique = list(dict.fromkeys(types))  # a type listed twice must not count twice
+        if not unique:
             return []
-        seqs = [candidate[-1] for candidate in candidates]
         sets = ", ".join(f"{cols.COLUMN_OF[key]} = ?" for key in fields)
-        args = [cols.encode(key, value) for key, value in fields.items()]
         sql = (
             f"UPDATE jobs SET {sets}, retries = retries - 1, retried = retried + 1 "
-            f"WHERE seq IN ({_marks(len(seqs))}) AND status = 'ready' AND run_id IS NULL "
-            f"RETURNING seq, {cols.SELECT_LIST}"
+            f"WHERE seq IN (SELECT seq FROM ({_best_ready_union(len(unique))}) "
+            f"ORDER BY {_CLAIM_ORDER} LIMIT ?) "
+            f"RETURNING priority, retry_until, after, seq, {cols.SELECT_LIST}"
         )
-        rows = sorted(self._conn.execute(sql, [*args, *seqs]), key=lambda r: seqs.index(r[0]))
-        docs = [cols.row_to_doc(row[1:]) for row in rows]
+        args: list[Any] = [cols.encode(key, value) for key, value in fields.items()]
+        for job_type in unique:
+            args += [self.collection, job_type, limit]
+        rows = sorted(self._conn.execute(sql, [*args, limit]), key=lambda row: row[:4])
+        docs = [cols.row_to_doc(row[4:]) for row in rows]
+        if not docs:
+            return []
         self._conn.executemany(_LOG_INSERT, [cols.log_row(d["_id"], [log]) for d in docs])
         changed = ",".join((*fields, "retries", "retried"))
         self.changes.extend(
             (self.collection, d["_id"], "update", d["type"], d["status"], changed) for d in docs
         )
         return docs
-
-    def _best_ready(self, job_type: str, limit: int) -> list[tuple[int, int, int, int]]:
-        # Claim order (SPEC 3.2): priority, retryUntil, after, then insertion order.
-        sql = (
-            "SELECT priority, retry_until, after, seq FROM jobs INDEXED BY jobs_ready "
-            "WHERE collection = ? AND type = ? AND status = 'ready' "
-            "ORDER BY priority, retry_until, after, seq LIMIT ?"
-        )
-        return self._conn.execute(sql, (self.collection, job_type, limit)).fetchall()
 
     def remove(self, ids: Sequence[str], statuses: Collection[str]) -> list[str]:
         removed: list[tuple[str, str]] = []
