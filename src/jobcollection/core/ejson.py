@@ -92,6 +92,8 @@ def dumps(value: Any) -> str:
     an EJSON form (a `"$` anywhere) or a value needs one (dates, bytes, non-finite floats) is
     the value walked in Python.
     """
+    if value == {} and type(value) is dict:  # the usual job result
+        return "{}"
     try:
         text = _encode(value)
     except (TypeError, ValueError):
