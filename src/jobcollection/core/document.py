@@ -64,6 +64,8 @@ def _is_number(value: object) -> bool:
 
 def _integral(value: object) -> int | None:
     """`value` as an int if it is a JS integer (int, or float with floor(v) == v), else None."""
+    if type(value) is int:  # the usual case, first (bool is a subclass, not this type)
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -93,6 +95,8 @@ def check_integer(
     clamp: bool = False,
 ) -> int:
     """A JS integer (`3.0` counts as 3) >= `minimum`; above `maximum` clamp or reject."""
+    if type(value) is int and minimum <= value <= maximum:  # fast path: runs on every save
+        return value
     number = _integral(value)
     if number is None or number < minimum:
         raise JobValidationError(field, f"must be an integer >= {minimum}, got {show(value)}")
@@ -137,6 +141,8 @@ def check_plain_object(value: object, field: str) -> dict[str, object]:
 
 def to_ms(value: object, field: str) -> int:
     """A time as integer ms: int ms (or integral float), EJSON `Date`, or aware `datetime`."""
+    if type(value) is int and -FOREVER_DATE <= value <= FOREVER_DATE:  # fast path
+        return value
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise JobValidationError(field, f"must be a timezone-aware datetime, got {value!r}")

@@ -7,6 +7,7 @@ JSON text (user data as EJSON, so dates and bytes survive).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Final, Literal
@@ -63,8 +64,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_PROGRESS_KEYS: Final = ("completed", "total", "percent")
+
+
+def _number_text(value: Any) -> str | None:
+    """JSON for an int or a finite float (what json would write), else None."""
+    kind = type(value)
+    if kind is int or (kind is float and math.isfinite(value)):
+        return repr(value)
+    return None
+
+
 def _json(value: Any) -> str:
-    return "[]" if value == [] else _json_text(value)
+    """JSON text of a structured column; the usual shapes (empty list, integer wait, id list,
+    progress) are written directly, the rest by the json encoder."""
+    kind = type(value)
+    if kind is list:
+        if not value:
+            return "[]"
+        if all(type(item) is str for item in value):
+            return "[" + ",".join(_quote(item) for item in value) + "]"
+    elif kind is int:
+        return repr(value)
+    elif kind is dict and tuple(value) == _PROGRESS_KEYS:
+        numbers = [_number_text(value[key]) for key in _PROGRESS_KEYS]
+        if None not in numbers:
+            c, t, p = numbers
+            return f'{{"completed":{c},"total":{t},"percent":{p}}}'
+    return _json_text(value)
 
 
 _ENCODER_OF: Final = {"plain": _plain, "json": _json, "ejson": ejson.dumps}
