@@ -146,39 +146,36 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def noop(job: Any) -> None:
+    """The worker the RSS figure runs (`jobcollection worker jobcollection.bench.ours:noop`)."""
+
+
 def worker_peak_rss_mb(n: int = 5000, concurrency: int = 4) -> float:
-    """Peak RSS of a separate worker process draining `n` jobs (compare: huey's consumer)."""
+    """Peak RSS (VmHWM) of a `jobcollection worker` process draining `n` jobs (compare: huey's
+    consumer process)."""
     with tempfile.TemporaryDirectory(prefix="jc-bench-") as folder:
         db = str(Path(folder) / "rss.db")
         with JobCollection("bench", db) as jc:
             jc.save_jobs([Job(jc, "noop", {}) for _ in range(n)])
-        child = subprocess.run(
-            [sys.executable, "-m", "jobcollection.bench.ours", db, str(n), str(concurrency)],
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT_S,
-            check=True,
-        )
-        return float(child.stdout.strip())
+            command = [sys.executable, "-m", "jobcollection", "--db", db, "--collection", "bench"]
+            command += ["worker", "jobcollection.bench.ours:noop", "--type", "noop"]
+            command += ["--concurrency", str(concurrency), "--poll-interval", "1000"]
+            worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                deadline = time.monotonic() + _TIMEOUT_S
+                while sum(c for s, _, c in jc.stats() if s == "completed") < n:
+                    if time.monotonic() > deadline or worker.poll() is not None:
+                        raise RuntimeError("the worker did not finish its jobs")
+                    time.sleep(0.05)
+                return _vm_hwm_mb(worker.pid)
+            finally:
+                worker.terminate()
+                worker.wait(30)
 
 
-def _drain_and_report_rss(db: str, n: int, concurrency: int) -> None:
-    """Child side of `worker_peak_rss_mb`: process every job, print peak RSS in MB."""
-    with JobCollection("bench", db) as jc:
-        jc.start_job_server()
-        done = threading.Event()
-        count = [0]
-
-        def worker(job: Any) -> None:
-            count[0] += 1
-            if count[0] >= n:
-                done.set()
-
-        queue = jc.process_jobs("noop", worker, concurrency=concurrency, poll_interval=1000)
-        done.wait(_TIMEOUT_S)
-        queue.shutdown("soft", quiet=True)
-    print(round(peak_rss_mb(), 1))
-
-
-if __name__ == "__main__":
-    _drain_and_report_rss(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+def _vm_hwm_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc (not Linux?)")
