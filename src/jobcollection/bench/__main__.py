@@ -31,6 +31,7 @@ def _ours(quick: bool, backlog: int) -> dict[str, Any]:
         "process_per_s_c4_p10": round(ours.process_rate(2 * n, 4, 10)),
         "latency": ours.latency(100 if quick else 500),
         "delayed_start_lateness": ours.latency(50 if quick else 200, delay_ms=20),
+        "cross_process_latency": ours.cross_process_latency(50 if quick else 200),
         "claim_ms_10k_waiting": round(ours.claim_time_ms(10_000), 4),
         f"claim_ms_{backlog}_waiting": round(ours.claim_time_ms(backlog), 4),
     }

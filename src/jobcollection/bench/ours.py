@@ -173,6 +173,46 @@ def worker_peak_rss_mb(n: int = 5000, concurrency: int = 4) -> float:
                 worker.wait(30)
 
 
+def stamp(job: Any) -> dict[str, int]:
+    """Worker for the cross-process figure: when did the job start (wall clock, ns)."""
+    return {"started_ns": time.time_ns()}
+
+
+def cross_process_latency(samples: int = 200) -> dict[str, float]:
+    """save() in this process -> start in a separate `jobcollection worker` process whose
+    queue polls only every 60 s (so only the change feed can wake it), ms."""
+    with tempfile.TemporaryDirectory(prefix="jc-bench-") as folder:
+        db = str(Path(folder) / "x.db")
+        command = [sys.executable, "-m", "jobcollection", "--db", db, "--collection", "bench"]
+        command += ["worker", "jobcollection.bench.ours:stamp", "--type", "stamp"]
+        command += ["--poll-interval", "60000"]
+        with JobCollection("bench", db) as jc:
+            worker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            try:
+                assert worker.stdout is not None
+                worker.stdout.readline()  # "serving ..." once it is ready
+                times = [_one_remote_sample(jc) for _ in range(samples + 10)][10:]
+            finally:
+                worker.terminate()
+                worker.wait(30)
+    q = statistics.quantiles(times, n=100)
+    return {"p50_ms": round(q[49], 3), "p99_ms": round(q[98], 3)}
+
+
+def _one_remote_sample(jc: JobCollection) -> float:
+    time.sleep(0.005)
+    saved_ns = time.time_ns()
+    job_id = Job(jc, "stamp", {}).save()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        job = jc.get_job(str(job_id))
+        if job is not None and job.status == "completed":
+            started_ns: int = job.doc["result"]["started_ns"]
+            return (started_ns - saved_ns) / 1e6
+        time.sleep(0.002)
+    raise RuntimeError("the worker process did not take the job")
+
+
 def _vm_hwm_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
