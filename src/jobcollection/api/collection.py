@@ -25,9 +25,10 @@ from . import _collection_flows as flows
 from ._drive import adrive, drive
 from ._job_core import as_object
 from ._portal import Portal
+from ._queue_options import QueueOptions
 from ._runners import WorkerFn
 from .job import AsyncJob, Job
-from .queue import AsyncJobQueue, JobQueue, QueueOptions
+from .queue import AsyncJobQueue, JobQueue
 
 DB = str | os.PathLike[str] | Storage | None
 
@@ -36,6 +37,18 @@ def _open(name: str, db: DB, clock: Clock | None) -> tuple[JobManager, bool]:
     if isinstance(db, str | os.PathLike) or db is None:
         return JobManager(open_storage(db), name, clock=clock), True
     return JobManager(db, name, clock=clock), False
+
+
+def _completion_and_claim(
+    jobs: Sequence[Job] | Sequence[AsyncJob],
+    result: object,
+    types: str | Sequence[str],
+    max_jobs: int,
+    work_timeout: int | None,
+) -> tuple[list[tuple[str, str, object]], list[Any]]:
+    """The engine arguments of `complete_and_claim`: (id, runId, result) runs, getWork params."""
+    runs: list[tuple[str, str, object]] = [(*job.run_key(), as_object(result, {})) for job in jobs]
+    return runs, flows.get_work_params(types, max_jobs, work_timeout)
 
 
 class _Base:
@@ -173,8 +186,7 @@ class JobCollection(_Base):
         work_timeout: int | None = None,
     ) -> list[Job]:
         """Complete `jobs` with `result` and claim new work, in one transaction."""
-        runs = [(*job.run_key(), as_object(result, {})) for job in jobs]
-        request = flows.get_work_params(types, max_jobs, work_timeout)
+        runs, request = _completion_and_claim(jobs, result, types, max_jobs, work_timeout)
         _, docs = self.manager.complete_and_claim(runs, request)
         return [Job(self, doc) for doc in docs]
 
@@ -349,8 +361,7 @@ class AsyncJobCollection(_Base):
         work_timeout: int | None = None,
     ) -> list[AsyncJob]:
         """Complete `jobs` with `result` and claim new work, in one transaction."""
-        runs = [(*job.run_key(), as_object(result, {})) for job in jobs]
-        request = flows.get_work_params(types, max_jobs, work_timeout)
+        runs, request = _completion_and_claim(jobs, result, types, max_jobs, work_timeout)
         if self.run_inline:
             _, docs = self.manager.complete_and_claim(runs, request)
         else:

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TextIO
 
+from ..api._queue_options import QueueOptions
 from ..api.collection import JobCollection
-from ..api.queue import JobQueue, QueueOptions
+from ..api.queue import JobQueue
 from ..engine.events import CallEvent
 from ..errors import JobValidationError, ValidationError
 from .errors import EXIT_OK, UsageError
