@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -33,6 +34,7 @@ _TOTAL = "coalesce(nullif(json_extract(progress, '$.total'), 0), 1)"
 _QUALIFIED = ", ".join(f"jobs.{column}" for _, column, _ in cols.FIELDS)
 
 
+@functools.cache
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
@@ -254,7 +256,8 @@ class SqliteTransaction:
         docs = [cols.row_to_doc(row[4:]) for row in rows]
         if not docs:
             return []
-        self._conn.executemany(_LOG_INSERT, [cols.log_row(d["_id"], [log]) for d in docs])
+        entry = cols.log_row("", [log])[1]  # the same entry for every job of the claim
+        self._conn.executemany(_LOG_INSERT, [(d["_id"], entry) for d in docs])
         changed = ",".join((*fields, "retries", "retried"))
         self.changes.extend(
             (self.collection, d["_id"], "update", d["type"], d["status"], changed) for d in docs
