@@ -53,7 +53,8 @@ OPTIONAL: Final = frozenset(
 COLUMN_OF: Final = {key: column for key, column, _ in FIELDS}
 KIND_OF: Final = {key: kind for key, _, kind in FIELDS}
 SELECT_LIST: Final = ", ".join(column for _, column, _ in FIELDS)
-INSERT_COLUMNS: Final = ("collection", *(column for _, column, _ in FIELDS))
+# The insert also stores the log entries that come with the new job (see sqlite_002.sql).
+INSERT_COLUMNS: Final = ("collection", *(column for _, column, _ in FIELDS), "log")
 NO_DEPENDS: Final = "[]"
 
 
@@ -131,11 +132,13 @@ def row_to_doc(row: Sequence[Any]) -> JobDoc:
 
 
 def insert_row(collection: str, doc: JobDoc) -> tuple[Any, ...]:
-    """The INSERT parameters for a new document."""
+    """The INSERT parameters for a new document (its `log` goes into the row)."""
     get = doc.get
+    log = get("log")
     return (
         collection,
         *[None if (value := get(key, UNSET)) is UNSET else enc(value) for key, enc in _ENCODERS],
+        log_text(log) if log else None,
     )
 
 
@@ -159,9 +162,14 @@ def _entry_text(entry: dict[str, Any]) -> str:
     return f'{{"time":{time},"runId":{run},"level":{level},"message":{message}}}'
 
 
+def log_text(entries: Sequence[dict[str, Any]]) -> str:
+    """JSON array text of log entries."""
+    return "[" + ",".join(_entry_text(entry) for entry in entries) + "]"
+
+
 def log_row(job_id: str, entries: Sequence[dict[str, Any]]) -> tuple[str, str]:
     """The job_log row for entries appended by one write."""
-    return (job_id, "[" + ",".join(_entry_text(entry) for entry in entries) + "]")
+    return (job_id, log_text(entries))
 
 
 def log_entries(text: str) -> list[dict[str, Any]]:

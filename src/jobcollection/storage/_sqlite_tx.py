@@ -90,6 +90,12 @@ class SqliteTransaction:
     def log_of(self, ids: Sequence[str]) -> dict[str, list[LogEntry]]:
         logs: dict[str, list[LogEntry]] = {job_id: [] for job_id in ids}
         for chunk in iter_chunks(ids, _CHUNK):
+            # First what came with the insert (in the job row), then every later append.
+            first = (
+                f"SELECT id, log FROM jobs WHERE id IN ({_marks(len(chunk))}) AND log IS NOT NULL"
+            )
+            for job_id, entries in self._conn.execute(first, list(chunk)):
+                logs[job_id].extend(cols.log_entries(entries))
             sql = (
                 "SELECT job_id, entries FROM job_log "
                 f"WHERE job_id IN ({_marks(len(chunk))}) ORDER BY n"
@@ -151,12 +157,11 @@ class SqliteTransaction:
     # -- writes ------------------------------------------------------------------------------
 
     def insert(self, docs: Sequence[JobDoc]) -> None:
-        self._conn.executemany(_JOB_INSERT, [cols.insert_row(self.collection, d) for d in docs])
-        logs = [cols.log_row(d["_id"], d["log"]) for d in docs if d.get("log")]
-        if len(logs) == 1:
-            self._conn.execute(_LOG_INSERT, logs[0])
-        elif logs:
-            self._conn.executemany(_LOG_INSERT, logs)
+        rows = [cols.insert_row(self.collection, d) for d in docs]
+        if len(rows) == 1:
+            self._conn.execute(_JOB_INSERT, rows[0])
+        else:
+            self._conn.executemany(_JOB_INSERT, rows)
         deps = [(a, d["_id"]) for d in docs for a in d["depends"]]
         if deps:
             self._conn.executemany(

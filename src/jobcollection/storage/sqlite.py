@@ -25,7 +25,7 @@ from .port import Change, ChangeListener
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5000
 WATCH_INTERVAL_S = 0.001
 CHECKPOINT_INTERVAL_S = 0.2
