@@ -75,3 +75,26 @@ def test_checkpoints_happen_in_the_background(tmp_path: Path) -> None:
         assert os.path.getsize(path) >= before + 400_000
     finally:
         jc.close()
+
+
+def test_the_change_feed_is_pruned_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobcollection.storage import sqlite as sqlite_storage
+
+    monkeypatch.setattr(sqlite_storage, "CHANGES_KEPT", 10)
+    monkeypatch.setattr(sqlite_storage, "PRUNE_INTERVAL_S", 0.05)
+    jc = JobCollection("hot", str(tmp_path / "prune.db"))
+    try:
+        jc.save_jobs([Job(jc, "t", {}) for _ in range(30)])
+        for _ in range(5):
+            Job(jc, "t", {}).save()
+        storage = jc.manager.storage
+        deadline = time.monotonic() + 5
+        while len(storage.changes_since(0)) > 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        kept = storage.changes_since(0)
+        assert len(kept) <= 10
+        assert kept[-1].seq == storage.last_seq()  # the newest entries are the ones kept
+    finally:
+        jc.close()

@@ -29,6 +29,8 @@ SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5000
 WATCH_INTERVAL_S = 0.001
 CHECKPOINT_INTERVAL_S = 0.2
+PRUNE_INTERVAL_S = 5.0
+CHANGES_KEPT = 100_000  # change-feed entries kept for subscribers catching up
 # Commits never checkpoint (that is where the fsyncs are) unless the WAL grows past this many
 # pages; the watcher thread checkpoints in the background instead.
 AUTOCHECKPOINT_PAGES = 20000
@@ -191,10 +193,8 @@ class SqliteStorage:
         return int(row[0] or 0)
 
     def prune_changes(self, keep: int) -> None:
-        with self.write(""), self._translated():
-            self._conn.execute(
-                "DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?", (keep,)
-            )
+        with self._translated():
+            _prune(self._conn, keep)
 
     def close(self) -> None:
         watcher, self._watcher = self._watcher, None
@@ -215,10 +215,16 @@ def _changes_since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Chang
     ]
 
 
+def _prune(conn: sqlite3.Connection, keep: int) -> None:
+    """Forget all but the newest `keep` change-feed entries (one short write)."""
+    conn.execute("DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?", (keep,))
+
+
 class _Watcher:
     """Polls `PRAGMA data_version` and publishes changes committed by other connections; every
     `CHECKPOINT_INTERVAL_S` after writes it checkpoints the WAL (PASSIVE: writers go on), so
-    the fsyncs a checkpoint needs stay off the commit path of every writer."""
+    the fsyncs a checkpoint needs stay off the commit path of every writer; every
+    `PRUNE_INTERVAL_S` after writes it trims the change feed to `CHANGES_KEPT` entries."""
 
     def __init__(self, storage: SqliteStorage) -> None:
         self._storage = storage
@@ -232,15 +238,19 @@ class _Watcher:
         hub = self._storage._hub
         version = None
         dirty, last_checkpoint = False, time.monotonic()
+        to_prune, last_prune = False, time.monotonic()
         while not self._stop.wait(WATCH_INTERVAL_S):
             try:
+                if to_prune and time.monotonic() - last_prune >= PRUNE_INTERVAL_S:
+                    _prune(self._conn, CHANGES_KEPT)
+                    to_prune, last_prune = False, time.monotonic()
                 if dirty and time.monotonic() - last_checkpoint >= CHECKPOINT_INTERVAL_S:
                     self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     dirty, last_checkpoint = False, time.monotonic()
                 current = self._conn.execute("PRAGMA data_version").fetchone()[0]
                 if current == version:
                     continue
-                version, dirty = current, True
+                version, dirty, to_prune = current, True, True
                 hub.publish(_changes_since(self._conn, hub.published_seq, 100000))
             except sqlite3.Error:
                 log.exception("change watcher failed to read %s", self._storage.path)
