@@ -17,6 +17,7 @@ from ..core.params import GetJobParams, GetWorkParams, SaveParams, ShutdownParam
 from ..errors import JobCollectionError, ValidationError
 from ..storage.port import JobDoc, Storage
 from . import _control, _work
+from ._combiner import Combiner, Request
 from ._context import Op
 from .clock import Clock, SystemClock
 from .events import CallEvent, CallLog, Events, LogStream
@@ -67,6 +68,8 @@ class JobManager:
         self.events = Events()
         self.call_log = CallLog()
         self.scheduler = Scheduler(self, DEFAULT_PROMOTE_INTERVAL_MS)
+        # Worker threads finishing batches at once share one transaction (see _combiner).
+        self._combiner: Combiner[_Completion, _Outcome] = Combiner(self._complete_and_claim_all)
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -152,22 +155,7 @@ class JobManager:
                 parse_params("jobDone", params)  # raises, naming the bad field
         claim = None if get_work is None else parse_params("getWork", get_work)
         assert claim is None or isinstance(claim, GetWorkParams)
-        groups: list[tuple[str, object, list[str]]] = []
-        for job_id, run_id, result in runs:
-            if groups and groups[-1][0] == run_id and groups[-1][1] is result:
-                groups[-1][2].append(job_id)
-            else:
-                groups.append((run_id, result, [job_id]))
-
-        def both(op: Op, _: object) -> tuple[dict[str, bool | str], list[JobDoc]]:
-            outcomes: dict[str, bool | str] = {}
-            for run_id, result, ids in groups:
-                assert isinstance(result, dict)
-                outcomes.update(_work.complete_runs(op, ids, run_id, result))
-            claimed = [] if claim is None or self.stopped else _work.get_work(op, claim)
-            return outcomes, claimed
-
-        outcomes, claimed = self.run(both, None)
+        outcomes, claimed = self._combiner.submit((runs, claim))
         results: list[bool | str] = [bool(outcomes.get(job_id, False)) for job_id, _, _ in runs]
         for params, result in zip(calls, results, strict=True):
             self._announce("call", CallEvent("jobDone", params, None, None, return_value=result))
@@ -175,6 +163,15 @@ class JobManager:
             claimed = self._scrubbed(claimed)
             self._announce("call", CallEvent("getWork", get_work, None, None, return_value=claimed))
         return results, claimed
+
+    def _complete_and_claim_all(self, requests: list[Request[_Completion, _Outcome]]) -> None:
+        """Serve several callers' completions and claims in one transaction."""
+
+        def serve(op: Op, _: object) -> list[_Outcome]:
+            return [_complete_then_claim(op, *request.work, self.stopped) for request in requests]
+
+        for request, outcome in zip(requests, self.run(serve, None), strict=True):
+            request.result = outcome
 
     def _scrubbed(self, found: Any) -> Any:
         if self.scrub is None or found is None:
@@ -253,6 +250,28 @@ def _plain_runs(runs: Sequence[tuple[str, str, object]]) -> bool:
         type(job_id) is str and job_id and type(run_id) is str and run_id and type(result) is dict
         for job_id, run_id, result in runs
     )
+
+
+_Completion = tuple[Sequence[tuple[str, str, object]], GetWorkParams | None]
+_Outcome = tuple[dict[str, bool | str], list[JobDoc]]
+
+
+def _complete_then_claim(
+    op: Op, runs: Sequence[tuple[str, str, object]], claim: GetWorkParams | None, stopped: bool
+) -> _Outcome:
+    """Complete runs (consecutive ones sharing runId and result in one statement), then claim."""
+    groups: list[tuple[str, object, list[str]]] = []
+    for job_id, run_id, result in runs:
+        if groups and groups[-1][0] == run_id and groups[-1][1] is result:
+            groups[-1][2].append(job_id)
+        else:
+            groups.append((run_id, result, [job_id]))
+    outcomes: dict[str, bool | str] = {}
+    for run_id, result, ids in groups:
+        assert isinstance(result, dict)
+        outcomes.update(_work.complete_runs(op, ids, run_id, result))
+    claimed = [] if claim is None or stopped else _work.get_work(op, claim)
+    return outcomes, claimed
 
 
 _SELECTOR_KEYS = {"_id": "ids", "status": "statuses", "type": "types"}

@@ -1,0 +1,54 @@
+"""Flat combining: every caller gets its own result, none is left behind, batches form."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from jobcollection.engine._combiner import Combiner, Request
+
+
+def test_each_caller_gets_its_own_result_and_batches_form() -> None:
+    batches: list[int] = []
+
+    def run_all(requests: list[Request[int, int]]) -> None:
+        batches.append(len(requests))
+        time.sleep(0.001)  # hold the lock a moment so others pile up
+        for request in requests:
+            request.result = request.work * 10
+
+    combiner: Combiner[int, int] = Combiner(run_all)
+    results: dict[int, int] = {}
+
+    def caller(base: int) -> None:
+        for n in range(base, base + 50):
+            results[n] = combiner.submit(n)
+
+    threads = [threading.Thread(target=caller, args=(t * 1000,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 400
+    assert all(value == key * 10 for key, value in results.items())
+    assert sum(batches) == 400
+    assert max(batches) > 1  # some transactions served several callers
+
+
+def test_an_error_reaches_every_request_of_the_batch_and_the_next_call_works() -> None:
+    fail = threading.Event()
+
+    def run_all(requests: list[Request[int, int]]) -> None:
+        if fail.is_set():
+            raise RuntimeError("database went away")
+        for request in requests:
+            request.result = request.work
+
+    combiner: Combiner[int, int] = Combiner(run_all)
+    fail.set()
+    with pytest.raises(RuntimeError, match="went away"):
+        combiner.submit(1)
+    fail.clear()
+    assert combiner.submit(2) == 2
