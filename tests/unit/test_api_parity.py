@@ -49,7 +49,7 @@ def test_async_twin_methods_are_coroutines_exactly_where_they_do_io(
         assert (
             method is sync_method
             or name in {"job", "now_ms", "events", "watch_ready"}
-            or (getattr(method, "__qualname__", "").startswith(("JobCore.", "_Base.")))
+            or (getattr(method, "__qualname__", "").startswith(("JobCore.", "CollectionBase.")))
         ), name
 
 

@@ -8,20 +8,17 @@ the network transport too.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, Self
 
 from ..core import constants
-from ..core.params import to_duration_ms
 from ..engine.clock import Clock
-from ..engine.events import CallEvent, LogStream
 from ..engine.manager import JobManager
-from ..storage import open_storage
-from ..storage.port import JobDoc, Storage
+from ..storage.port import JobDoc
 from . import _collection_flows as flows
+from ._collection_base import DB, CollectionBase, completion_and_claim, open_manager
 from ._drive import adrive, drive
 from ._job_core import as_object
 from ._portal import Portal
@@ -30,87 +27,8 @@ from ._runners import WorkerFn
 from .job import AsyncJob, Job
 from .queue import AsyncJobQueue, JobQueue
 
-DB = str | os.PathLike[str] | Storage | None
 
-
-def _open(name: str, db: DB, clock: Clock | None) -> tuple[JobManager, bool]:
-    if isinstance(db, str | os.PathLike) or db is None:
-        return JobManager(open_storage(db), name, clock=clock), True
-    return JobManager(db, name, clock=clock), False
-
-
-def _completion_and_claim(
-    jobs: Sequence[Job] | Sequence[AsyncJob],
-    result: object,
-    types: str | Sequence[str],
-    max_jobs: int,
-    work_timeout: int | None,
-) -> tuple[list[tuple[str, str, object]], list[Any]]:
-    """The engine arguments of `complete_and_claim`: (id, runId, result) runs, getWork params."""
-    runs: list[tuple[str, str, object]] = [(*job.run_key(), as_object(result, {})) for job in jobs]
-    return runs, flows.get_work_params(types, max_jobs, work_timeout)
-
-
-class _Base:
-    """What both collections share: the manager, constants, queries that need no driving."""
-
-    forever = constants.FOREVER
-    forever_date = constants.FOREVER_DATE
-    job_statuses = constants.JOB_STATUSES
-    job_priorities = constants.JOB_PRIORITIES
-    job_log_levels = constants.JOB_LOG_LEVELS
-    job_retry_backoff_methods = constants.JOB_RETRY_BACKOFF_METHODS
-    job_status_cancellable = constants.JOB_STATUS_CANCELLABLE
-    job_status_pausable = constants.JOB_STATUS_PAUSABLE
-    job_status_removable = constants.JOB_STATUS_REMOVABLE
-    job_status_restartable = constants.JOB_STATUS_RESTARTABLE
-    ddp_methods = constants.DDP_METHODS
-    ddp_permission_levels = constants.DDP_PERMISSION_LEVELS
-
-    manager: JobManager
-
-    @property
-    def root(self) -> str:
-        return self.manager.root
-
-    @property
-    def db_url(self) -> str:
-        return self.manager.storage.url
-
-    def now_ms(self) -> int:
-        return self.manager.clock.now_ms()
-
-    def events(self, name: str, listener: Callable[[CallEvent], None]) -> Callable[[], None]:
-        """Listen to `call`, `error` or a method name; returns a function that stops listening."""
-        return self.manager.events.on(name, listener)
-
-    def set_log_stream(self, stream: LogStream) -> None:
-        self.manager.set_log_stream(stream)
-
-    def promote(self, interval: int | timedelta = constants.DEFAULT_PROMOTE_INTERVAL_MS) -> None:
-        """Set the safety-net sweep interval (ms or timedelta) and sweep once now."""
-        if isinstance(interval, timedelta):
-            interval = to_duration_ms(interval, "interval")
-        self.manager.promote(interval)
-
-    def stats(self) -> list[tuple[str, str, int]]:
-        """(status, type, count) rows."""
-        return self.manager.stats()
-
-    def watch_ready(self, types: Sequence[str], callback: Callable[[], None]) -> Callable[[], None]:
-        """Call `callback` (from any thread) whenever a job of `types` becomes ready."""
-        wanted, root = set(types), self.root
-
-        def on_changes(changes: Sequence[Any]) -> None:
-            if any(
-                c.status == "ready" and c.type in wanted and c.collection == root for c in changes
-            ):
-                callback()
-
-        return self.manager.storage.subscribe(on_changes)
-
-
-class JobCollection(_Base):
+class JobCollection(CollectionBase):
     """A job collection on a database, with blocking methods (thread-safe)."""
 
     def __init__(
@@ -124,7 +42,7 @@ class JobCollection(_Base):
         if _manager is not None:
             self.manager, self._owns_storage = _manager, False
         else:
-            self.manager, self._owns_storage = _open(name, db, clock)
+            self.manager, self._owns_storage = open_manager(name, db, clock)
         self._portal: Portal | None = None
         self._async: AsyncJobCollection | None = None
         self._queues: list[JobQueue] = []
@@ -186,7 +104,7 @@ class JobCollection(_Base):
         work_timeout: int | None = None,
     ) -> list[Job]:
         """Complete `jobs` with `result` and claim new work, in one transaction."""
-        runs, request = _completion_and_claim(jobs, result, types, max_jobs, work_timeout)
+        runs, request = completion_and_claim(jobs, result, types, max_jobs, work_timeout)
         _, docs = self.manager.complete_and_claim(runs, request)
         return [Job(self, doc) for doc in docs]
 
@@ -262,7 +180,7 @@ class JobCollection(_Base):
             self.manager.storage.close()
 
 
-class AsyncJobCollection(_Base):
+class AsyncJobCollection(CollectionBase):
     """The same collection with coroutine methods.
 
     Engine work runs on one helper thread, so the event loop never waits on the database;
@@ -284,7 +202,7 @@ class AsyncJobCollection(_Base):
         if _manager is not None:
             self.manager, self._owns_storage = _manager, False
         else:
-            self.manager, self._owns_storage = _open(name, db, clock)
+            self.manager, self._owns_storage = open_manager(name, db, clock)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"jobcollection-{name}")
         self.sync = _sync or JobCollection(_manager=self.manager)
         self._queues: list[AsyncJobQueue] = []
@@ -361,7 +279,7 @@ class AsyncJobCollection(_Base):
         work_timeout: int | None = None,
     ) -> list[AsyncJob]:
         """Complete `jobs` with `result` and claim new work, in one transaction."""
-        runs, request = _completion_and_claim(jobs, result, types, max_jobs, work_timeout)
+        runs, request = completion_and_claim(jobs, result, types, max_jobs, work_timeout)
         if self.run_inline:
             _, docs = self.manager.complete_and_claim(runs, request)
         else:

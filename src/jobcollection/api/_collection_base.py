@@ -1,0 +1,98 @@
+"""What `JobCollection` and `AsyncJobCollection` share: opening, constants, plain queries."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from ..core import constants
+from ..core.params import to_duration_ms
+from ..engine.clock import Clock
+from ..engine.events import CallEvent, LogStream
+from ..engine.manager import JobManager
+from ..storage import open_storage
+from ..storage.port import Storage
+from . import _collection_flows as flows
+from ._job_core import as_object
+from .job import AsyncJob, Job
+
+DB = str | os.PathLike[str] | Storage | None
+
+
+def open_manager(name: str, db: DB, clock: Clock | None) -> tuple[JobManager, bool]:
+    if isinstance(db, str | os.PathLike) or db is None:
+        return JobManager(open_storage(db), name, clock=clock), True
+    return JobManager(db, name, clock=clock), False
+
+
+def completion_and_claim(
+    jobs: Sequence[Job] | Sequence[AsyncJob],
+    result: object,
+    types: str | Sequence[str],
+    max_jobs: int,
+    work_timeout: int | None,
+) -> tuple[list[tuple[str, str, object]], list[Any]]:
+    """The engine arguments of `complete_and_claim`: (id, runId, result) runs, getWork params."""
+    runs: list[tuple[str, str, object]] = [(*job.run_key(), as_object(result, {})) for job in jobs]
+    return runs, flows.get_work_params(types, max_jobs, work_timeout)
+
+
+class CollectionBase:
+    """What both collections share: the manager, constants, queries that need no driving."""
+
+    forever = constants.FOREVER
+    forever_date = constants.FOREVER_DATE
+    job_statuses = constants.JOB_STATUSES
+    job_priorities = constants.JOB_PRIORITIES
+    job_log_levels = constants.JOB_LOG_LEVELS
+    job_retry_backoff_methods = constants.JOB_RETRY_BACKOFF_METHODS
+    job_status_cancellable = constants.JOB_STATUS_CANCELLABLE
+    job_status_pausable = constants.JOB_STATUS_PAUSABLE
+    job_status_removable = constants.JOB_STATUS_REMOVABLE
+    job_status_restartable = constants.JOB_STATUS_RESTARTABLE
+    ddp_methods = constants.DDP_METHODS
+    ddp_permission_levels = constants.DDP_PERMISSION_LEVELS
+
+    manager: JobManager
+
+    @property
+    def root(self) -> str:
+        return self.manager.root
+
+    @property
+    def db_url(self) -> str:
+        return self.manager.storage.url
+
+    def now_ms(self) -> int:
+        return self.manager.clock.now_ms()
+
+    def events(self, name: str, listener: Callable[[CallEvent], None]) -> Callable[[], None]:
+        """Listen to `call`, `error` or a method name; returns a function that stops listening."""
+        return self.manager.events.on(name, listener)
+
+    def set_log_stream(self, stream: LogStream) -> None:
+        self.manager.set_log_stream(stream)
+
+    def promote(self, interval: int | timedelta = constants.DEFAULT_PROMOTE_INTERVAL_MS) -> None:
+        """Set the safety-net sweep interval (ms or timedelta) and sweep once now."""
+        if isinstance(interval, timedelta):
+            interval = to_duration_ms(interval, "interval")
+        self.manager.promote(interval)
+
+    def stats(self) -> list[tuple[str, str, int]]:
+        """(status, type, count) rows."""
+        return self.manager.stats()
+
+    def watch_ready(self, types: Sequence[str], callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (from any thread) whenever a job of `types` becomes ready."""
+        wanted, root = set(types), self.root
+
+        def on_changes(changes: Sequence[Any]) -> None:
+            if any(
+                c.status == "ready" and c.type in wanted and c.collection == root for c in changes
+            ):
+                callback()
+
+        return self.manager.storage.subscribe(on_changes)
