@@ -36,9 +36,6 @@ class Portal:
 
         return self.run(wrapper())
 
-    def call_soon(self, fn: Callable[[], object]) -> None:
-        self.loop.call_soon_threadsafe(fn)
-
     def close(self) -> None:
         if not self.loop.is_running():
             return

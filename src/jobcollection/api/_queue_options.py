@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from ..core.constants import DEFAULT_POLL_INTERVAL_MS
 from ..core.params import to_duration_ms
 from ..errors import JobValidationError
 from . import _collection_flows as flows
@@ -33,7 +34,7 @@ class QueueOptions:
     concurrency: int = 1
     payload: int = 1
     prefetch: int = 0
-    poll_interval: int | None = 5000  # ms; None or 0 disables polling
+    poll_interval: int | None = DEFAULT_POLL_INTERVAL_MS  # ms; None or 0 disables polling
     work_timeout: int | None = None
     callback_strict: bool = False
     error_callback: Callable[[object], None] = field(default=_report)
@@ -48,7 +49,7 @@ class QueueOptions:
         concurrency: int = 1,
         payload: int = 1,
         prefetch: int = 0,
-        poll_interval: int | timedelta | None = 5000,
+        poll_interval: int | timedelta | None = DEFAULT_POLL_INTERVAL_MS,
         work_timeout: int | timedelta | None = None,
         callback_strict: bool = False,
         error_callback: Callable[[object], None] | None = None,

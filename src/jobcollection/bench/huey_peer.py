@@ -213,11 +213,6 @@ def process_rate(n: int = 5000, workers: int = 1) -> float:
     return _process_run(n, workers)[0]
 
 
-def consumer_peak_rss_mb(n: int = 5000, workers: int = 4) -> float:
-    """Peak RSS (MiB, sampled every ~10 ms) of the consumer process while draining ``n`` tasks."""
-    return _process_run(n, workers)[1]
-
-
 def _one_latency_ms(peer: _Peer) -> float:
     t0 = time.time_ns()
     started = peer.stamp().get(blocking=True, timeout=RESULT_TIMEOUT_S, backoff=1, max_delay=POLL_S)

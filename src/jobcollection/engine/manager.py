@@ -86,10 +86,17 @@ class JobManager:
         try:
             result = self.execute(method, parse_params(method, params))
         except JobCollectionError as error:
-            self._announce("error", CallEvent(method, params, user_id, connection, error=error))
+            if self._observed:
+                self._announce("error", CallEvent(method, params, user_id, connection, error))
             raise
-        self._announce("call", CallEvent(method, params, user_id, connection, return_value=result))
+        if self._observed:
+            self._announce("call", CallEvent(method, params, user_id, connection, None, result))
         return result
+
+    @property
+    def _observed(self) -> bool:
+        """Whether anyone listens: events are only built when they will be delivered."""
+        return self.call_log.stream is not None or self.events.active
 
     def _announce(self, kind: str, event: CallEvent) -> None:
         if self.call_log.stream is not None:
@@ -157,11 +164,13 @@ class JobManager:
         assert claim is None or isinstance(claim, GetWorkParams)
         outcomes, claimed = self._combiner.submit((runs, claim))
         results: list[bool | str] = [bool(outcomes.get(job_id, False)) for job_id, _, _ in runs]
-        for params, result in zip(calls, results, strict=True):
-            self._announce("call", CallEvent("jobDone", params, None, None, return_value=result))
         if get_work is not None:
             claimed = self._scrubbed(claimed)
-            self._announce("call", CallEvent("getWork", get_work, None, None, return_value=claimed))
+        if self._observed:
+            for params, result in zip(calls, results, strict=True):
+                self._announce("call", CallEvent("jobDone", params, None, None, None, result))
+            if get_work is not None:
+                self._announce("call", CallEvent("getWork", get_work, None, None, None, claimed))
         return results, claimed
 
     def _complete_and_claim_all(self, requests: list[Request[_Completion, _Outcome]]) -> None:

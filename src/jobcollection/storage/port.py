@@ -159,10 +159,6 @@ class Storage(Protocol):
         """The newest change's sequence number (0 for none)."""
         ...
 
-    def prune_changes(self, keep: int) -> None:
-        """Forget all but the newest `keep` changes."""
-        ...
-
     def close(self) -> None:
         """Release the connection and stop the change watcher."""
         ...

@@ -192,10 +192,6 @@ class SqliteStorage:
             row = self._conn.execute("SELECT max(seq) FROM changes").fetchone()
         return int(row[0] or 0)
 
-    def prune_changes(self, keep: int) -> None:
-        with self._translated():
-            _prune(self._conn, keep)
-
     def close(self) -> None:
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
