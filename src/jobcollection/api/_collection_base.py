@@ -72,6 +72,20 @@ class CollectionBase:
         """Listen to `call`, `error` or a method name; returns a function that stops listening."""
         return self.manager.events.on(name, listener)
 
+    def allow(self, **rules: object) -> None:
+        """Let remote callers in: ``allow(admin=["alice"], worker="users", jobSave=fn)``.
+
+        A rule is ``"anyone"``, ``"users"`` (any logged-in user), a list (or comma-separated
+        string) of user names or ids, or a function ``(user_id, method, params) -> bool``.
+        Names are the groups admin, manager, creator, worker or a method name. Rules add up;
+        any matching deny beats every allow; server-side calls are never checked.
+        """
+        self.manager.permissions.allow(rules)
+
+    def deny(self, **rules: object) -> None:
+        """Refuse remote callers; same rule forms as :meth:`allow`, and deny beats allow."""
+        self.manager.permissions.deny(rules)
+
     def set_log_stream(self, stream: LogStream) -> None:
         self.manager.set_log_stream(stream)
 

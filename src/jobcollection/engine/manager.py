@@ -14,6 +14,7 @@ from typing import Any
 from ..core.constants import DEFAULT_PROMOTE_INTERVAL_MS, JOB_STATUSES
 from ..core.ids import random_id
 from ..core.params import GetJobParams, GetWorkParams, SaveParams, ShutdownParams, parse_params
+from ..core.permissions import Permissions
 from ..errors import JobCollectionError, ValidationError
 from ..storage.port import JobDoc, Storage
 from . import _control, _work
@@ -67,6 +68,7 @@ class JobManager:
         self.stopped = True
         self.events = Events()
         self.call_log = CallLog()
+        self.permissions = Permissions()  # checked by the server for remote calls only
         self.scheduler = Scheduler(self, DEFAULT_PROMOTE_INTERVAL_MS)
         # Worker threads finishing batches at once share one transaction (see _combiner).
         self._combiner: Combiner[_Completion, _Outcome] = Combiner(self._complete_and_claim_all)

@@ -1,0 +1,1 @@
+"""The network server: DDP over websocket, login, permissions, publications, HTTP API."""
