@@ -18,7 +18,8 @@ from ..core.constants import JOB_RETRY_BACKOFF_METHODS, JOB_STATUSES
 from ..errors import JobCollectionError, StorageError, ValidationError
 from ..storage import ENV_VAR
 from . import args as conv
-from . import commands
+from . import commands, users
+from . import serve as serve_command
 from .errors import EXIT_FAILURE, EXIT_USAGE, CliError, UsageError
 from .worker import cmd_worker
 
@@ -172,6 +173,8 @@ def build_parser() -> Parser:
     _add_queries(sub, common)
     _add_controls(sub, common)
     _add_worker(sub, common)
+    users.add_parser(sub, parents=[common])
+    serve_command.add_parser(sub)
     return parser
 
 

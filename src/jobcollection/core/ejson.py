@@ -37,13 +37,18 @@ def _looks_special(obj: dict[str, Any]) -> bool:
     return 0 < len(obj) <= 2 and all(isinstance(k, str) and k.startswith("$") for k in obj)
 
 
+def _is_ms(value: object) -> bool:
+    """A date's milliseconds: a finite number, not a boolean (JSON `false` is no date)."""
+    return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
 def _decode_special(obj: dict[str, Any]) -> tuple[bool, Any]:
     keys = set(obj)
-    if keys == {"$date"} and isinstance(obj["$date"], int | float):
+    if keys == {"$date"} and _is_ms(obj["$date"]):
         return True, Date(int(obj["$date"]))
     if keys == {"$binary"} and isinstance(obj["$binary"], str):
         return True, base64.b64decode(obj["$binary"])
-    if keys == {"$InfNaN"} and obj["$InfNaN"] in (1, -1, 0):
+    if keys == {"$InfNaN"} and type(obj["$InfNaN"]) is int and obj["$InfNaN"] in (1, -1, 0):
         return True, {1: math.inf, -1: -math.inf, 0: math.nan}[obj["$InfNaN"]]
     if keys == {"$type", "$value"} and isinstance(obj["$type"], str):
         return True, CustomType(obj["$type"], obj["$value"])

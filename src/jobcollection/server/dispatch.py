@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..core.constants import DDP_METHODS
 from ..core.permissions import Caller
+from ..core.wire import result_to_wire
 from ..engine.manager import JobManager
 from .meteor_error import MeteorError, as_meteor_error, not_authorized
 
@@ -41,7 +42,8 @@ class Dispatcher:
     def call(
         self, name: str, params: list[object], caller: Caller, connection: object | None = None
     ) -> object:
-        """Run a remote call; every failure comes out as a :class:`MeteorError`.
+        """Run a remote call; the result is wire-ready (times as EJSON dates) and every failure
+        comes out as a :class:`MeteorError`.
 
         Permissions are checked before the params are looked at (SPEC 4); a refusal writes
         nothing.
@@ -52,8 +54,9 @@ class Dispatcher:
         if not route.manager.permissions.permits(caller, route.method, params):
             raise not_authorized()
         try:
-            return route.manager.call(
+            result = route.manager.call(
                 route.method, params, user_id=caller.user_id, connection=connection
             )
         except Exception as error:
             raise as_meteor_error(error) from error
+        return result_to_wire(route.method, result)

@@ -168,3 +168,81 @@ def iter_chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     """Split a long id list so no statement exceeds the driver's parameter limit."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# -- accounts (SPEC.md section 9) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserEmail:
+    """One entry of a user's `emails`."""
+
+    address: str
+    verified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A stored user: `bcrypt` is `services.password.bcrypt` (None: no password set)."""
+
+    id: str
+    username: str
+    emails: tuple[UserEmail, ...] = ()
+    bcrypt: str | None = None
+    created: int = 0
+
+
+class UserStore(Protocol):
+    """The users and login tokens of one database.
+
+    Lookups by name or address follow Meteor (SPEC 9): the exact match if there is one, else
+    the case-insensitive match if it is unique, else None. Tokens are stored hashed; the store
+    never sees a token itself.
+    """
+
+    def insert_user(self, user: UserRecord) -> None:
+        """Add a user. If its username or an address equals an existing one, ignoring case,
+        raise `ConflictError` naming the clash and write nothing."""
+        ...
+
+    def user_by_id(self, user_id: str) -> UserRecord | None:
+        """The user with this `_id` (exact)."""
+        ...
+
+    def user_by_username(self, username: str) -> UserRecord | None:
+        """Exact match, else the only case-insensitive match, else None."""
+        ...
+
+    def user_by_email(self, address: str) -> UserRecord | None:
+        """The user with this address: exact, else the only case-insensitive match."""
+        ...
+
+    def list_users(self) -> list[UserRecord]:
+        """Every user, oldest first."""
+        ...
+
+    def remove_user(self, user_id: str) -> bool:
+        """Delete the user with its addresses and tokens; False if there was none."""
+        ...
+
+    def set_password_hash(self, user_id: str, bcrypt: str | None, *, revoke_tokens: bool) -> bool:
+        """Replace the bcrypt hash (and delete the user's tokens if `revoke_tokens`);
+        False if there is no such user."""
+        ...
+
+    def add_token(self, user_id: str, hashed_token: str, when: int) -> bool:
+        """Store a login token issued at `when` (ms); False (nothing written) if the user is
+        gone."""
+        ...
+
+    def find_token(self, hashed_token: str) -> tuple[UserRecord, int] | None:
+        """The user a token belongs to and when it was issued."""
+        ...
+
+    def delete_token(self, hashed_token: str) -> bool:
+        """Forget one token; False if it was not there."""
+        ...
+
+    def delete_tokens_issued_before(self, when: int) -> int:
+        """Forget every token issued before `when` (ms); how many went."""
+        ...

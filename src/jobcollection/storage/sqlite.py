@@ -21,11 +21,12 @@ from pathlib import Path
 from ..errors import SchemaTooNew, StorageCorrupt, StorageError, StorageUnavailable
 from ._change_hub import ChangeHub
 from ._sqlite_tx import SqliteTransaction
+from ._sqlite_users import SqliteUserStore
 from .port import Change, ChangeListener
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 5000
 WATCH_INTERVAL_S = 0.001
 CHECKPOINT_INTERVAL_S = 0.2
@@ -179,6 +180,11 @@ class SqliteStorage:
                 yield
             except sqlite3.Error as error:
                 raise translate(error, self.path) from error
+
+    @property
+    def users(self) -> SqliteUserStore:
+        """The accounts kept in this database (`storage.port.UserStore`, schema version 3)."""
+        return SqliteUserStore(self._conn, self._lock, lambda error: translate(error, self.path))
 
     def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
         return self._hub.subscribe(listener)

@@ -1,0 +1,272 @@
+"""Server figures: a real `jobcollection serve` process, measured from outside.
+
+- method round trip (one DDP connection, sequential `getJob` calls), p50/p99;
+- remote processing rate with the original's node client (meteor-job JobQueue, c4 p10);
+- enqueue -> start latency for a waiting node worker triggered by the publication;
+- fan-out: one change reaching 100 subscribers;
+- server RSS holding 1,000 idle DDP connections.
+
+The node figures need the npm packages of the interop tests (`tests/interop/install.sh`); the
+directory holding their node_modules is found via $JOBCOLLECTION_NODE_MODULES or next to the
+checkout, and the node figures are skipped (reported as such) without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from ..api.collection import JobCollection
+from ..api.job import Job
+
+_URL_LINE = re.compile(r"at (ws://\S+)/websocket")
+_CONNECT = json.dumps({"msg": "connect", "version": "1", "support": ["1", "pre2", "pre1"]})
+_NODE_SCRIPT = Path(__file__).with_name("node") / "remote_worker.js"
+
+
+class ServerProcess:
+    """`jobcollection serve` on a fresh database, everything allowed to anyone."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jobcollection",
+                "serve",
+                "--db",
+                str(db),
+                "--port",
+                "0",
+                "--allow",
+                "admin=anyone",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        found = _URL_LINE.search(line)
+        if not found:
+            self.process.kill()
+            raise RuntimeError(f"server did not start: {line!r}")
+        self.ws_url = found.group(1) + "/websocket"
+        self.port = int(self.ws_url.rsplit(":", 1)[1].split("/")[0])
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.process.pid}/status", encoding="ascii") as status:
+            kb = next(line.split()[1] for line in status if line.startswith("VmRSS:"))
+        return int(kb) / 1024
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextmanager
+def _server() -> Iterator[ServerProcess]:
+    with tempfile.TemporaryDirectory(prefix="jc-server-bench-") as tmp:
+        server = ServerProcess(Path(tmp) / "bench.db")
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered), 3),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
+        "samples": len(ordered),
+    }
+
+
+async def _ddp(url: str) -> ClientConnection:
+    ws = await connect(url, max_size=None, ping_interval=None)
+    await ws.recv()  # server_id
+    await ws.send(_CONNECT)
+    await ws.recv()  # connected
+    return ws
+
+
+async def _round_trips(url: str, job_id: str, n: int) -> list[float]:
+    ws = await _ddp(url)
+    samples = []
+    for i in range(n):
+        call = json.dumps(
+            {"msg": "method", "id": str(i), "method": "queue_getJob", "params": [job_id]}
+        )
+        started = time.perf_counter()
+        await ws.send(call)
+        await ws.recv()  # result
+        samples.append((time.perf_counter() - started) * 1000)
+        await ws.recv()  # updated
+    await ws.close()
+    return samples[n // 10 :]  # the first tenth warms up
+
+
+def method_round_trip(server: ServerProcess, n: int = 3000) -> dict[str, float]:
+    with JobCollection(db=server.db) as jc:
+        job = Job(jc, "rtt", {})
+        job.save()
+    return _percentiles(asyncio.run(_round_trips(server.ws_url, str(job.doc["_id"]), n)))
+
+
+async def _fan_out(url: str, db: Path, subscribers: int, changes: int) -> list[float]:
+    clients = [await _ddp(url) for _ in range(subscribers)]
+    selector = {"type": "fanout"}
+    for ws in clients:
+        await ws.send(
+            json.dumps({"msg": "sub", "id": "s", "name": "queue.jobs", "params": [selector]})
+        )
+        while json.loads(await ws.recv()).get("msg") != "ready":
+            pass
+    caller = await _ddp(url)
+    samples = []
+    with JobCollection(db=db) as jc:
+        for n in range(changes):
+            job = Job(jc, "fanout", {"n": n})
+            doc = {**job.doc}
+            started = time.perf_counter()
+            await caller.send(
+                json.dumps(
+                    {
+                        "msg": "method",
+                        "id": str(n),
+                        "method": "queue_jobSave",
+                        "params": [_wire_doc(doc)],
+                    }
+                )
+            )
+
+            async def added(ws: ClientConnection) -> None:
+                while json.loads(await ws.recv()).get("msg") != "added":
+                    pass
+
+            await asyncio.gather(*(added(ws) for ws in clients))
+            samples.append((time.perf_counter() - started) * 1000)
+            await caller.recv()
+            await caller.recv()
+    for ws in [*clients, caller]:
+        await ws.close()
+    return samples
+
+
+def _wire_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    from ..core import ejson
+    from ..core.wire import doc_to_wire
+
+    encoded: dict[str, Any] = ejson.to_ejson(doc_to_wire(doc))
+    return encoded
+
+
+def fan_out(server: ServerProcess, subscribers: int = 100, changes: int = 20) -> dict[str, float]:
+    """Time from sending a jobSave until every subscriber has its `added` message."""
+    return _percentiles(asyncio.run(_fan_out(server.ws_url, server.db, subscribers, changes)))
+
+
+async def _idle(url: str, n: int, server: ServerProcess) -> dict[str, float]:
+    before = server.rss_mb()
+    clients = []
+    for _ in range(n):
+        clients.append(await _ddp(url))
+    await asyncio.sleep(1.0)
+    after = server.rss_mb()
+    for ws in clients:
+        await ws.close()
+    return {
+        "connections": n,
+        "server_rss_mb": round(after, 1),
+        "server_rss_before_mb": round(before, 1),
+        "per_connection_kb": round((after - before) * 1024 / n, 1),
+    }
+
+
+def idle_connections(server: ServerProcess, n: int = 1000) -> dict[str, float]:
+    return asyncio.run(_idle(server.ws_url, n, server))
+
+
+# -- node (the original's client) ----------------------------------------------------------
+
+
+def node_modules() -> Path | None:
+    configured = os.environ.get("JOBCOLLECTION_NODE_MODULES")
+    candidates = [Path(configured)] if configured else []
+    here = Path(__file__).resolve()
+    candidates += [parent / "tests/interop/node/node_modules" for parent in here.parents]
+    return next((c for c in candidates if (c / "meteor-job").is_dir()), None)
+
+
+def _node(modules: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "NODE_PATH": str(modules)}
+    return subprocess.Popen(
+        ["node", str(_NODE_SCRIPT), *args], stdout=subprocess.PIPE, text=True, env=env
+    )
+
+
+def node_processing_rate(server: ServerProcess, modules: Path, n: int = 10000) -> float:
+    with JobCollection(db=server.db) as jc:
+        jc.save_jobs([Job(jc, "rate", {"n": i}) for i in range(n)])
+    worker = _node(modules, str(server.port), "queue", "rate", str(n), "4", "10", "rate")
+    out, _ = worker.communicate(timeout=300)
+    if worker.returncode != 0:
+        raise RuntimeError(f"node worker failed ({worker.returncode}): {out}")
+    result = json.loads(out.strip().splitlines()[-1])
+    return float(result["processed"]) / float(result["seconds"])
+
+
+def node_enqueue_to_start(server: ServerProcess, modules: Path, n: int = 200) -> dict[str, float]:
+    worker = _node(modules, str(server.port), "queue", "lat", str(n), "1", "1", "latency")
+    assert worker.stdout is not None
+    if json.loads(worker.stdout.readline()).get("ready") is not True:
+        raise RuntimeError("node worker did not subscribe")
+    with JobCollection(db=server.db) as jc:
+        for _ in range(n):
+            Job(jc, "lat", {"t": time.time() * 1000}).save()
+            time.sleep(0.02)
+    out, _ = worker.communicate(timeout=120)
+    latencies = json.loads(out.strip().splitlines()[-1])["latencies_ms"]
+    return _percentiles(latencies[n // 10 :])
+
+
+def run_all(quick: bool = False) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    with _server() as server:
+        figures["method_round_trip"] = method_round_trip(server, 500 if quick else 3000)
+        figures["fan_out_100_subscribers"] = fan_out(server, 100, 5 if quick else 20)
+        modules = node_modules()
+        if modules is None:
+            figures["node"] = "skipped: no node_modules with meteor-job (tests/interop/install.sh)"
+        else:
+            figures["node_meteor_job_c4_p10_per_s"] = round(
+                node_processing_rate(server, modules, 2000 if quick else 10000)
+            )
+            figures["node_enqueue_to_start"] = node_enqueue_to_start(
+                server, modules, 50 if quick else 200
+            )
+    with _server() as server:
+        figures["idle_connections"] = idle_connections(server, 200 if quick else 1000)
+    return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_all("--quick" in sys.argv), indent=2))

@@ -1,0 +1,213 @@
+"""`jobcollection serve`: serve collections over DDP and HTTP, with rules from flags or TOML.
+
+A config file says what the flags say, and can give each collection its own rules::
+
+    db = "jobs.db"          # flags win over the file
+    host = "127.0.0.1"
+    port = 3000
+    promote = 1000
+    [allow]                 # for every served collection
+    admin = ["alice"]
+    [deny]
+    jobRemove = "anyone"
+    [collections.emails.allow]
+    worker = "users"
+
+WHO is ``anyone``, ``users`` or user names (a list, or one comma-separated string).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.permissions import RULE_NAMES
+from .errors import UsageError
+
+DEFAULT_PORT = 3000
+Rules = dict[str, list[object]]
+
+
+@dataclass
+class ServePlan:
+    """Everything `serve` needs, merged from the config file and the flags."""
+
+    db: str | None = None
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    promote: int | None = None
+    collections: dict[str, tuple[Rules, Rules]] = field(default_factory=dict)  # allow, deny
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve collections to remote clients (DDP websocket and HTTP API)",
+        description="Serve job collections over DDP (/websocket) and HTTP (/api). Remote calls "
+        "are denied unless allowed. GROUP is admin, manager, creator, worker or a method name; "
+        "WHO is anyone, users (any logged-in user) or comma-separated user names.",
+    )
+    p.add_argument("--db", metavar="URL", default=argparse.SUPPRESS, help="database")
+    p.add_argument(
+        "--collection",
+        metavar="NAME",
+        dest="serve_collections",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="collection(s) to serve (default: queue)",
+    )
+    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=None, help=f"default {DEFAULT_PORT}; 0 = any")
+    p.add_argument("--allow", metavar="GROUP=WHO", action="append", type=_rule, default=[])
+    p.add_argument("--deny", metavar="GROUP=WHO", action="append", type=_rule, default=[])
+    p.add_argument("--promote", metavar="MS", type=_positive, help="safety-net sweep interval")
+    p.add_argument("--config", metavar="FILE", help="TOML file with the same settings and rules")
+    p.set_defaults(handler=cmd_serve)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return int(text)
+
+
+def _who(value: object, where: str) -> object:
+    if isinstance(value, str):
+        names = [part.strip() for part in value.split(",") if part.strip()]
+        if not names:
+            raise UsageError(f"{where}: WHO is empty (anyone, users or user names)")
+        return value.strip() if value.strip() in ("anyone", "users") else names
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return list(value)
+    raise UsageError(f"{where}: WHO must be anyone, users or a list of user names, got {value!r}")
+
+
+def _group(name: str, where: str) -> str:
+    if name not in RULE_NAMES:
+        raise UsageError(
+            f"{where}: unknown group {name!r} (admin, manager, creator, worker or a method name)"
+        )
+    return name
+
+
+def _rule(text: str) -> tuple[str, object]:
+    name, sep, who = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected GROUP=WHO, got {text!r}")
+    try:
+        return _group(name.strip(), text), _who(who, text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(error.message) from error
+
+
+def _rules_table(table: object, where: str) -> Rules:
+    if not isinstance(table, Mapping):
+        raise UsageError(f"{where}: expected a table of GROUP = WHO")
+    rules: Rules = {}
+    for name, who in table.items():
+        rules.setdefault(_group(name, f"{where}.{name}"), []).append(_who(who, f"{where}.{name}"))
+    return rules
+
+
+def _merge(into: Rules, more: Rules) -> None:
+    for name, values in more.items():
+        into.setdefault(name, []).extend(values)
+
+
+_TOP_KEYS = {"db", "host", "port", "promote", "allow", "deny", "collections"}
+
+
+def load_config(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as file:
+            config = tomllib.load(file)
+    except OSError as error:
+        raise UsageError(f"--config {path}: {error.strerror or error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"--config {path}: not valid TOML: {error}") from error
+    unknown = sorted(set(config) - _TOP_KEYS)
+    if unknown:
+        raise UsageError(f"--config {path}: unknown setting(s) {', '.join(unknown)}")
+    return config
+
+
+def plan_from(args: argparse.Namespace) -> ServePlan:
+    """Merge the config file and the flags (flags win; rules add up)."""
+    config = load_config(args.config) if args.config else {}
+    plan = ServePlan()
+    plan.db = getattr(args, "db", None) or _typed(config, "db", str)
+    plan.host = args.host or _typed(config, "host", str) or plan.host
+    port = args.port if args.port is not None else _typed(config, "port", int)
+    plan.port = DEFAULT_PORT if port is None else port
+    plan.promote = args.promote or _typed(config, "promote", int)
+    shared_allow = _rules_table(config.get("allow", {}), "allow")
+    shared_deny = _rules_table(config.get("deny", {}), "deny")
+    for name, who in args.allow:
+        shared_allow.setdefault(name, []).append(who)
+    for name, who in args.deny:
+        shared_deny.setdefault(name, []).append(who)
+    per_collection = config.get("collections", {})
+    if not isinstance(per_collection, Mapping):
+        raise UsageError("config: collections must be a table of collection names")
+    names = list(dict.fromkeys([*args.serve_collections, *per_collection]))
+    for name in names or [args.collection]:
+        own = per_collection.get(name, {})
+        if not isinstance(own, Mapping) or set(own) - {"allow", "deny"}:
+            raise UsageError(f"config: collections.{name} may only have allow and deny tables")
+        allow, deny = _rules_table(own.get("allow", {}), f"collections.{name}.allow"), {}
+        deny = _rules_table(own.get("deny", {}), f"collections.{name}.deny")
+        _merge(allow, shared_allow)
+        _merge(deny, shared_deny)
+        plan.collections[name] = (allow, deny)
+    return plan
+
+
+def _typed(config: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = config.get(key)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise UsageError(f"config: {key} must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..api.collection import JobCollection
+    from ..server.app import Server
+
+    plan = plan_from(args)
+    collections = []
+    for name, (allow, deny) in plan.collections.items():
+        jc = JobCollection(name, db=plan.db)
+        for rule_name, whos in allow.items():
+            for who in whos:
+                jc.allow(**{rule_name: who})
+        for rule_name, whos in deny.items():
+            for who in whos:
+                jc.deny(**{rule_name: who})
+        if plan.promote:
+            jc.promote(plan.promote)
+        collections.append(jc)
+    server = Server(*collections)
+    names = ", ".join(plan.collections)
+
+    def ready(url: str) -> None:
+        ws = url.replace("http://", "ws://", 1)
+        print(f"jobcollection: serving {names} at {ws}/websocket and {url}/api", flush=True)
+
+    try:
+        server.run(plan.host, plan.port, ready=ready)
+    finally:
+        for jc in collections:
+            jc.close()
+    print("jobcollection: stopped", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,50 @@
+"""Job documents as they travel over DDP: times become EJSON dates.
+
+Inside, every time is integer milliseconds (so year 275760 round-trips); on the wire Meteor
+clients expect `{"$date": ms}`. Incoming dates need no conversion: the parameter checks accept
+EJSON `Date` values wherever a time is expected.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from .ejson import Date
+
+JOB_TIME_FIELDS: Final = (
+    "after",
+    "retryUntil",
+    "repeatUntil",
+    "updated",
+    "created",
+    "expiresAfter",
+)
+
+
+def _entry_to_wire(entry: Any) -> Any:
+    if isinstance(entry, dict) and type(entry.get("time")) is int:
+        return {**entry, "time": Date(entry["time"])}
+    return entry
+
+
+def field_to_wire(name: str, value: Any) -> Any:
+    """One top-level job field as sent to clients."""
+    if name in JOB_TIME_FIELDS and type(value) is int:
+        return Date(value)
+    if name == "log" and isinstance(value, list):
+        return [_entry_to_wire(entry) for entry in value]
+    return value
+
+
+def doc_to_wire(doc: dict[str, Any]) -> dict[str, Any]:
+    """A job document with its times (including log entry times) as EJSON dates."""
+    return {name: field_to_wire(name, value) for name, value in doc.items()}
+
+
+def result_to_wire(method: str, result: Any) -> Any:
+    """A method's result as sent to clients: documents from getJob/getWork get wire times."""
+    if method not in ("getJob", "getWork") or result is None:
+        return result
+    if isinstance(result, list):
+        return [doc_to_wire(doc) for doc in result]
+    return doc_to_wire(result)

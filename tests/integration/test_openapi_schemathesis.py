@@ -1,0 +1,74 @@
+"""Schemathesis against the HTTP API, in-process: no 5xx, and every response as documented.
+
+Generated requests (valid and invalid, per the OpenAPI document the app serves) go to an
+`HttpApi` over a real collection where anyone may call every method. The bound keeps the whole
+module well under a minute.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from jobcollection import JobCollection
+from jobcollection.core.ejson import Date
+from jobcollection.core.permissions import Caller
+from jobcollection.server.dispatch import Dispatcher
+from jobcollection.server.http_api import HttpApi
+from jobcollection.server.meteor_error import MeteorError
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+def _login(options: object, key: str) -> dict[str, object]:
+    if options == {"user": {"username": "alice"}, "password": "pw"}:
+        return {"id": "u1", "token": "t1", "tokenExpires": Date(0), "type": "password"}
+    if isinstance(options, dict) and set(options) == {"user", "password"}:
+        raise MeteorError(403, "User not found")
+    raise MeteorError(400, "Match failed")
+
+
+def _authenticate(token: str) -> Caller | None:
+    return Caller("u1", "alice") if token == "t1" else None
+
+
+_TMP = tempfile.TemporaryDirectory(prefix="jc-schemathesis-")
+_JC = JobCollection("q", str(Path(_TMP.name) / "jobs.db"))
+_JC.start_job_server()
+_JC.allow(admin="anyone")
+_JC.deny(shutdownJobServer="anyone", stopJobs="anyone")  # keep the server claiming jobs
+APP = HttpApi(
+    Dispatcher([_JC.manager]), login=_login, authenticate=_authenticate, logout=lambda token: None
+)
+# Loaded eagerly: `schemathesis.pytest.from_fixture` fails under pytest 9 (`Function._nodeid`).
+schema = schemathesis.openapi.from_asgi("/api/openapi.json", APP)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_collection() -> Iterator[None]:
+    yield
+    _JC.close()
+    _TMP.cleanup()
+
+
+@schema.parametrize()
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+def test_http_api_conforms_to_its_openapi_document(case: Any) -> None:
+    case.call_and_validate(checks=CHECKS)
