@@ -8,10 +8,14 @@ ASGI application, so it mounts into Starlette/FastAPI; `run()` serves it with uv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from types import FrameType
 from typing import Any
 
 from ..api.collection import JobCollection
@@ -26,6 +30,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 SelectorFunction = Callable[..., object]
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _AsgiWebSocket:
@@ -198,7 +203,7 @@ class Server:
         import uvicorn
 
         self.start_job_servers()
-        server = self._uvicorn = uvicorn.Server(
+        server = self._uvicorn = _new_uvicorn_server(
             uvicorn.Config(self, **uvicorn_options(host, port, self.limits, log_level))
         )
         serving = asyncio.create_task(server.serve())
@@ -208,6 +213,40 @@ class Server:
             bound = server.servers[0].sockets[0].getsockname()
             ready(f"http://{bound[0]}:{bound[1]}")
         await serving
+
+
+def _uvicorn_server_class() -> type:
+    import uvicorn
+
+    class QuietStopServer(uvicorn.Server):
+        """uvicorn's server, except that SIGINT/SIGTERM end `serve()` normally.
+
+        uvicorn re-raises the captured signal once it has shut down, which kills the process
+        before the caller's cleanup (closing the collections) can run.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+        def _on_signal(self, sig: int, frame: FrameType | None) -> None:
+            if self.should_exit:  # a second signal: stop waiting for connections
+                self.force_exit = True
+            self.should_exit = True
+
+    return QuietStopServer
+
+
+def _new_uvicorn_server(config: Any) -> Any:
+    return _uvicorn_server_class()(config)
 
 
 def uvicorn_options(host: str, port: int, limits: Limits, log_level: str) -> dict[str, Any]:
