@@ -225,3 +225,28 @@ def test_sockjs_info_leads_clients_to_the_plain_websocket(url: str) -> None:
     assert "base_url" not in info
     assert info["origins"] == ["*:*"]
     assert info["cookie_needed"] is False
+
+
+def test_frames_nested_to_the_parsers_limit_get_a_reply_not_a_dead_connection(
+    jc: JobCollection,
+) -> None:
+    """Regression (found by test_fuzz_server): a frame nested just shallowly enough to parse
+    was too deep to echo back (`offendingMessage`, a ping's `id`); encoding the reply raised
+    RecursionError in the reader and the connection died without an answer."""
+    import sys
+
+    jc.allow(getJob="anyone")
+    limit = sys.getrecursionlimit()
+    with serving(Server(jc)) as url, DdpClient(url) as client:
+        for depth in range(limit * 42 // 100, limit * 55 // 100):  # the boundary is in there
+            nested = '{"$x":' * depth + "1" + "}" * depth
+            for frame in (
+                '{"msg":"bogus","x":' + nested + "}",
+                '{"msg":"method","id":5,"params":[' + nested + "]}",
+                '{"msg":"ping","id":' + nested + "}",
+            ):
+                client.send(frame)
+                reply = client.ws.recv(timeout=10)  # raw: the echo may be too deep for us too
+                assert isinstance(reply, str)
+                assert reply.startswith(('{"msg":"error","reason":', '{"msg":"pong"')), reply[:80]
+        assert client.call("queue_getJob", "nope") is None  # the connection still serves

@@ -1,7 +1,8 @@
 """`python -m jobcollection.bench`: our figures beside huey's, same machine, same run; JSON out.
 
 Options: `--quick` (small counts, for a smoke run), `--no-huey`, `--backlog N` (the large
-waiting backlog for the claim-time figure, default 1,000,000), `--out FILE` (also write JSON).
+waiting backlog for the claim-time figure, default 1,000,000), `--out FILE` (also write JSON),
+`--enqueue-only` (just the enqueue figures and the raw SQLite floor, ~15 s).
 """
 
 from __future__ import annotations
@@ -22,11 +23,23 @@ def _ratio(mine: float, theirs: float, higher_is_better: bool = True) -> float:
     return round(mine / theirs if higher_is_better else theirs / mine, 2)
 
 
+def _enqueue(quick: bool) -> dict[str, Any]:
+    """Enqueue figures, and the raw SQLite floor under the batched one (same run)."""
+    n = 3000 if quick else 20000
+    batched = ours.enqueue_batched_rate(5 * n)
+    raw = ours.raw_sqlite_batched_rate(5 * n)
+    return {
+        "enqueue_per_s": round(ours.enqueue_rate(n)),
+        "enqueue_batched_per_s": round(batched),
+        "raw_sqlite_batched_per_s": round(raw),
+        "enqueue_batched_vs_raw_sqlite": round(batched / raw, 2),
+    }
+
+
 def _ours(quick: bool, backlog: int) -> dict[str, Any]:
     n = 3000 if quick else 20000
     figures: dict[str, Any] = {
-        "enqueue_per_s": round(ours.enqueue_rate(n)),
-        "enqueue_batched_per_s": round(ours.enqueue_batched_rate(5 * n)),
+        **_enqueue(quick),
         "process_per_s_c1_p1": round(ours.process_rate(n, 1, 1)),
         "process_per_s_c4_p10": round(ours.process_rate(2 * n, 4, 10)),
         "latency": ours.latency(100 if quick else 500),
@@ -63,14 +76,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-huey", action="store_true", help="skip the huey figures")
     parser.add_argument("--backlog", type=int, default=None, help="waiting jobs for claim time")
     parser.add_argument("--out", help="also write the JSON report to this file")
+    parser.add_argument(
+        "--enqueue-only", action="store_true", help="only the enqueue figures (no huey)"
+    )
     args = parser.parse_args(argv)
     backlog = args.backlog or (100_000 if args.quick else 1_000_000)
     started = time.time()
     report: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
-        "jobcollection": _ours(args.quick, backlog),
+        "jobcollection": (
+            _enqueue(args.quick) if args.enqueue_only else _ours(args.quick, backlog)
+        ),
     }
-    if not args.no_huey:
+    if not args.no_huey and not args.enqueue_only:
         report["huey"] = huey_peer.run_all(1000 if args.quick else 5000, 100 if args.quick else 300)
         report["ratio_ours_over_huey"] = _comparison(report["jobcollection"], report["huey"])
     report["seconds"] = round(time.time() - started, 1)

@@ -7,7 +7,9 @@ with bounded loops; see `jobcollection.bench.__main__` for the report.
 from __future__ import annotations
 
 import contextlib
+import json
 import resource
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -20,6 +22,10 @@ from typing import Any
 
 from ..api.collection import JobCollection
 from ..api.job import Job
+from ..core.constants import FOREVER_DATE
+from ..core.ids import random_id
+from ..storage._columns import USUAL_COLUMNS
+from ..storage.sqlite import AUTOCHECKPOINT_PAGES, _migrations
 
 _TIMEOUT_S = 120.0
 
@@ -50,6 +56,46 @@ def enqueue_batched_rate(n: int = 50000, batch: int = 1000) -> float:
         for first in range(0, n, batch):
             jc.save_jobs([Job(jc, "noop", {"i": i}) for i in range(first, first + batch)])
         return n / (time.perf_counter() - start)
+
+
+def raw_sqlite_batched_rate(n: int = 50000, batch: int = 1000) -> float:
+    """The floor under `enqueue_batched_rate`: rows like those `save_jobs` stores (built before
+    the clock starts) and one change-feed row each, inserted by plain sqlite3 `executemany`,
+    one transaction per batch, into the same schema with the same pragmas (no watcher thread,
+    no validation, no encoding)."""
+    now = int(time.time() * 1000)
+    entries = [("Constructed", now - 1), ("Job Submitted", now), ("Promoted to ready", now)]
+    log = "[" + ",".join(
+        f'{{"time":{t},"runId":null,"level":"info","message":"{m}"}}' for m, t in entries
+    ) + "]"  # fmt: skip
+    progress = '{"completed":0,"total":1,"percent":0}'
+    constant = (1, 0, 1, 300000, "constant", 0, 0, FOREVER_DATE, "300000", progress, "[]", "[]")
+    head = ("noop", "ready", 0, FOREVER_DATE, now, now, now)
+    data = [json.dumps({"i": i}, separators=(",", ":")) for i in range(n)]
+    rows = [("bench", random_id(), *head, *constant, text, log) for text in data]
+    changes = [("bench", row[1], "insert", "noop", "ready", "*") for row in rows]
+    columns = ", ".join(USUAL_COLUMNS)
+    insert_job = f"INSERT INTO jobs ({columns}) VALUES ({', '.join('?' * len(USUAL_COLUMNS))})"
+    insert_change = (
+        "INSERT INTO changes (collection, job_id, op, type, status, fields) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    with tempfile.TemporaryDirectory(prefix="jc-bench-") as folder:
+        conn = sqlite3.connect(str(Path(folder) / "raw.db"), isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        for script in _migrations():
+            conn.executescript(script)
+        start = time.perf_counter()
+        for first in range(0, n, batch):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(insert_job, rows[first : first + batch])
+            conn.executemany(insert_change, changes[first : first + batch])
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - start
+        conn.close()
+    return n / elapsed
 
 
 def _noop(job: Any) -> None:

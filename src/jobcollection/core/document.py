@@ -9,8 +9,11 @@ whose `field` is the dotted path of the bad value, e.g. `doc.log[2].level`.
 from __future__ import annotations
 
 import math
+import operator
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 from jobcollection.core.constants import (
     FOREVER,
@@ -298,18 +301,153 @@ _JOB_DOC = _closed_object(
 )
 
 
-def validate_job_doc(doc: object) -> dict[str, object]:
+def validate_job_doc(doc: object, *, share: bool = False) -> dict[str, object]:
     """Check a job document against the closed pattern of SPEC section 1.
 
     Returns a new normalized dict (the input is untouched): times and integers as `int`,
     `retries`/`repeats`/`repeatRetries` clamped to `FOREVER`, `repeatWait` schedules normalized,
     and `_id: None` dropped. Whether the status suits `jobSave` is checked by `params`.
+    Nested lists and dicts are new too, unless `share`: then a document that needs no
+    normalization keeps its `data`, `depends`, `resolved` and `log` (entries in their own key
+    order), for callers that only read them, such as a save that turns them into text at once.
 
     Raises:
         JobValidationError: naming the first bad field, e.g. `doc.log[2].level`.
     """
+    if type(doc) is dict and _is_usual_doc(doc):
+        return _copy_usual_doc(doc, share)
     result = _JOB_DOC(doc, "doc")
     assert isinstance(result, dict)
     if result.get("_id", "") is None:
         del result["_id"]
     return result
+
+
+# -- the usual document, checked inline ----------------------------------------------------
+#
+# Nearly every saved document is what the Job builder makes: the 22 keys below, exact `int`s and
+# `str`s, a numeric `repeatWait`, log entries without `data`. `_is_usual_doc` recognises that
+# shape with inline checks (a third of the cost of the checker table above); such a document
+# needs no normalization, so a copy of it is what the table would return. Anything else, valid
+# or not, goes through the table, which alone reports errors: both paths accept exactly the same
+# documents, the fast one never has to explain a rejection. Subclasses of bool, int, str, list
+# or dict always take the table path.
+
+_USUAL_TIMES: Final = ("after", "updated", "created", "retryUntil", "repeatUntil")
+# Integers in 0..FOREVER. Above FOREVER `retries`/`repeats`/`repeatRetries` are clamped and the
+# others rejected: both are left to the table.
+_USUAL_COUNTS: Final = (
+    "retries", "retried", "repeatRetries", "retryWait", "repeats", "repeated", "repeatWait"
+)  # fmt: skip
+_USUAL_OTHERS: Final = (
+    "runId", "type", "status", "priority", "retryBackoff", "data", "progress", "depends",
+    "resolved", "log",
+)  # fmt: skip
+_USUAL_KEYS: Final = frozenset((*_USUAL_TIMES, *_USUAL_COUNTS, *_USUAL_OTHERS))
+assert len(_USUAL_KEYS) == 22
+_times_of = operator.itemgetter(*_USUAL_TIMES)
+_counts_of = operator.itemgetter(*_USUAL_COUNTS)
+_others_of = operator.itemgetter(*_USUAL_OTHERS)
+_STATUSES: Final = frozenset(JOB_STATUSES)
+_BACKOFFS: Final = frozenset(JOB_RETRY_BACKOFF_METHODS)
+_LEVELS: Final = frozenset(JOB_LOG_LEVELS)
+_ENTRY_KEYS: Final = frozenset(("time", "runId", "level", "message"))
+_entry_values = operator.itemgetter("time", "runId", "level", "message")
+_MAX_FLOAT: Final = sys.float_info.max
+
+
+def _is_usual_doc(doc: dict[str, object]) -> bool:
+    """True if `doc` has the usual shape and `_JOB_DOC` accepts it without changing a value."""
+    if len(doc) != len(_USUAL_KEYS):
+        return False
+    try:  # 22 keys, and each of the 22 usual ones found: exactly the usual key set
+        times, counts = _times_of(doc), _counts_of(doc)
+        run_id, job_type, status, priority, backoff, data, progress, depends, resolved, log = (
+            _others_of(doc)
+        )
+    except KeyError:
+        return False
+    for value in times:
+        if type(value) is not int or not -FOREVER_DATE <= value <= FOREVER_DATE:
+            return False
+    for value in counts:
+        if type(value) is not int or not 0 <= value <= FOREVER:
+            return False
+    return bool(
+        (run_id is None or (type(run_id) is str and run_id))
+        and (type(job_type) is str and job_type)
+        and (type(status) is str and status in _STATUSES)
+        and (type(priority) is int and INT32_MIN <= priority <= INT32_MAX)
+        and (type(backoff) is str and backoff in _BACKOFFS)
+        and type(data) is dict
+        and _is_usual_progress(progress)
+        and _are_usual_ids(depends)
+        and _are_usual_ids(resolved)
+        and _is_usual_log(log)
+    )
+
+
+def _copy_usual_doc(doc: dict[str, Any], share: bool) -> dict[str, object]:
+    """The table's result for a usual document: a copy, `progress` in the table's key order."""
+    result = dict(doc)
+    progress = doc["progress"]
+    result["progress"] = {
+        "completed": progress["completed"],
+        "total": progress["total"],
+        "percent": progress["percent"],
+    }
+    if not share:
+        result["data"] = dict(doc["data"])
+        result["depends"] = list(doc["depends"])
+        result["resolved"] = list(doc["resolved"])
+        entries = map(_entry_values, doc["log"])
+        result["log"] = [
+            {"time": t, "runId": run, "level": level, "message": m} for t, run, level, m in entries
+        ]
+    return result
+
+
+def _is_usual_number(value: object) -> bool:
+    """What `check_number` accepts, for exact ints and floats."""
+    if type(value) is int:
+        return value >= 0
+    return type(value) is float and 0 <= value <= _MAX_FLOAT  # NaN fails both comparisons
+
+
+def _is_usual_progress(value: object) -> bool:
+    if type(value) is not dict or len(value) != 3:
+        return False
+    try:
+        completed, total, percent = value["completed"], value["total"], value["percent"]
+    except KeyError:
+        return False
+    if type(completed) is int and type(total) is int and type(percent) is int:
+        return completed >= 0 and total >= 0 and percent >= 0  # the usual case, without calls
+    return _is_usual_number(completed) and _is_usual_number(total) and _is_usual_number(percent)
+
+
+def _are_usual_ids(value: object) -> bool:
+    if type(value) is not list:
+        return False
+    for item in value:
+        if type(item) is not str or not item:
+            return False
+    return True
+
+
+def _is_usual_log(value: object) -> bool:
+    """Log entries without `data`, as clients make them."""
+    if type(value) is not list:
+        return False
+    for entry in value:
+        if type(entry) is not dict or entry.keys() != _ENTRY_KEYS:
+            return False
+        time, run_id, level, message = _entry_values(entry)
+        if not (
+            (type(time) is int and -FOREVER_DATE <= time <= FOREVER_DATE)
+            and (run_id is None or (type(run_id) is str and run_id))
+            and (type(level) is str and level in _LEVELS)
+            and type(message) is str
+        ):
+            return False
+    return True

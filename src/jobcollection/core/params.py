@@ -52,6 +52,7 @@ __all__ = [
     "SaveParams",
     "ShutdownParams",
     "StartParams",
+    "check_save_doc",
     "parse_ids",
     "parse_params",
     "to_duration_ms",
@@ -330,12 +331,25 @@ def _parse_restart(params: Params) -> RestartParams:
     )
 
 
-def _parse_save(params: Params) -> SaveParams:
-    doc = validate_job_doc(_arg(params, 0, "doc"))
-    if doc["status"] not in (Status.WAITING, Status.PAUSED):
+def check_save_doc(value: object) -> dict[str, object]:
+    """The document of a `jobSave`: the closed pattern, status waiting or paused.
+
+    Returns a normalized copy that may share nested lists and dicts with `value`: a save only
+    reads them (to store them as text), it never changes them.
+    """
+    doc = validate_job_doc(value, share=True)
+    if doc["status"] not in _SAVE_STATUSES:
         raise JobValidationError(
             "doc.status", f"must be 'waiting' or 'paused' to save, got {show(doc['status'])}"
         )
+    return doc
+
+
+_SAVE_STATUSES: Final = frozenset((Status.WAITING.value, Status.PAUSED.value))
+
+
+def _parse_save(params: Params) -> SaveParams:
+    doc = check_save_doc(_arg(params, 0, "doc"))
     options = _options(params, 1, ("cancelRepeats",))
     return SaveParams(doc, cancel_repeats=_opt(options, "cancelRepeats", check_bool, False))
 

@@ -96,16 +96,20 @@ def rerun_copy(doc: Doc, new_id: str, now: int, repeats: int, until: int, after:
     return new
 
 
-def clamp_new_doc(doc: Doc, now: int) -> Doc | None:
+def clamp_new_doc(doc: Doc, now: int, *, copy: bool = True) -> Doc | None:
     """Save-time clamping: times up to now; a schedule moves `after` to its next occurrence.
 
-    Returns None when a scheduled job has no occurrence before its `repeatUntil`.
+    Returns None when a scheduled job has no occurrence before its `repeatUntil`. With
+    `copy=False` a document the caller owns (a fresh validated copy) is changed in place.
     """
-    doc = dict(doc)
+    if copy:
+        doc = dict(doc)
     for key in ("after", "retryUntil", "repeatUntil"):
-        doc[key] = max(doc[key], now)
-    doc["repeats"] = min(doc["repeats"], FOREVER)
-    doc["retries"] = min(doc["retries"], FOREVER)
+        if doc[key] < now:
+            doc[key] = now
+    for key in ("repeats", "retries"):
+        if doc[key] > FOREVER:
+            doc[key] = FOREVER
     if is_schedule(doc["repeatWait"]):
         after = next_occurrence(doc["repeatWait"], doc["after"])
         if after is None or after > doc["repeatUntil"]:

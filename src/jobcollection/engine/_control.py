@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from ..core import rules
@@ -147,8 +147,7 @@ def remove(op: Op, p: IdsParams) -> bool:
     if orphans:
         log = [rules.entry(op.now, "Antecedent removed", "warning")]
         op.tx.update(orphans, {"updated": op.now}, log=log)
-    if dependents:  # as for a final failure: the cascade passes through finished dependents
-        cancel(op, CancelParams([d["_id"] for d in dependents]))
+        cancel(op, CancelParams(orphans))  # cascades on from the orphans only (SPEC 3.3)
     return bool(removed)
 
 
@@ -196,45 +195,66 @@ def save(op: Op, p: SaveParams) -> str | None:
     return insert_new(op, doc)
 
 
-def _prepare_new(op: Op, doc: JobDoc) -> tuple[JobDoc, bool]:
-    """A new job's stored form; True when it goes straight to ready (due, nothing pending)."""
-    doc = dict(doc, _id=op.new_id(), created=op.now)
-    log = [*(doc.get("log") or ()), rules.entry(op.now, "Job Submitted")]
-    immediate = doc["status"] == Status.WAITING and not doc["depends"] and doc["after"] <= op.now
+_Entries = tuple[JobDoc, JobDoc]
+_WAITING, _READY = Status.WAITING.value, Status.READY.value  # plain str: compared per job
+
+
+def _new_job_entries(now: int) -> _Entries:
+    """The "Job Submitted" and "Promoted to ready" entries of jobs saved at `now`. A batch shares
+    one pair (they are only ever serialized), so storage can format them once."""
+    return rules.entry(now, "Job Submitted"), rules.entry(now, "Promoted to ready")
+
+
+def _prepare_new(op: Op, doc: JobDoc, entries: _Entries, new_id: Callable[[], str]) -> bool:
+    """Turn a clamped new document (a copy we own) into its stored form, in place; True when
+    it goes straight to ready (due, nothing pending)."""
+    submitted, promoted = entries
+    doc["_id"] = new_id()
+    doc["created"] = op.now
+    log = [*(doc.get("log") or ()), submitted]
+    immediate = doc["status"] == _WAITING and not doc["depends"] and doc["after"] <= op.now
     if immediate:
         # Same outcome as insert + jobReady(id) (SPEC 4), in one write.
-        doc.update(status=Status.READY.value, after=op.now, updated=op.now)
-        log.append(rules.entry(op.now, "Promoted to ready"))
+        doc["status"] = _READY
+        doc["after"] = doc["updated"] = op.now
+        log.append(promoted)
     doc["log"] = log
-    return doc, immediate
+    return immediate
 
 
 def insert_new(op: Op, doc: JobDoc) -> str | None:
-    """Insert a validated new job; it is stored ready at once when nothing holds it back."""
-    doc, immediate = _prepare_new(op, doc)
-    if immediate:
+    """Insert a validated, clamped new job (the copy is changed in place); it is stored ready at
+    once when nothing holds it back."""
+    if _prepare_new(op, doc, _new_job_entries(op.now), op.new_id):
         op.tx.insert([doc])
         return str(doc["_id"])
     return _insert_prepared(op, doc)
 
 
-def save_many(op: Op, saves: Sequence[SaveParams]) -> list[str | None]:
-    """Save in one transaction; runs of new jobs that go straight to ready are inserted by one
-    statement (anything else is saved one by one, in order)."""
+def save_many(
+    op: Op, docs: Sequence[JobDoc], new_id: Callable[[], str] | None = None
+) -> list[str | None]:
+    """Save new jobs in one transaction; runs of jobs that go straight to ready are inserted by
+    one statement, the others one by one, in order.
+
+    `docs` are fresh validated copies without `_id` (they are changed in place); `new_id`
+    replaces `op.new_id` (the manager draws a batch's ids at once).
+    """
     ids: list[str | None] = []
     batch: list[JobDoc] = []
-    for p in saves:
-        doc = rules.clamp_new_doc(p.doc, op.now)
-        plain = doc is not None and doc.get("_id") is None and not p.cancel_repeats
-        prepared = _prepare_new(op, doc) if plain and doc is not None else None
-        if prepared is not None and prepared[1]:
-            batch.append(prepared[0])
-            ids.append(str(prepared[0]["_id"]))
-            continue
-        if batch:
-            op.tx.insert(batch)
-            batch = []
-        ids.append(save(op, p) if prepared is None else _insert_prepared(op, prepared[0]))
+    entries = _new_job_entries(op.now)
+    for valid in docs:
+        doc = rules.clamp_new_doc(valid, op.now, copy=False)
+        if doc is None:  # a schedule without an occurrence in time: nothing is saved
+            ids.append(None)
+        elif _prepare_new(op, doc, entries, new_id or op.new_id):
+            batch.append(doc)
+            ids.append(doc["_id"])
+        else:
+            if batch:
+                op.tx.insert(batch)
+                batch = []
+            ids.append(_insert_prepared(op, doc))
     if batch:
         op.tx.insert(batch)
     return ids

@@ -11,9 +11,16 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..core import ids as core_ids
 from ..core.constants import DEFAULT_PROMOTE_INTERVAL_MS, JOB_STATUSES
 from ..core.ids import random_id
-from ..core.params import GetJobParams, GetWorkParams, SaveParams, ShutdownParams, parse_params
+from ..core.params import (
+    GetJobParams,
+    GetWorkParams,
+    ShutdownParams,
+    check_save_doc,
+    parse_params,
+)
 from ..core.permissions import Permissions
 from ..errors import JobCollectionError, ValidationError
 from ..storage.port import JobDoc, Storage
@@ -42,6 +49,8 @@ _OPERATIONS: dict[str, Operation] = {
     "jobDone": _work.job_done,
     "jobFail": _work.job_fail,
 }
+# Operations that need nothing but a write transaction: several may share one (call_many).
+BATCHABLE_METHODS = frozenset(_OPERATIONS)
 _START = ("startJobServer", "startJobs")
 _SHUTDOWN = ("shutdownJobServer", "stopJobs")
 
@@ -95,6 +104,56 @@ class JobManager:
             self._announce("call", CallEvent(method, params, user_id, connection, None, result))
         return result
 
+    def call_many(
+        self,
+        calls: Sequence[tuple[str, list[object]]],
+        *,
+        user_id: str | None = None,
+        connection: object | None = None,
+    ) -> list[tuple[bool, Any]]:
+        """Several calls as if made one after another, their writes in ONE transaction.
+
+        Returns ``(True, result)`` or ``(False, error)`` per call. The server uses this for
+        calls a connection has queued (a remote worker's batch of `jobDone`s): one commit
+        instead of one per call. Calls that need the server state (start/shutdown, getJob,
+        getWork/jobProgress while stopped), or a batch that fails as a whole, run one by one.
+        """
+        if any(m not in _OPERATIONS for m, _ in calls) or (
+            self.stopped and any(m in ("getWork", "jobProgress") for m, _ in calls)
+        ):
+            return [self._call_one(m, p, user_id, connection) for m, p in calls]
+        outcomes: list[tuple[bool, Any]] = [(False, None)] * len(calls)
+        runnable: list[tuple[int, str, Any]] = []
+        for index, (method, params) in enumerate(calls):
+            try:
+                runnable.append((index, method, parse_params(method, params)))
+            except JobCollectionError as error:
+                outcomes[index] = (False, error)
+
+        def serve(op: Op, _: object) -> list[Any]:
+            return [_OPERATIONS[method](op, parsed) for _, method, parsed in runnable]
+
+        try:
+            values = self.run(serve, None) if runnable else []
+        except JobCollectionError:  # nothing was written: let each call meet its own fate
+            return [self._call_one(m, p, user_id, connection) for m, p in calls]
+        for (index, method, _), value in zip(runnable, values, strict=True):
+            outcomes[index] = (True, self._scrubbed(value) if method == "getWork" else value)
+        if self._observed:
+            for (method, params), (ok, value) in zip(calls, outcomes, strict=True):
+                kind, failure, result = ("call", None, value) if ok else ("error", value, None)
+                event = CallEvent(method, params, user_id, connection, failure, result)
+                self._announce(kind, event)
+        return outcomes
+
+    def _call_one(
+        self, method: str, params: list[object], user_id: str | None, connection: object | None
+    ) -> tuple[bool, Any]:
+        try:
+            return True, self.call(method, params, user_id=user_id, connection=connection)
+        except JobCollectionError as error:
+            return False, error
+
     @property
     def _observed(self) -> bool:
         """Whether anyone listens: events are only built when they will be delivered."""
@@ -134,16 +193,27 @@ class JobManager:
         return result
 
     def save_many(self, docs: Sequence[object]) -> list[str | None]:
-        """Save many new jobs in one transaction; all are validated before anything is written."""
-        parsed: list[SaveParams] = []
-        for number, doc in enumerate(docs):
-            p = parse_params("jobSave", [doc])
-            assert isinstance(p, SaveParams)
-            parsed.append(p)
-            if p.doc.get("_id") is not None:
-                raise ValidationError(f"jobs[{number}] is already saved ({p.doc['_id']})")
+        """Save many new jobs in one transaction; all are validated before anything is written.
 
-        return list(self.run(_control.save_many, parsed))
+        Each document is checked as `jobSave` checks it (same errors, naming `doc.<field>`),
+        without building the per-call params of `parse_params`.
+        """
+        checked: list[JobDoc] = []
+        for number, doc in enumerate(docs):
+            valid = check_save_doc(doc)
+            if valid.get("_id") is not None:
+                raise ValidationError(f"jobs[{number}] is already saved ({valid['_id']})")
+            checked.append(valid)
+        new_id = self._ids_for(len(checked))
+        return list(self.run(lambda op, jobs: _control.save_many(op, jobs, new_id), checked))
+
+    def _ids_for(self, count: int) -> Callable[[], str]:
+        """The id factory for a batch: the default one draws all `count` ids in one urandom
+        read (a read costs as much as the rest of an id); an injected factory is kept."""
+        if self.new_id is not random_id or count < 2:
+            return self.new_id
+        pool = _random_ids(count)
+        return lambda: pool.pop() if pool else random_id()
 
     def complete_many(self, runs: Sequence[tuple[str, str, object]]) -> list[bool | str]:
         """`jobDone` for several runs in one transaction (a worker's payload batch)."""
@@ -252,6 +322,16 @@ class JobManager:
 
     def close(self) -> None:
         self.scheduler.stop()
+
+
+def _random_ids(count: int) -> list[str]:
+    """`count` ids as `random_id` draws them (17 uniform characters each), from one read."""
+    # core.ids has no public bulk draw; _draw gives i.i.d. uniform characters, cut into ids.
+    chars = core_ids._draw(core_ids._ID_TABLES, _ID_LENGTH * count)
+    return [chars[i : i + _ID_LENGTH] for i in range(0, len(chars), _ID_LENGTH)]
+
+
+_ID_LENGTH = len(random_id())
 
 
 def _plain_runs(runs: Sequence[tuple[str, str, object]]) -> bool:

@@ -112,7 +112,7 @@ class Server:
     # -- ASGI -------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind, path = scope["type"], scope.get("path", "")
+        kind, path = scope["type"], _relative_path(scope)
         if kind == "websocket":
             if path.rstrip("/") == "/websocket":
                 await self._websocket(scope, receive, send)
@@ -203,6 +203,8 @@ class Server:
         import uvicorn
 
         self.start_job_servers()
+        if self.accounts is not None:
+            self.accounts.expire_tokens()  # expired tokens are refused anyway; this tidies
         server = self._uvicorn = _new_uvicorn_server(
             uvicorn.Config(self, **uvicorn_options(host, port, self.limits, log_level))
         )
@@ -268,6 +270,13 @@ def _open_accounts(jc: JobCollection) -> Any:
     from .accounts import Accounts
 
     return Accounts(jc.manager.storage.users)  # type: ignore[attr-defined]
+
+
+def _relative_path(scope: Scope) -> str:
+    """The path below where we are mounted (Starlette's Mount keeps the full `path` and
+    extends `root_path`)."""
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _sockjs_info() -> dict[str, Any]:

@@ -7,13 +7,13 @@ operation takes microseconds; a thread hop would cost as much as the work).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..core.constants import DDP_METHODS
 from ..core.permissions import Caller
 from ..core.wire import result_to_wire
-from ..engine.manager import JobManager
+from ..engine.manager import BATCHABLE_METHODS, JobManager
 from .meteor_error import MeteorError, as_meteor_error, not_authorized
 
 
@@ -38,6 +38,59 @@ class Dispatcher:
 
     def knows(self, name: str) -> bool:
         return name in self.routes
+
+    def batch_key(self, name: str) -> str | None:
+        """Consecutive calls with the same key may share one transaction (`call_many`): the
+        job-writing methods of one collection. None: run this call on its own."""
+        route = self.routes.get(name)
+        if route is None or route.method not in BATCHABLE_METHODS:
+            return None
+        return route.manager.root
+
+    def call_many(
+        self,
+        calls: Sequence[tuple[str, list[object]]],
+        caller: Caller,
+        connection: object | None = None,
+    ) -> list[tuple[bool, object]]:
+        """Calls sharing one `batch_key`, as if made one by one, written in one transaction.
+
+        Returns ``(True, wire result)`` or ``(False, MeteorError)`` per call.
+        """
+        outcomes: list[tuple[bool, object]] = [(False, None)] * len(calls)
+        allowed: list[tuple[int, str, list[object]]] = []
+        managers = set()
+        for index, (name, params) in enumerate(calls):
+            route = self.routes.get(name)
+            if route is None:
+                outcomes[index] = (False, MeteorError(404, f"Method '{name}' not found"))
+            elif not route.manager.permissions.permits(caller, route.method, params):
+                outcomes[index] = (False, not_authorized())
+            else:
+                allowed.append((index, route.method, params))
+                managers.add(route.manager)
+        if not allowed:
+            return outcomes
+        if len(managers) != 1:
+            raise ValueError("call_many: calls to several collections (see batch_key)")
+        manager = managers.pop()
+        try:
+            results = manager.call_many(
+                [(method, params) for _, method, params in allowed],
+                user_id=caller.user_id,
+                connection=connection,
+            )
+        except Exception as error:
+            failure = as_meteor_error(error)
+            return [
+                (False, failure) if ok is False and value is None else (ok, value)
+                for ok, value in outcomes
+            ]
+        for (index, method, _), (ok, value) in zip(allowed, results, strict=True):
+            outcomes[index] = (
+                (True, result_to_wire(method, value)) if ok else (False, as_meteor_error(value))
+            )
+        return outcomes
 
     def call(
         self, name: str, params: list[object], caller: Caller, connection: object | None = None

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -91,6 +92,7 @@ class SessionServices:
 
 
 _TOO_MANY_CALLS = MeteorError(429, "Too many pending method calls")
+_MAX_BATCH = 64
 _TOO_MANY_SUBS = MeteorError(429, "Too many subscriptions")
 
 
@@ -107,7 +109,8 @@ class Session:
         self.token: str | None = None
         self.connected = False
         self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
-        self._work: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._work: deque[dict[str, Any]] = deque()
+        self._work_ready = asyncio.Event()
         self._pending_calls = 0
         self._subs: set[str] = set()
         self._view = services.views(self.send)
@@ -184,7 +187,7 @@ class Session:
         elif kind == "method":
             self._queue_method(protocol.method_call(message))
         elif kind in ("sub", "unsub"):
-            self._work.put_nowait(message)
+            self._queue_work(message)
         else:
             raise BadMessage("Bad request", message)
 
@@ -203,7 +206,11 @@ class Session:
             self.send(protocol.updated(call.id))
             return
         self._pending_calls += 1
-        self._work.put_nowait({"msg": "method", "call": call})
+        self._queue_work({"msg": "method", "call": call})
+
+    def _queue_work(self, message: dict[str, Any]) -> None:
+        self._work.append(message)
+        self._work_ready.set()
 
     async def _heartbeat(self) -> None:
         interval, timeout = self.limits.heartbeat_interval, self.limits.heartbeat_timeout
@@ -222,20 +229,57 @@ class Session:
     # -- in-order processing ----------------------------------------------------------------
 
     async def _processor(self) -> None:
-        while (message := await self._work.get()) is not None:
-            kind = message["msg"]
+        while True:
+            await self._work_ready.wait()
+            self._work_ready.clear()
+            while self._work:
+                message = self._work.popleft()
+                try:
+                    await self._process(message)
+                except BadMessage as bad:
+                    self.send(bad.reply())
+
+    async def _process(self, message: dict[str, Any]) -> None:
+        kind = message["msg"]
+        if kind == "sub":
+            await self._sub(protocol.sub_request(message))
+        elif kind == "unsub":
+            self._unsub(protocol.unsub_id(message))
+        else:
+            batch = self._take_batch(message["call"])
             try:
-                if kind == "method":
-                    try:
-                        await self._method(message["call"])
-                    finally:
-                        self._pending_calls -= 1
-                elif kind == "sub":
-                    await self._sub(protocol.sub_request(message))
+                if len(batch) > 1:
+                    await self._methods(batch)
                 else:
-                    self._unsub(protocol.unsub_id(message))
-            except BadMessage as bad:
-                self.send(bad.reply())
+                    await self._method(batch[0])
+            finally:
+                self._pending_calls -= len(batch)
+
+    def _take_batch(self, first: protocol.MethodCall) -> list[protocol.MethodCall]:
+        """``first`` and the queued calls right behind it that may share its transaction
+        (e.g. a remote worker's payload of `jobDone`s): one commit serves them all."""
+        batch = [first]
+        key = self.services.dispatcher.batch_key(first.method)
+        while key is not None and self._work and len(batch) < _MAX_BATCH:
+            following = self._work[0]
+            if following["msg"] != "method":
+                break
+            if self.services.dispatcher.batch_key(following["call"].method) != key:
+                break
+            batch.append(self._work.popleft()["call"])
+        return batch
+
+    async def _methods(self, calls: list[protocol.MethodCall]) -> None:
+        outcomes = self.services.dispatcher.call_many(
+            [(call.method, call.params) for call in calls], self.caller, self
+        )
+        await self._view.flush()
+        for call, (ok, value) in zip(calls, outcomes, strict=True):
+            if ok or not isinstance(value, Exception):
+                self.send(protocol.result(call.id, value))
+            else:
+                self.send(protocol.error_result(call.id, as_meteor_error(value).to_wire()))
+            self.send(protocol.updated(call.id))
 
     async def _method(self, call: protocol.MethodCall) -> None:
         handler = self._SESSION_METHODS.get(call.method)

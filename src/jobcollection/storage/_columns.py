@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Final, Literal
 
@@ -59,6 +60,8 @@ NO_DEPENDS: Final = "[]"
 
 
 _json_text = json.JSONEncoder(separators=(",", ":")).encode
+_plain_default = json.JSONEncoder().default  # raises TypeError: not JSON
+_make_c_encoder: Callable[..., Any] | None = getattr(json.encoder, "c_make_encoder", None)
 
 
 def _plain(value: Any) -> Any:
@@ -88,14 +91,37 @@ def _json(value: Any) -> str:
     elif kind is int:
         return repr(value)
     elif kind is dict and tuple(value) == _PROGRESS_KEYS:
-        numbers = [_number_text(value[key]) for key in _PROGRESS_KEYS]
-        if None not in numbers:
-            c, t, p = numbers
+        c, t, p = value.values()
+        if type(c) is not int or type(t) is not int or type(p) is not int:
+            c, t, p = _number_text(c), _number_text(t), _number_text(p)
+        if c is not None and t is not None and p is not None:
             return f'{{"completed":{c},"total":{t},"percent":{p}}}'
     return _json_text(value)
 
 
-_ENCODER_OF: Final = {"plain": _plain, "json": _json, "ejson": ejson.dumps}
+# `JSONEncoder.encode` builds a new C encoder on every call, which costs twice the encoding of
+# a small dict; this one is built once (same settings as `ejson.dumps`). It has no circular-
+# reference check: a circular value fails with RecursionError, as `ejson.dumps` does too.
+_c_encoder: Callable[[Any, int], Sequence[str]] | None = (
+    None
+    if _make_c_encoder is None
+    else _make_c_encoder(None, _plain_default, _quote, None, ":", ",", False, False, False)
+)
+
+
+def _ejson(value: Any) -> str:
+    """`ejson.dumps(value)`, sooner for plain JSON (no EJSON form in it, nothing to convert)."""
+    if _c_encoder is not None:
+        try:
+            text = "".join(_c_encoder(value, 0))
+        except (TypeError, ValueError):  # dates, bytes, non-finite floats...: the EJSON walk
+            return ejson.dumps(value)
+        if '"$' not in text:
+            return text
+    return ejson.dumps(value)
+
+
+_ENCODER_OF: Final = {"plain": _plain, "json": _json, "ejson": _ejson}
 _ENCODERS: Final = tuple((key, _ENCODER_OF[kind]) for key, _, kind in FIELDS)
 
 
@@ -132,7 +158,7 @@ def row_to_doc(row: Sequence[Any]) -> JobDoc:
 
 
 def insert_row(collection: str, doc: JobDoc) -> tuple[Any, ...]:
-    """The INSERT parameters for a new document (its `log` goes into the row)."""
+    """The INSERT parameters (INSERT_COLUMNS) for a new document (its `log` goes into the row)."""
     get = doc.get
     log = get("log")
     return (
@@ -142,29 +168,103 @@ def insert_row(collection: str, doc: JobDoc) -> tuple[Any, ...]:
     )
 
 
+# A new job as the Job builder makes it leaves runId, expiresAfter, workTimeout, result,
+# failures and _private NULL. Binding None costs the sqlite3 module a failed adapter lookup per
+# value (a quarter of the insert), so such rows go through a statement without those columns.
+_USUAL_PLAIN: Final = (
+    "_id", "type", "status", "priority", "retryUntil", "after", "updated", "created", "retries",
+    "retried", "repeatRetries", "retryWait", "retryBackoff", "repeats", "repeated", "repeatUntil",
+)  # fmt: skip
+_USUAL_OTHERS: Final = (
+    "runId", "repeatWait", "progress", "depends", "resolved", "data", "log"
+)  # fmt: skip
+USUAL_COLUMNS: Final = (
+    "collection",
+    *(COLUMN_OF[key] for key in _USUAL_PLAIN),
+    *(COLUMN_OF[key] for key in _USUAL_OTHERS[1:-1]),
+    "log",
+)
+_plain_of = operator.itemgetter(*_USUAL_PLAIN)
+_others_of = operator.itemgetter(*_USUAL_OTHERS)
+_USUAL_SIZE: Final = len(_USUAL_PLAIN) + len(_USUAL_OTHERS)
+
+
+def _usual_row(collection: str, doc: JobDoc, memo: dict[int, str]) -> tuple[Any, ...] | None:
+    """The USUAL_COLUMNS parameters of a new document of the usual shape, else None."""
+    if len(doc) != _USUAL_SIZE:
+        return None
+    try:  # as many keys as the usual ones, and every usual one found: the usual key set
+        plain = _plain_of(doc)
+        run_id, wait, progress, depends, resolved, data, log = _others_of(doc)
+    except KeyError:
+        return None
+    if run_id is not None or not log:
+        return None
+    return (
+        collection,
+        *plain,
+        _json(wait),
+        _json(progress),
+        _json(depends),
+        _json(resolved),
+        _ejson(data),
+        log_text(log, memo),
+    )
+
+
+def insert_rows(
+    collection: str, docs: Sequence[JobDoc]
+) -> list[tuple[tuple[str, ...], list[tuple[Any, ...]]]]:
+    """INSERT parameters for new documents, as (columns, rows) runs in document order."""
+    runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
+    memo: dict[int, str] = {}
+    for doc in docs:
+        row, columns = _usual_row(collection, doc, memo), USUAL_COLUMNS
+        if row is None:
+            row, columns = insert_row(collection, doc), INSERT_COLUMNS
+        if runs and runs[-1][0] is columns:
+            runs[-1][1].append(row)
+        else:
+            runs.append((columns, [row]))
+    return runs
+
+
 _SERVER_ENTRY_KEYS: Final = frozenset(("time", "runId", "level", "message"))
+_server_entry_values = operator.itemgetter("time", "runId", "level", "message")
 
 
 def _entry_text(entry: dict[str, Any]) -> str:
     """JSON for one log entry. Server-made entries (time, runId, level, message; SPEC 3.5) are
     formatted directly — they are most of all writes — anything else goes through EJSON."""
-    time, run_id = entry.get("time"), entry.get("runId")
-    if (
-        entry.keys() != _SERVER_ENTRY_KEYS
-        or type(time) is not int
-        or not (run_id is None or type(run_id) is str)
-        or type(entry["level"]) is not str
-        or type(entry["message"]) is not str
-    ):
-        return ejson.dumps(entry)
-    run = "null" if run_id is None else _quote(run_id)
-    level, message = _quote(entry["level"]), _quote(entry["message"])
-    return f'{{"time":{time},"runId":{run},"level":{level},"message":{message}}}'
+    if entry.keys() == _SERVER_ENTRY_KEYS:
+        time, run_id, level, message = _server_entry_values(entry)
+        if (
+            type(time) is int
+            and (run_id is None or type(run_id) is str)
+            and type(level) is str
+            and type(message) is str
+        ):
+            run = "null" if run_id is None else _quote(run_id)
+            return (
+                f'{{"time":{time},"runId":{run},"level":{_quote(level)},'
+                f'"message":{_quote(message)}}}'
+            )
+    return ejson.dumps(entry)
 
 
-def log_text(entries: Sequence[dict[str, Any]]) -> str:
-    """JSON array text of log entries."""
-    return "[" + ",".join(_entry_text(entry) for entry in entries) + "]"
+def log_text(entries: Sequence[dict[str, Any]], memo: dict[int, str] | None = None) -> str:
+    """JSON array text of log entries. With `memo` (entry texts by `id(entry)`, to be used only
+    while every entry it has seen is alive) an entry object shared by many jobs — the engine
+    gives a batch of new jobs the same server entries — is formatted once."""
+    if memo is None:
+        return f"[{','.join([_entry_text(entry) for entry in entries])}]"
+    known = memo.get
+    return f"[{','.join([known(id(entry)) or _remember(memo, entry) for entry in entries])}]"
+
+
+def _remember(memo: dict[int, str], entry: dict[str, Any]) -> str:
+    text = memo[id(entry)] = _entry_text(entry)
+    return text
 
 
 def log_row(job_id: str, entries: Sequence[dict[str, Any]]) -> tuple[str, str]:

@@ -12,10 +12,12 @@ from .port import NO_GUARD, ChangeOp, Guard, JobDoc, LogEntry, iter_chunks
 
 _CHUNK = 500  # ids per statement, well under SQLite's parameter limit
 _LOG_INSERT = "INSERT INTO job_log (job_id, entries) VALUES (?, ?)"
-_JOB_INSERT = (
-    f"INSERT INTO jobs ({', '.join(cols.INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(cols.INSERT_COLUMNS))})"
-)
+
+
+@functools.cache
+def _job_insert(columns: tuple[str, ...]) -> str:
+    """The INSERT of a job row with these columns (the others are NULL)."""
+    return f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
 # Claim order (SPEC 3.2): priority, retryUntil, after, then insertion order.
@@ -157,18 +159,20 @@ class SqliteTransaction:
     # -- writes ------------------------------------------------------------------------------
 
     def insert(self, docs: Sequence[JobDoc]) -> None:
-        rows = [cols.insert_row(self.collection, d) for d in docs]
-        if len(rows) == 1:
-            self._conn.execute(_JOB_INSERT, rows[0])
-        else:
-            self._conn.executemany(_JOB_INSERT, rows)
+        for columns, rows in cols.insert_rows(self.collection, docs):
+            if len(rows) == 1:
+                self._conn.execute(_job_insert(columns), rows[0])
+            else:
+                self._conn.executemany(_job_insert(columns), rows)
         deps = [(a, d["_id"]) for d in docs for a in d["depends"]]
         if deps:
             self._conn.executemany(
                 "INSERT OR IGNORE INTO job_deps (antecedent, job_id) VALUES (?, ?)", deps
             )
-        for d in docs:
-            self.changes.append((self.collection, d["_id"], "insert", d["type"], d["status"], "*"))
+        collection = self.collection
+        self.changes += [
+            (collection, d["_id"], "insert", d["type"], d["status"], "*") for d in docs
+        ]
 
     def update(
         self,

@@ -1,0 +1,109 @@
+"""`save_jobs` (one transaction, a statement per run of ready jobs) stores exactly what saving the
+same documents one at a time stores: every table, row for row."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobcollection import Job, JobCollection
+from jobcollection.api._job_core import new_document
+from jobcollection.core.ejson import Date
+from jobcollection.core.ids import ALPHABET
+from jobcollection.engine.clock import ManualClock
+from jobcollection.engine.manager import JobManager
+from jobcollection.errors import JobValidationError
+from jobcollection.storage.sqlite import SqliteStorage
+
+NOW = 1_700_000_000_000
+
+
+def documents() -> list[dict[str, Any]]:
+    def doc(**changes: object) -> dict[str, Any]:
+        return {**new_document("t", {"n": 1}, NOW - 5), **changes}
+
+    without_repeat_retries = doc()
+    del without_repeat_retries["repeatRetries"]
+    return [
+        doc(),
+        doc(data={"when": Date(5), "b": b"xy", "inf": math.inf, "$x": 1, "n": {"$date": 3}}),
+        doc(priority=-10, retries=3.0, repeatRetries=2, retryWait=timedelta(seconds=2)),
+        doc(after=NOW + 10_000),  # waits
+        doc(status="paused"),
+        doc(progress={"total": 2, "completed": 0.5, "percent": 25.0}),
+        doc(log=[{"time": NOW, "runId": None, "message": "m", "level": "warning", "data": {}}]),
+        doc(log=[]),
+        doc(repeatWait={"schedules": [{"h": [10]}]}, repeats=5),
+        doc(repeatWait={"schedules": [{"Y": [1999]}]}, repeats=5),  # no occurrence: None
+        doc(runId="r1"),
+        doc(retries=2**60, repeats=2**60),
+        doc(after=datetime(2020, 1, 1, tzinfo=UTC)),
+        doc(result={"ok": True}, failures=[{"value": "x"}], workTimeout=5, expiresAfter=NOW),
+        doc(type="other", retryBackoff="exponential"),
+        doc(depends=["id00000"]),  # a job saved earlier in the batch
+        doc(depends=["missing", "id00001"]),  # cancelled at save: None
+        doc(depends=["id00003"], status="paused"),
+        doc(),
+        without_repeat_retries,
+        doc(_id=None),
+    ]
+
+
+def saved_tables(tmp_path: Path, name: str, batched: bool) -> tuple[list[Any], dict[str, Any]]:
+    storage = SqliteStorage(str(tmp_path / f"{name}.db"))
+    counter = itertools.count()
+    manager = JobManager(
+        storage, "q", clock=ManualClock(NOW), id_factory=lambda: f"id{next(counter):05d}"
+    )
+    try:
+        if batched:
+            ids = manager.save_many(documents())
+        else:
+            ids = [manager.call("jobSave", [doc]) for doc in documents()]
+        tables = {}
+        for table in ("jobs", "job_log", "job_deps", "changes"):
+            rows = storage._conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            tables[table] = rows
+        return ids, tables
+    finally:
+        manager.close()
+        storage.close()
+
+
+def test_a_batch_stores_what_single_saves_store(tmp_path: Path) -> None:
+    batch_ids, batch = saved_tables(tmp_path, "batch", batched=True)
+    single_ids, single = saved_tables(tmp_path, "single", batched=False)
+    assert batch_ids == single_ids
+    assert batch_ids.count(None) == 2
+    assert batch == single
+    assert len(batch["jobs"]) == len(documents()) - 1
+
+
+def test_default_ids_of_a_batch_are_random_ids(tmp_path: Path) -> None:
+    with JobCollection("q", str(tmp_path / "ids.db")) as jc:
+        ids = jc.save_jobs([Job(jc, "t", {"n": n}) for n in range(3000)])
+        assert len(set(ids)) == 3000
+        pattern = re.compile(f"[{ALPHABET}]{{17}}")
+        assert all(isinstance(i, str) and pattern.fullmatch(i) for i in ids)
+        assert [job["data"]["n"] for job in jc.manager.find()] == list(range(3000))
+
+
+def test_a_bad_document_in_a_batch_is_named_and_nothing_is_saved(tmp_path: Path) -> None:
+    with JobCollection("q", str(tmp_path / "bad.db")) as jc:
+        jobs = [Job(jc, "t", {"n": n}) for n in range(5)]
+        jobs[3].doc["log"][0]["level"] = "debug"
+        with pytest.raises(JobValidationError) as error:
+            jc.save_jobs(jobs)
+        assert error.value.field == "doc.log[0].level"
+        jobs[3].doc["log"][0]["level"] = "info"
+        jobs[4].doc["status"] = "ready"
+        with pytest.raises(JobValidationError) as error:
+            jc.save_jobs(jobs)
+        assert error.value.field == "doc.status"
+        assert jc.find() == []

@@ -1,0 +1,97 @@
+"""Calls a client sends without waiting share one transaction, yet each gets its own answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ddp_harness import DdpClient, new_job_doc, serving
+
+from jobcollection import Job, JobCollection
+from jobcollection.engine.events import CallEvent
+from jobcollection.errors import ValidationError
+from jobcollection.server.app import Server
+
+
+@pytest.fixture
+def jc(tmp_path: Path) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=tmp_path / "jobs.db") as collection:
+        collection.start_job_server()
+        yield collection
+
+
+def test_call_many_matches_calls_one_by_one(jc: JobCollection) -> None:
+    for n in range(3):
+        Job(jc, "t", {"n": n}).save()
+    work = jc.manager.call("getWork", ["t", {"maxJobs": 3}])
+    events: list[CallEvent] = []
+    jc.events("call", events.append)
+    jc.events("error", events.append)
+    calls: list[tuple[str, list[object]]] = [
+        ("jobDone", [work[0]["_id"], work[0]["runId"], {"ok": 1}]),
+        ("jobDone", [work[1]["_id"], "not-the-run", {}]),  # wrong run: False, no write
+        ("jobDone", [work[2]["_id"], work[2]["runId"], "not an object"]),  # invalid: 400
+        ("jobLog", [work[2]["_id"], None, "still here"]),
+        ("jobFail", [work[2]["_id"], work[2]["runId"], {"reason": "x"}, {"fatal": True}]),
+    ]
+    outcomes = jc.manager.call_many(calls, user_id="u1")
+    assert [ok for ok, _ in outcomes] == [True, True, False, True, True]
+    assert [value for ok, value in outcomes if ok] == [True, False, True, True]
+    assert isinstance(outcomes[2][1], ValidationError)
+    statuses = {job.doc["_id"]: job.doc["status"] for job in jc.find({})}
+    assert [statuses[w["_id"]] for w in work] == ["completed", "running", "failed"]
+    assert [(e.method, e.user_id, e.error is None) for e in events] == [
+        ("jobDone", "u1", True),
+        ("jobDone", "u1", True),
+        ("jobDone", "u1", False),
+        ("jobLog", "u1", True),
+        ("jobFail", "u1", True),
+    ]
+
+
+def test_call_many_runs_state_dependent_calls_one_by_one(jc: JobCollection) -> None:
+    jc.shutdown_job_server()
+    job = Job(jc, "t", {})
+    job.save()
+    outcomes = jc.manager.call_many([("getWork", ["t"]), ("jobProgress", ["x", "r", 1, 2])])
+    assert outcomes == [(True, []), (True, None)]  # stopped: no work, progress is null
+
+
+def _pipeline(client: DdpClient, calls: list[tuple[str, list[Any]]]) -> dict[str, Any]:
+    """Send every call before reading; returns the result message per call id."""
+    for n, (method, params) in enumerate(calls):
+        client.send({"msg": "method", "id": f"p{n}", "method": method, "params": params})
+    results: dict[str, Any] = {}
+    updated: set[str] = set()
+    while len(updated) < len(calls):
+        message = client.recv()
+        if message["msg"] == "result":
+            assert message["id"] not in updated  # result comes before its updated
+            results[message["id"]] = message
+        elif message["msg"] == "updated":
+            updated.update(message["methods"])
+    return results
+
+
+def test_pipelined_calls_each_get_their_own_answer(jc: JobCollection) -> None:
+    jc.allow(admin="anyone")
+    jc.deny(jobLog="anyone")
+    with serving(Server(jc)) as url, DdpClient(url) as client:
+        saved = [client.call("queue_jobSave", new_job_doc("p", {"n": n})) for n in range(5)]
+        work = client.call("queue_getWork", "p", {"maxJobs": 5})
+        assert sorted(w["_id"] for w in work) == sorted(saved)
+        calls: list[tuple[str, list[Any]]] = [
+            ("queue_jobDone", [w["_id"], w["runId"], {}]) for w in work[:3]
+        ]
+        calls.insert(1, ("queue_jobDone", [work[3]["_id"], work[3]["runId"], 5, {"x": 1}]))
+        calls.insert(2, ("queue_jobLog", [work[4]["_id"], None, "denied"]))
+        calls.append(("queue_getJob", [saved[0]]))  # not batchable: runs on its own
+        results = _pipeline(client, calls)
+        assert [results[f"p{n}"].get("result") for n in (0, 3, 4)] == [True, True, True]
+        assert results["p1"]["error"]["error"] == 400
+        assert results["p2"]["error"]["error"] == 403
+        assert results["p5"]["result"]["status"] == "completed"
+    statuses = sorted(job.doc["status"] for job in jc.find({"type": "p"}))
+    assert statuses == ["completed"] * 3 + ["running"] * 2
