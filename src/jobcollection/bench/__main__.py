@@ -79,7 +79,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--enqueue-only", action="store_true", help="only the enqueue figures (no huey)"
     )
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="only the network figures: our server (DDP, node and Python clients) beside "
+        "huey and Celery on Redis",
+    )
     args = parser.parse_args(argv)
+    if args.server:
+        _print(_server_report(args.quick), args.out)
+        return
     backlog = args.backlog or (100_000 if args.quick else 1_000_000)
     started = time.time()
     report: dict[str, Any] = {
@@ -92,11 +101,36 @@ def main(argv: list[str] | None = None) -> None:
         report["huey"] = huey_peer.run_all(1000 if args.quick else 5000, 100 if args.quick else 300)
         report["ratio_ours_over_huey"] = _comparison(report["jobcollection"], report["huey"])
     report["seconds"] = round(time.time() - started, 1)
+    _print(report, args.out)
+
+
+def _print(report: dict[str, Any], out_path: str | None) -> None:
     text = json.dumps(report, indent=2)
     print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as out:
+    if out_path:
+        with open(out_path, "w", encoding="utf-8") as out:
             out.write(text + "\n")
+
+
+def _server_report(quick: bool) -> dict[str, Any]:
+    """Server figures and the Redis peers, in one run on this machine."""
+    from . import redis_peers, server
+
+    started = time.time()
+    report: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "server": server.run_all(quick),
+        "peers": redis_peers.run_all(quick),
+    }
+    ours = report["server"].get("node_meteor_job_c4_p10_per_s")
+    ratios = {}
+    for name, peer in report["peers"].items():
+        rate = peer.get("process_per_s_w4") if isinstance(peer, dict) else None
+        if ours and rate:
+            ratios[f"node_worker_over_{name}"] = _ratio(ours, rate)
+    report["ratio_processing"] = ratios
+    report["seconds"] = round(time.time() - started, 1)
+    return report
 
 
 if __name__ == "__main__":

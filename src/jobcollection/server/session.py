@@ -5,8 +5,8 @@ per connection:
 
 - the *reader* answers what needs no ordering at once (pings, the handshake, malformed
   frames) and queues methods and subscriptions;
-- the *processor* runs the queued messages one at a time, in order (SPEC 8): each method's data
-  messages, then its `result`, then its `updated`;
+- the *processor* runs the queued messages one at a time, in order (SPEC 8): each method's
+  `result`, then the data messages it caused, then its `updated`;
 - the *writer* sends every outgoing message in the order it was produced.
 
 A heartbeat watchdog pings a quiet client and closes a connection that stays silent.
@@ -273,13 +273,14 @@ class Session:
         outcomes = self.services.dispatcher.call_many(
             [(call.method, call.params) for call in calls], self.caller, self
         )
-        await self._view.flush()
         for call, (ok, value) in zip(calls, outcomes, strict=True):
             if ok or not isinstance(value, Exception):
                 self.send(protocol.result(call.id, value))
             else:
                 self.send(protocol.error_result(call.id, as_meteor_error(value).to_wire()))
-            self.send(protocol.updated(call.id))
+        await asyncio.sleep(0)
+        await self._view.flush()
+        self.send(protocol.updated(*(call.id for call in calls)))
 
     async def _method(self, call: protocol.MethodCall) -> None:
         handler = self._SESSION_METHODS.get(call.method)
@@ -292,11 +293,13 @@ class Session:
                     self.services.dispatcher.call(call.method, call.params, self.caller, self),
                 )
         except Exception as error:  # every failure becomes a Meteor error for the client
-            await self._view.flush()
             self.send(protocol.error_result(call.id, as_meteor_error(error).to_wire()))
         else:
-            await self._view.flush()
             self.send(protocol.result(call.id, value, has_value=has_value))
+        # The result goes out first (a waiting worker starts sooner: the writer gets to run
+        # before the re-reads); `updated` follows the data messages the call caused (SPEC 8).
+        await asyncio.sleep(0)
+        await self._view.flush()
         self.send(protocol.updated(call.id))
 
     async def _login(self, params: list[Any]) -> tuple[bool, object]:
