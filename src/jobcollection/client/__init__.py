@@ -1,0 +1,1 @@
+"""Network clients: an asyncio DDP client (`jobcollection.client.ddp`)."""
