@@ -10,6 +10,7 @@ from __future__ import annotations
 from .api.collection import AsyncJobCollection, JobCollection
 from .api.job import AsyncJob, Job
 from .api.queue import AsyncJobQueue, JobQueue
+from .client.remote import connect, connect_async
 from .core.constants import (
     FOREVER,
     FOREVER_DATE,
@@ -76,6 +77,8 @@ __all__ = [
     "SystemClock",
     "ValidationError",
     "__version__",
+    "connect",
+    "connect_async",
     "next_occurrence",
     "parse_cron",
 ]

@@ -250,3 +250,23 @@ def test_frames_nested_to_the_parsers_limit_get_a_reply_not_a_dead_connection(
                 assert isinstance(reply, str)
                 assert reply.startswith(('{"msg":"error","reason":', '{"msg":"pong"')), reply[:80]
         assert client.call("queue_getJob", "nope") is None  # the connection still serves
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"msg": "bogus", "x": {"$escape": {"$binary": "a"}}}',
+        '{"msg": "method", "id": 5, "params": [{"$escape": {"$binary": "a"}}]}',
+        '{"msg": "ping", "id": {"$escape": {"$binary": "a"}}}',
+    ],
+)
+def test_an_echo_that_cannot_be_encoded_is_left_out(url: str, frame: str) -> None:
+    """Regression (found by test_fuzz_server): echoing an escaped user object shaped like an
+    invalid EJSON form (`{"$binary": "a"}`) raised in the encoder and killed the connection."""
+    with DdpClient(url) as client:
+        client.send(frame)
+        reply = client.recv()
+        assert reply["msg"] in ("error", "pong")
+        assert "offendingMessage" not in reply
+        assert "id" not in reply
+        assert client.call("queue_getJob", "nope") is None  # still serving

@@ -93,6 +93,8 @@ def test_public_names_are_pinned() -> None:
             "SystemClock",
             "ValidationError",
             "__version__",
+            "connect",
+            "connect_async",
             "next_occurrence",
             "parse_cron",
         ]

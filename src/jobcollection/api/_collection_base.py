@@ -63,7 +63,7 @@ class CollectionBase:
 
     @property
     def db_url(self) -> str:
-        return self.manager.storage.url
+        return self.manager.url
 
     def now_ms(self) -> int:
         return self.manager.clock.now_ms()
@@ -101,12 +101,4 @@ class CollectionBase:
 
     def watch_ready(self, types: Sequence[str], callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` (from any thread) whenever a job of `types` becomes ready."""
-        wanted, root = set(types), self.root
-
-        def on_changes(changes: Sequence[Any]) -> None:
-            if any(
-                c.status == "ready" and c.type in wanted and c.collection == root for c in changes
-            ):
-                callback()
-
-        return self.manager.storage.subscribe(on_changes)
+        return self.manager.watch_ready(types, callback)

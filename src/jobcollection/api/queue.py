@@ -39,6 +39,8 @@ class WorkSource(AsyncCollection, Protocol):
     @property
     def sync(self) -> Any: ...
 
+    async def call(self, method: str, params: list[Any]) -> Any: ...
+
     async def get_work(
         self, types: str | Sequence[str], max_jobs: int = 1, work_timeout: int | None = None
     ) -> list[AsyncJob]: ...
@@ -73,6 +75,9 @@ class AsyncJobQueue:
         self._batch = options.payload > 1
         self._is_coroutine = inspect.iscoroutinefunction(options.worker)
         self._unwatch = source.watch_ready(options.types, self._wake_threadsafe)
+        self._keeper: asyncio.Task[None] | None = None
+        if options.work_timeout:
+            self._keeper = self._loop.create_task(self._keep_alive(options.work_timeout))
 
     def _make_executor(self) -> Executor | None:
         if self.options.processes:
@@ -253,6 +258,26 @@ class AsyncJobQueue:
             docs = [job.doc for job in claimed]
             self._track(docs)
 
+    async def _keep_alive(self, work_timeout_ms: int) -> None:
+        """With a work timeout, running jobs report their progress again every third of it,
+        which renews their `expiresAfter`: only a dead worker's jobs time out."""
+        while True:
+            await asyncio.sleep(max(work_timeout_ms / 3000, 0.05))
+            with self._active_lock:
+                running = list(self._active.values())
+            for doc in running:
+                progress = doc.get("progress") or {}
+                params = [
+                    doc["_id"],
+                    doc.get("runId"),
+                    progress.get("completed", 0),
+                    progress.get("total", 1),
+                ]
+                try:
+                    await self._source.call("jobProgress", params)
+                except Exception as error:  # e.g. a connection being re-established
+                    log.debug("keep-alive of job %s failed: %s", doc["_id"], error)
+
     def _track(self, docs: Iterable[dict[str, Any]]) -> None:
         with self._active_lock:
             self._active.update((doc["_id"], doc) for doc in docs)
@@ -286,6 +311,8 @@ class AsyncJobQueue:
         self._stopping = True
         self._stop_polling()
         self._unwatch()
+        if self._keeper is not None:
+            self._keeper.cancel()
         if self._fetch_task is not None:
             with contextlib.suppress(Exception):
                 await self._fetch_task

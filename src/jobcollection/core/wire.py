@@ -48,3 +48,30 @@ def result_to_wire(method: str, result: Any) -> Any:
     if isinstance(result, list):
         return [doc_to_wire(doc) for doc in result]
     return doc_to_wire(result)
+
+
+def _entry_from_wire(entry: Any) -> Any:
+    if isinstance(entry, dict) and isinstance(entry.get("time"), Date):
+        return {**entry, "time": entry["time"].ms}
+    return entry
+
+
+def doc_from_wire(doc: dict[str, Any]) -> dict[str, Any]:
+    """A job document received from a server, with its times back as integer ms."""
+    converted: dict[str, Any] = {}
+    for name, value in doc.items():
+        if name in JOB_TIME_FIELDS and isinstance(value, Date):
+            value = value.ms
+        elif name == "log" and isinstance(value, list):
+            value = [_entry_from_wire(entry) for entry in value]
+        converted[name] = value
+    return converted
+
+
+def result_from_wire(method: str, result: Any) -> Any:
+    """The inverse of `result_to_wire`, for clients."""
+    if method not in ("getJob", "getWork") or result is None:
+        return result
+    if isinstance(result, list):
+        return [doc_from_wire(doc) for doc in result]
+    return doc_from_wire(result)

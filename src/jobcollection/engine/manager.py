@@ -316,6 +316,24 @@ class JobManager:
         with self.storage.read(self.root) as tx:
             return tx.find(**query, limit=limit)
 
+    @property
+    def url(self) -> str:
+        """Where the jobs live (the storage's URL)."""
+        return self.storage.url
+
+    def watch_ready(self, types: Sequence[str], callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (from any thread) whenever a job of `types` becomes ready; returns a
+        function that stops watching."""
+        wanted, root = set(types), self.root
+
+        def on_changes(changes: Sequence[Any]) -> None:
+            if any(
+                c.status == "ready" and c.type in wanted and c.collection == root for c in changes
+            ):
+                callback()
+
+        return self.storage.subscribe(on_changes)
+
     def stats(self) -> list[tuple[str, str, int]]:
         with self.storage.read(self.root) as tx:
             return tx.count_by_status_type()

@@ -46,10 +46,11 @@ def parse(text: str) -> dict[str, Any]:
 def encode(message: dict[str, Any]) -> str:
     try:
         return ejson.dumps(message)
-    except RecursionError:
-        # A frame nested just shallowly enough to parse may be too deep to encode again (the
-        # encoder runs further down the stack): what we echo of it, `offendingMessage` or a
-        # ping's `id`, is left out rather than letting the connection die without a reply.
+    except (RecursionError, ValueError):
+        # What we echo of a client's frame, `offendingMessage` or a ping's `id`, may not encode
+        # again: nested just shallowly enough to parse, but too deep for the encoder further
+        # down the stack, or an escaped user object the encoder chokes on (an invalid base64
+        # `{"$binary": ...}`). Leave the echo out rather than let the connection die unanswered.
         if message.get("msg") == "error" and "offendingMessage" in message:
             return ejson.dumps({k: v for k, v in message.items() if k != "offendingMessage"})
         if message.get("msg") == "pong" and "id" in message:

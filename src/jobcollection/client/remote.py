@@ -1,0 +1,216 @@
+"""Collections on a remote server: the same `JobCollection`/`Job`/`JobQueue`, another transport.
+
+`RemoteManager` stands where a `JobManager` stands behind a local collection and offers the
+same engine-facing methods (`call`, `find`, `save_many`, `complete_many`,
+`complete_and_claim`, `stats`, `watch_ready`), carried out over DDP by a `DdpClient` running
+on its own event-loop thread. The collection classes and their job logic are not duplicated:
+`connect()` is a `JobCollection` whose manager is remote.
+
+Batches (`save_jobs`, a worker's completions and its next claim) are sent as pipelined calls,
+which the server runs in one transaction. Readiness is pushed: a queue subscribes to the ready
+jobs of its types and is triggered by each `added`, so it does not depend on polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..api._portal import Portal
+from ..api.collection import AsyncJobCollection, JobCollection
+from ..core.params import parse_params
+from ..core.wire import doc_from_wire, result_from_wire
+from ..engine.clock import SystemClock
+from ..engine.events import Events, LogStream
+from ..engine.manager import parse_selector
+from ..errors import JobCollectionError, PermissionDenied, RemoteError, ValidationError
+from .ddp import DdpClient
+
+JobDoc = dict[str, Any]
+_SERVER_SIDE = "is configured on the server (jobcollection serve), not through a remote client"
+
+
+def _local_error(error: RemoteError) -> JobCollectionError:
+    """A server's refusal as the exception the in-process API raises for the same problem."""
+    if error.error == 400:
+        return ValidationError(error.details or error.reason or "Match failed")
+    if error.error == 403:
+        return PermissionDenied(error.reason or "Method not authorized")
+    return error
+
+
+class RemoteManager:
+    """A collection's engine on the far side of a DDP connection (see the module doc)."""
+
+    def __init__(
+        self,
+        url: str,
+        root: str = "queue",
+        *,
+        username: str | None = None,
+        email: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        **client_options: Any,
+    ) -> None:
+        if not isinstance(root, str) or not root:
+            raise ValidationError("collection name must be a non-empty string")
+        self.root = root
+        self.url = url
+        self.clock = SystemClock()
+        self.events = Events()  # calls are announced on the server; nothing is emitted here
+        self.portal = Portal(f"jobcollection-ddp-{root}")
+        self.client = DdpClient(url, **client_options)
+        self._publication = f"{root}.jobs"
+        try:
+            self.portal.run(self._open(username, email, password, token))
+        except BaseException:
+            self.portal.run(self.client.close())
+            self.portal.close()
+            raise
+
+    async def _open(
+        self, username: str | None, email: str | None, password: str | None, token: str | None
+    ) -> None:
+        await self.client.connect()
+        if token is not None:
+            await self.client.login(token=token)
+        elif password is not None:
+            await self.client.login(username=username, email=email, password=password)
+        elif username is not None or email is not None:
+            raise ValidationError("a password (or a token) is needed to log in")
+
+    # -- calls ------------------------------------------------------------------------------
+
+    async def acall(self, method: str, params: Sequence[object]) -> Any:
+        try:
+            result = await self.client.call(f"{self.root}_{method}", *params)
+        except RemoteError as error:
+            raise _local_error(error) from error
+        return result_from_wire(method, result)
+
+    def call(
+        self,
+        method: str,
+        params: Sequence[object] = (),
+        *,
+        user_id: str | None = None,
+        connection: object | None = None,
+    ) -> Any:
+        """One method on the server (validated there; the same errors as locally)."""
+        return self.portal.run(self.acall(method, list(params)))
+
+    async def _pipelined(self, calls: Sequence[tuple[str, list[object]]]) -> list[Any]:
+        """Calls sent back to back: the server runs such a run in one transaction."""
+        return list(await asyncio.gather(*(self.acall(m, p) for m, p in calls)))
+
+    def save_many(self, docs: Sequence[object]) -> list[str | None]:
+        """Validated here first, as locally: a bad document saves nothing."""
+        for number, doc in enumerate(docs):
+            try:
+                parse_params("jobSave", [doc])
+            except ValidationError as error:
+                raise ValidationError(f"jobs[{number}]: {error}") from error
+        calls: list[tuple[str, list[object]]] = [("jobSave", [doc]) for doc in docs]
+        return self.portal.run(self._pipelined(calls))
+
+    def complete_many(self, runs: Sequence[tuple[str, str, object]]) -> list[bool | str]:
+        calls: list[tuple[str, list[object]]] = [
+            ("jobDone", [job_id, run_id, result, {}]) for job_id, run_id, result in runs
+        ]
+        return self.portal.run(self._pipelined(calls))
+
+    def complete_and_claim(
+        self, runs: Sequence[tuple[str, str, object]], get_work: list[object] | None
+    ) -> tuple[list[bool | str], list[JobDoc]]:
+        calls: list[tuple[str, list[object]]] = [
+            ("jobDone", [job_id, run_id, result, {}]) for job_id, run_id, result in runs
+        ]
+        if get_work is not None:
+            calls.append(("getWork", list(get_work)))
+        outcomes = self.portal.run(self._pipelined(calls))
+        if get_work is None:
+            return outcomes, []
+        return outcomes[:-1], outcomes[-1]
+
+    # -- queries over the publication -------------------------------------------------------
+
+    async def _snapshot(self, selector: dict[str, Any]) -> list[JobDoc]:
+        query = parse_selector(selector)  # raises ValidationError naming the bad part
+        sub = await self.client.subscribe(self._publication, selector)
+        try:
+            cached = self.client.collections.get(self._publication, {})
+            docs = [{"_id": job_id, **fields} for job_id, fields in cached.items()]
+        finally:
+            await sub.stop()
+        return [doc_from_wire(doc) for doc in docs if _matches(doc, query)]
+
+    def find(
+        self, selector: dict[str, Any] | None = None, limit: int | None = None
+    ) -> list[JobDoc]:
+        """Jobs matching the selector (the server's `<root>.jobs` publication, read once)."""
+        try:
+            docs = self.portal.run(self._snapshot(selector or {}))
+        except RemoteError as error:
+            raise _local_error(error) from error
+        docs.sort(key=lambda doc: (doc.get("created", 0), doc["_id"]))
+        return docs if limit is None else docs[:limit]
+
+    def stats(self) -> list[tuple[str, str, int]]:
+        counts: dict[tuple[str, str], int] = {}
+        for doc in self.find({}):
+            key = (doc["status"], doc["type"])
+            counts[key] = counts.get(key, 0) + 1
+        return [(status, kind, n) for (status, kind), n in sorted(counts.items())]
+
+    def watch_ready(self, types: Sequence[str], callback: Callable[[], None]) -> Callable[[], None]:
+        """Subscribe to the ready jobs of `types`; `callback` runs (on the client's thread) for
+        each one that appears."""
+        selector = {"type": {"$in": list(types)}, "status": "ready"}
+
+        async def start() -> Any:
+            handle = self.client.observe(self._publication, added=lambda *_: callback())
+            return handle, await self.client.subscribe(self._publication, selector)
+
+        handle, sub = self.portal.run(start())
+
+        def stop() -> None:
+            handle.stop()
+            if not self.portal.loop.is_closed():
+                self.portal.run(sub.stop())
+
+        return stop
+
+    # -- what only the server can do --------------------------------------------------------
+
+    @property
+    def permissions(self) -> Any:
+        raise JobCollectionError(f"allow/deny {_SERVER_SIDE}")
+
+    def promote(self, interval_ms: int) -> None:
+        raise JobCollectionError(f"promote {_SERVER_SIDE}")
+
+    def set_log_stream(self, stream: LogStream) -> None:
+        raise JobCollectionError(f"the call log {_SERVER_SIDE}")
+
+    def close(self) -> None:
+        if self.portal.loop.is_running():
+            self.portal.run(self.client.close())
+            self.portal.close()
+
+
+def _matches(doc: JobDoc, query: dict[str, list[str]]) -> bool:
+    field_of = {"ids": "_id", "statuses": "status", "types": "type"}
+    return all(doc.get(field_of.get(key, key)) in values for key, values in query.items())
+
+
+def connect(url: str, name: str = "queue", **login: Any) -> JobCollection:
+    """A `JobCollection` served by `jobcollection serve` at ``url`` (ws:// or http://), e.g.
+    ``connect("ws://host:3000", username="ada", password=pw)`` or ``token=...``."""
+    return JobCollection(_manager=RemoteManager(url, name, **login))  # type: ignore[arg-type]
+
+
+def connect_async(url: str, name: str = "queue", **login: Any) -> AsyncJobCollection:
+    """The `AsyncJobCollection` form of :func:`connect` (blocking while it connects)."""
+    return AsyncJobCollection(_manager=RemoteManager(url, name, **login))  # type: ignore[arg-type]
