@@ -44,9 +44,10 @@ class DdpClient:
     """A blocking DDP client for tests: every received message is kept, in order."""
 
     def __init__(self, url: str, *, handshake: bool = True) -> None:
-        # entered as a context manager (websockets >= 17.1 warns on a bare connect())
+        # Entered as a context manager (websockets >= 17.1 warns on a bare connect()); no
+        # websocket keepalive pings: DDP has its own, and theirs draw from the global random.
         self.ws: ClientConnection = connect(
-            url.replace("http://", "ws://") + "/websocket"
+            url.replace("http://", "ws://") + "/websocket", ping_interval=None
         ).__enter__()
         self.seen: list[dict[str, Any]] = []
         self._next_id = 0

@@ -260,13 +260,34 @@ def test_frames_nested_to_the_parsers_limit_get_a_reply_not_a_dead_connection(
         '{"msg": "ping", "id": {"$escape": {"$binary": "a"}}}',
     ],
 )
-def test_an_echo_that_cannot_be_encoded_is_left_out(url: str, frame: str) -> None:
+def test_an_escaped_object_shaped_like_a_broken_form_is_echoed_intact(url: str, frame: str) -> None:
     """Regression (found by test_fuzz_server): echoing an escaped user object shaped like an
-    invalid EJSON form (`{"$binary": "a"}`) raised in the encoder and killed the connection."""
+    invalid EJSON form (`{"$binary": "a"}`) raised in the encoder and killed the connection.
+    Such objects are escaped again on the way out, so the echo is the frame's own value."""
+    sent = json.loads(frame)
     with DdpClient(url) as client:
         client.send(frame)
         reply = client.recv()
         assert reply["msg"] in ("error", "pong")
-        assert "offendingMessage" not in reply
-        assert "id" not in reply
+        if reply["msg"] == "pong":
+            assert reply["id"] == sent["id"]
+        else:
+            assert reply["offendingMessage"] == sent
+        assert client.call("queue_getJob", "nope") is None  # still serving
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"msg": "ping", "id": NaN}',
+        '{"msg": "method", "id": "1", "method": "queue_getJob", "params": [Infinity]}',
+        '{"msg": "sub", "id": "1", "name": "queue.jobs", "params": [-Infinity]}',
+    ],
+)
+def test_bare_nan_and_infinity_are_a_parse_error(url: str, frame: str) -> None:
+    """Regression (found by test_fuzz_server): DDP frames took bare NaN/Infinity, which are not
+    JSON (Meteor's JSON.parse and our HTTP API refuse them; EJSON spells them $InfNaN)."""
+    with DdpClient(url) as client:
+        client.send(frame)
+        assert client.recv() == {"msg": "error", "reason": "Parse error"}
         assert client.call("queue_getJob", "nope") is None  # still serving

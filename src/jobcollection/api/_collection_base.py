@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..core import constants
+from ..core.live import JobChange, JobDoc
 from ..core.params import to_duration_ms
 from ..engine.clock import Clock
 from ..engine.events import CallEvent, LogStream
@@ -98,6 +99,29 @@ class CollectionBase:
     def stats(self) -> list[tuple[str, str, int]]:
         """(status, type, count) rows."""
         return self.manager.stats()
+
+    def observe(
+        self,
+        selector: dict[str, Any] | None = None,
+        *,
+        added: Callable[[JobDoc], object] | None = None,
+        changed: Callable[[JobDoc, tuple[str, ...]], object] | None = None,
+        removed: Callable[[str], object] | None = None,
+    ) -> Callable[[], None]:
+        """Follow the jobs matching ``selector`` live: ``added(doc)`` for each now and for each
+        that starts to match, ``changed(doc, fields)``, ``removed(job_id)`` when one stops
+        matching or is removed. Callbacks run on a background thread. Returns a stop
+        function."""
+
+        def dispatch(change: JobChange) -> None:
+            if change.kind == "added" and added is not None and change.doc is not None:
+                added(change.doc)
+            elif change.kind == "changed" and changed is not None and change.doc is not None:
+                changed(change.doc, change.fields)
+            elif change.kind == "removed" and removed is not None:
+                removed(change.id)
+
+        return self.manager.observe(selector, dispatch)
 
     def watch_ready(self, types: Sequence[str], callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` (from any thread) whenever a job of `types` becomes ready."""

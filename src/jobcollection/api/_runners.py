@@ -10,6 +10,7 @@ import functools
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .job import AsyncJob, Job
@@ -67,19 +68,45 @@ def ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@dataclass(frozen=True)
+class ChildSpec:
+    """How a pool process reaches its parent's collection (picklable): the database at `url`,
+    or, if `remote`, the server at `url`, logged in with the parent's resume `token` (None:
+    not logged in). The token is left out of equality, so a process keeps its connection."""
+
+    url: str
+    root: str
+    remote: bool = False
+    token: str | None = field(default=None, compare=False, repr=False)
+
+
+def child_spec(source: Any) -> ChildSpec:
+    """`source`'s manager's own `child_spec()` if it has one (a remote collection), else its
+    database URL."""
+    own = getattr(getattr(source, "manager", None), "child_spec", None)
+    if callable(own):
+        spec = own()
+        assert isinstance(spec, ChildSpec)
+        return spec
+    return ChildSpec(source.db_url, source.root)
+
+
 @functools.cache
-def _child_collection(db_url: str, root: str) -> Any:
-    """One collection per pool process, opened on first use and kept for the process' life."""
+def _child_collection(spec: ChildSpec) -> Any:
+    """One collection per pool process, opened (or connected) on first use and kept for the
+    process' life."""
+    if spec.remote:
+        from ..client.remote import connect  # the server runs its own job server
+
+        return connect(spec.url, spec.root, **({} if spec.token is None else {"token": spec.token}))
     from .collection import JobCollection
 
-    jc = JobCollection(root, db_url)
+    jc = JobCollection(spec.root, spec.url)
     jc.start_job_server()  # so job.progress() is accepted in the child
     return jc
 
 
-def run_in_child(
-    fn: WorkerFn, db_url: str, root: str, docs: list[dict[str, Any]], batch: bool
-) -> None:
+def run_in_child(fn: WorkerFn, spec: ChildSpec, docs: list[dict[str, Any]], batch: bool) -> None:
     """Entry point inside a pool process: rebuild the jobs on the child's own connection."""
-    jc = _child_collection(db_url, root)
+    jc = _child_collection(spec)
     run_sync(fn, [Job(jc, doc) for doc in docs], batch)

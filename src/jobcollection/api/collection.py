@@ -8,12 +8,14 @@ the network transport too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from queue import Empty, Queue
 from typing import Any, Self
 
 from ..core import constants
+from ..core.live import JobChange
 from ..engine.clock import Clock
 from ..engine.manager import JobManager
 from ..storage.port import JobDoc
@@ -146,6 +148,22 @@ class JobCollection(CollectionBase):
         self, timeout: int | timedelta = constants.DEFAULT_SHUTDOWN_TIMEOUT_MS
     ) -> bool:
         return bool(drive(flows.shutdown(timeout), self.call))
+
+    def watch(
+        self, selector: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Iterator[JobChange]:
+        """``for change in jc.watch({"status": "failed"}):`` the live query of :meth:`observe`
+        as a blocking iterator of `JobChange`; ends after ``timeout`` seconds without one."""
+        changes: Queue[JobChange] = Queue()
+        stop = self.manager.observe(selector, changes.put)
+        try:
+            while True:
+                try:
+                    yield changes.get(timeout=timeout)
+                except Empty:
+                    return
+        finally:
+            stop()
 
     def process_jobs(
         self, types: str | Sequence[str], worker: WorkerFn, **options: Any
@@ -328,6 +346,28 @@ class AsyncJobCollection(CollectionBase):
         self, timeout: int | timedelta = constants.DEFAULT_SHUTDOWN_TIMEOUT_MS
     ) -> bool:
         return bool(await adrive(flows.shutdown(timeout), self.call))
+
+    async def watch(
+        self, selector: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> AsyncIterator[JobChange]:
+        """``async for change in jc.watch({"status": "failed"})``: the live query of
+        :meth:`observe` as an async iterator of `JobChange` (kind, id, doc, fields); ends
+        after ``timeout`` seconds without one."""
+        loop = asyncio.get_running_loop()
+        changes: asyncio.Queue[JobChange] = asyncio.Queue()
+
+        def deliver(change: JobChange) -> None:
+            loop.call_soon_threadsafe(changes.put_nowait, change)
+
+        stop = await loop.run_in_executor(self.executor, self.manager.observe, selector, deliver)
+        try:
+            while True:
+                try:
+                    yield await asyncio.wait_for(changes.get(), timeout)
+                except TimeoutError:
+                    return
+        finally:
+            stop()
 
     async def process_jobs(
         self, types: str | Sequence[str], worker: WorkerFn, **options: Any

@@ -19,7 +19,14 @@ from typing import Any, Literal, Protocol
 
 from ._portal import Portal
 from ._queue_options import QueueOptions
-from ._runners import call_worker, ignore_interrupts, run_async, run_in_child, settle
+from ._runners import (
+    call_worker,
+    child_spec,
+    ignore_interrupts,
+    run_async,
+    run_in_child,
+    settle,
+)
 from .job import AsyncCollection, AsyncJob, Job
 
 log = logging.getLogger(__name__)
@@ -224,9 +231,9 @@ class AsyncJobQueue:
             await run_async(fn, batch, batch_mode)
         elif self.options.processes:
             docs = [job.doc for job in batch]
-            src = self._source
+            spec = child_spec(self._source)  # read per batch: a remote login's token may change
             await self._loop.run_in_executor(
-                self._executor, run_in_child, fn, src.db_url, src.root, docs, batch_mode
+                self._executor, run_in_child, fn, spec, docs, batch_mode
             )
         else:
             docs = [job.doc for job in batch]

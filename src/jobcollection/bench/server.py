@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -268,6 +269,67 @@ async def _save_through(url: str, jc: JobCollection, n: int) -> None:
     await ws.close()
 
 
+# -- our own remote Python worker ------------------------------------------------------------
+
+
+def python_processing_rate(server: ServerProcess, n: int = 10000) -> float:
+    """A remote `process_jobs` (threads, concurrency 4, payload 10) over DDP, jobs queued
+    first; from the queue's start until the last job is done."""
+    from ..client.remote import connect
+
+    with JobCollection(db=server.db) as jc:
+        jc.save_jobs([Job(jc, "prate", {"n": i}) for i in range(n)])
+    remote = connect(server.ws_url)
+    done = threading.Event()
+    count = [0]
+    lock = threading.Lock()
+
+    def work(jobs: list[Any]) -> None:
+        with lock:
+            count[0] += len(jobs)
+            if count[0] >= n:
+                done.set()
+
+    try:
+        started = time.perf_counter()
+        queue = remote.process_jobs("prate", work, concurrency=4, payload=10)
+        if not done.wait(300):
+            raise RuntimeError(f"remote Python worker finished only {count[0]} of {n}")
+        elapsed = time.perf_counter() - started
+        queue.shutdown("soft")
+    finally:
+        remote.close()
+    return n / elapsed
+
+
+def python_enqueue_to_start(server: ServerProcess, n: int = 200) -> dict[str, float]:
+    """An idle remote worker (poll interval 1 hour: only the publication wakes it); jobs
+    saved one at a time, every 20 ms, by another client of the server."""
+    from ..client.remote import connect
+
+    latencies: list[float] = []
+    arrived = threading.Semaphore(0)
+
+    def work(job: Any) -> None:
+        latencies.append(time.time() * 1000 - job.data["t"])
+        arrived.release()
+
+    worker, saver = connect(server.ws_url), connect(server.ws_url)
+    try:
+        queue = worker.process_jobs("plat", work, poll_interval=3_600_000)
+        time.sleep(0.3)  # subscribed and idle
+        for _ in range(n):
+            Job(saver, "plat", {"t": time.time() * 1000}).save()
+            if not arrived.acquire(timeout=10):
+                raise RuntimeError("the remote worker did not start a job within 10 s")
+            time.sleep(0.02)
+        queue.shutdown("soft")
+    finally:
+        worker.close()
+        saver.close()
+    return _percentiles(latencies[n // 10 :])
+
+
 def run_all(quick: bool = False) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     with _server() as server:
@@ -285,6 +347,15 @@ def run_all(quick: bool = False) -> dict[str, Any]:
             figures["node_enqueue_to_start_other_process"] = node_enqueue_to_start(
                 server, modules, samples, through_server=False
             )
+    with _server() as server:
+        figures["python_remote_c4_p10_per_s"] = round(
+            python_processing_rate(server, 2000 if quick else 10000)
+        )
+        figures["python_enqueue_to_start"] = python_enqueue_to_start(server, 50 if quick else 200)
+    if isinstance(figures.get("node_meteor_job_c4_p10_per_s"), int):
+        figures["python_over_node_rate"] = round(
+            figures["python_remote_c4_p10_per_s"] / figures["node_meteor_job_c4_p10_per_s"], 2
+        )
     with _server() as server:
         figures["idle_connections"] = idle_connections(server, 200 if quick else 1000)
     return figures

@@ -1,8 +1,9 @@
 """The `jobcollection` command-line interface (argparse, stdlib only).
 
-Modules: `main` (parser and dispatch), `args` (argument converters), `commands` (submit, ls,
-show, control commands, stats), `worker` (the long-running worker), `render` (tables, times,
-JSON output) and `errors` (the two exit-code carrying exceptions).
+Modules: `main` (parser and dispatch), `args` (argument converters), `target` (the database or
+`--server`: where commands open their collection), `commands` (submit, ls, show, control
+commands, stats), `worker` (the long-running worker), `render` (tables, times, JSON output) and
+`errors` (the two exit-code carrying exceptions).
 """
 
 from __future__ import annotations

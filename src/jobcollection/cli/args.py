@@ -10,6 +10,7 @@ import json
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..core import ejson
 from ..core.constants import FOREVER, FOREVER_DATE, JOB_PRIORITIES
@@ -104,6 +105,22 @@ def worker_spec(text: str) -> tuple[str, str]:
             f"expected MODULE:FUNCTION (e.g. tasks:work), got {text!r}"
         )
     return module, function
+
+
+def server_url(text: str) -> str:
+    """A server's URL, http(s):// or ws(s):// with a host (as `jobcollection serve` prints it)."""
+    url = text.strip()
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme.lower() in ("http", "https", "ws", "wss") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(
+            f"expected an http(s):// or ws(s):// URL (e.g. ws://127.0.0.1:3000), got {text!r}"
+        )
+    return url
 
 
 def non_empty(text: str) -> str:

@@ -1,14 +1,13 @@
 """The one-shot commands: submit, ls, show, the control commands and stats.
 
-Every command validates all of its input before it opens the database, and the read-only
-commands never create a database file that is not there yet.
+Every command validates all of its input before it opens the database (or connects to the
+`--server`), and the read-only commands never create a database file that is not there yet.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,23 +20,14 @@ from ..core.constants import FOREVER_DATE, JOB_STATUSES
 from ..core.params import validate_job_doc
 from ..core.schedule import is_schedule, next_occurrence
 from ..errors import JobValidationError, ValidationError
-from ..storage import resolve_url, sqlite_path
 from . import render
 from .errors import EXIT_OK, CommandFailed, UsageError
-
-
-def database_missing(db: str | None) -> bool:
-    """True if the database is a SQLite file that does not exist (yet)."""
-    path = sqlite_path(resolve_url(db))
-    return path is not None and path != ":memory:" and not os.path.exists(path)
-
-
-def open_collection(args: argparse.Namespace) -> JobCollection:
-    return JobCollection(args.collection, args.db)
+from .target import nothing_stored, open_collection, remote
 
 
 def _where(args: argparse.Namespace) -> str:
-    return f"collection {args.collection!r}"
+    server = f" on {args.server}" if remote(args) else ""
+    return f"collection {args.collection!r}{server}"
 
 
 # -- submit ---------------------------------------------------------------------------------
@@ -111,7 +101,7 @@ def _antecedents(jc: JobCollection, ids: Sequence[str], args: argparse.Namespace
 
 def cmd_submit(args: argparse.Namespace) -> int:
     doc = build_job_doc(args)
-    if args.depends and database_missing(args.db):
+    if args.depends and nothing_stored(args):
         raise UsageError(f"--depends: no job with id {args.depends[0]!r} (no database yet)")
     with open_collection(args) as jc:
         job = Job(jc, doc)
@@ -138,7 +128,7 @@ def _selector(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     docs: list[dict[str, Any]] = []
-    if not database_missing(args.db):
+    if not nothing_stored(args):
         with open_collection(args) as jc:
             docs = [job.doc for job in jc.find(_selector(args))]
     docs.sort(key=lambda doc: doc.get("updated", 0))  # stable: ties stay in insertion order
@@ -159,7 +149,7 @@ def _not_found(job_id: str, args: argparse.Namespace) -> CommandFailed:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    if database_missing(args.db):
+    if nothing_stored(args):
         raise _not_found(args.id, args)
     with open_collection(args) as jc:
         job = jc.get_job(args.id, get_log=True, get_failures=True)
@@ -184,7 +174,7 @@ def stats_summary(rows: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     rows: list[tuple[str, str, int]] = []
-    if not database_missing(args.db):
+    if not nothing_stored(args):
         with open_collection(args) as jc:
             rows = jc.stats()
     summary = stats_summary(rows)
@@ -230,7 +220,7 @@ ACTION_HELP = {
 def cmd_control(args: argparse.Namespace) -> int:
     ids: list[str] = list(dict.fromkeys(args.ids))
     action = ACTIONS[args.command]
-    if database_missing(args.db):
+    if nothing_stored(args):
         raise _not_found(ids[0], args)
     with open_collection(args) as jc:
         known = {job.id for job in jc.find({"_id": {"$in": ids}})}

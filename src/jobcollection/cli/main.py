@@ -1,8 +1,9 @@
-"""`jobcollection [--db URL] [--collection NAME] COMMAND ...`: the parser and the dispatch.
+"""`jobcollection [--db URL | --server URL [--user NAME --password-env VAR | --token-env VAR]]
+[--collection NAME] COMMAND ...`: the parser and the dispatch.
 
-Exit codes: 0 done; 1 the command failed (unknown job id, database locked, corrupt or too new);
-2 bad arguments (nothing was written). Every error is one line on stderr:
-`jobcollection: error: <what>: <problem>`.
+Exit codes: 0 done; 1 the command failed (unknown job id, database locked, corrupt or too new,
+server unreachable, login refused); 2 bad arguments (nothing was written). Every error is one
+line on stderr: `jobcollection: error: <what>: <problem>`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..core.constants import JOB_RETRY_BACKOFF_METHODS, JOB_STATUSES
 from ..errors import JobCollectionError, StorageError, ValidationError
 from ..storage import ENV_VAR
 from . import args as conv
-from . import commands, users
+from . import commands, target, users
 from . import serve as serve_command
 from .errors import EXIT_FAILURE, EXIT_USAGE, CliError, UsageError
 from .worker import cmd_worker
@@ -61,6 +62,44 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         type=conv.non_empty,
         default="queue" if top else argparse.SUPPRESS,
         help="collection (root) name (default: queue)",
+    )
+
+
+def _server_options(parser: argparse.ArgumentParser, *, top: bool, login: bool = True) -> None:
+    """--server (and how to log in to it), placed like `_global_options`. Commands that work
+    on the database itself get --server alone, so that they can refuse it clearly."""
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        type=conv.server_url,
+        default=None if top else argparse.SUPPRESS,
+        help="act through the server at URL (jobcollection serve) instead of opening --db",
+    )
+    if not login:
+        return
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        dest="server_user",
+        type=conv.non_empty,
+        default=None if top else argparse.SUPPRESS,
+        help="log in to --server as NAME (with --password-env)",
+    )
+    parser.add_argument(
+        "--password-env",
+        metavar="VAR",
+        dest="server_password_env",
+        type=conv.non_empty,
+        default=None if top else argparse.SUPPRESS,
+        help="the environment variable holding --user's password",
+    )
+    parser.add_argument(
+        "--token-env",
+        metavar="VAR",
+        dest="server_token_env",
+        type=conv.non_empty,
+        default=None if top else argparse.SUPPRESS,
+        help="log in to --server with the resume token in environment variable VAR",
     )
 
 
@@ -166,15 +205,22 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _global_options(parser, top=True)
+    _server_options(parser, top=True)
     common = Parser(add_help=False)
     _global_options(common, top=False)
+    _server_options(common, top=False)
+    local = Parser(add_help=False)  # users: the database itself (--server is refused)
+    _global_options(local, top=False)
+    _server_options(local, top=False, login=False)
+    serve_only = Parser(add_help=False)
+    _server_options(serve_only, top=False, login=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_submit(sub, common)
     _add_queries(sub, common)
     _add_controls(sub, common)
     _add_worker(sub, common)
-    users.add_parser(sub, parents=[common])
-    serve_command.add_parser(sub)
+    users.add_parser(sub, parents=[local])
+    serve_command.add_parser(sub, parents=[serve_only])
     return parser
 
 
@@ -186,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failed, 2 bad arguments)."""
     try:
         args = build_parser().parse_args(argv)
+        target.check(args)
         handler: Handler = args.handler
         return handler(args)
     except CliError as error:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,9 +43,10 @@ class ServePlan:
     collections: dict[str, tuple[Rules, Rules]] = field(default_factory=dict)  # allow, deny
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, *, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
     p = sub.add_parser(
         "serve",
+        parents=list(parents),
         help="serve collections to remote clients (DDP websocket and HTTP API)",
         description="Serve job collections over DDP (/websocket) and HTTP (/api). Remote calls "
         "are denied unless allowed. GROUP is admin, manager, creator, worker or a method name; "

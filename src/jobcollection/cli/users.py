@@ -25,8 +25,8 @@ from ..server.accounts import (
 from ..storage import open_storage
 from ..storage.port import UserStore
 from . import render
-from .commands import database_missing
 from .errors import EXIT_OK, CommandFailed, UsageError
+from .target import database_missing
 
 
 def _converter(check: Callable[[object], str]) -> Callable[[str], str]:

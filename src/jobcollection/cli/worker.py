@@ -26,6 +26,7 @@ from ..api.queue import JobQueue
 from ..engine.events import CallEvent
 from ..errors import JobValidationError, ValidationError
 from .errors import EXIT_OK, UsageError
+from .target import describe, open_collection, remote
 
 SHUTDOWN_ERROR = "Worker shutdown"
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
@@ -81,7 +82,8 @@ def check_queue_options(types: list[str], fn: Callable[..., Any], options: dict[
 
 
 class Tracker:
-    """Counts for the status line, from the collection's events (pool processes excluded)."""
+    """Counts for the status line, from the collection's events (pool processes excluded;
+    a remote collection has none: its calls are announced on the server)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -110,8 +112,11 @@ class Tracker:
             else:
                 self.failed += 1
 
-    def summary(self, queue: JobQueue, in_processes: bool) -> str:
-        text = f"running {queue.running()}, queued {queue.length()}, taken {self.taken}"
+    def summary(self, queue: JobQueue, in_processes: bool, counted: bool = True) -> str:
+        text = f"running {queue.running()}, queued {queue.length()}"
+        if not counted:
+            return text
+        text += f", taken {self.taken}"
         if not in_processes:
             text += f", completed {self.completed}, failed {self.failed}"
         return text
@@ -172,7 +177,8 @@ def _describe(args: argparse.Namespace, jc: JobCollection, options: dict[str, An
     settings = ", ".join(f"{key.replace('_', '-')} {value}" for key, value in options.items())
     return (
         f"jobcollection worker: serving {', '.join(args.type)} with {module}:{function}"
-        f" from {jc.db_url} (collection {jc.root!r}{'; ' + settings if settings else ''})"
+        f" from {describe(args, jc)} (collection {jc.root!r}"
+        f"{'; ' + settings if settings else ''})"
         " - SIGINT/SIGTERM finishes running jobs, a second one stops at once"
     )
 
@@ -211,19 +217,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     check_queue_options(args.type, fn, options)
     signals = Signals()
     status = StatusLine(sys.stderr)
-    jc = JobCollection(args.collection, args.db)
+    jc = open_collection(args, quiet=False)  # a long-lived client's reconnects are news
     tracker = Tracker()
     try:
         tracker.attach(jc)
-        jc.start_job_server()
+        if not remote(args):  # a server runs its collections' job servers itself
+            jc.start_job_server()
         queue = jc.process_jobs(args.type, fn, error_callback=status.report, **options)
     except BaseException:
         jc.close()
         raise
     print(_describe(args, jc, options), flush=True)
-    in_processes = bool(args.processes)
+    in_processes, counted = bool(args.processes), not remote(args)
     while not signals.first.wait(_TICK):
-        status.show(tracker.summary(queue, in_processes))
+        status.show(tracker.summary(queue, in_processes, counted))
     status.say(
         f"jobcollection worker: {signals.name}: finishing running jobs"
         " (send it again to stop at once)"
@@ -239,7 +246,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if signals.second.is_set():
             _hard_stop(queue, status)
             break
-        status.show("stopping: " + tracker.summary(queue, in_processes))
+        status.show("stopping: " + tracker.summary(queue, in_processes, counted))
     jc.close()
     status.say("jobcollection worker: stopped")
     return EXIT_OK

@@ -6,9 +6,10 @@ same engine-facing methods (`call`, `find`, `save_many`, `complete_many`,
 on its own event-loop thread. The collection classes and their job logic are not duplicated:
 `connect()` is a `JobCollection` whose manager is remote.
 
-Batches (`save_jobs`, a worker's completions and its next claim) are sent as pipelined calls,
-which the server runs in one transaction. Readiness is pushed: a queue subscribes to the ready
-jobs of its types and is triggered by each `added`, so it does not depend on polling.
+Batches (`save_jobs`, a worker's completions and its next claim) travel as one call each
+(`jobSaveMany`, `jobDoneAndGetWork`: our server's batch methods) and run in one transaction.
+Readiness is pushed: a queue follows the server's `<root>.readyTypes` doorbell for its types
+and is triggered when one gets ready jobs, so it does not depend on polling.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..api._portal import Portal
+from ..api._runners import ChildSpec
 from ..api.collection import AsyncJobCollection, JobCollection
+from ..core.live import JobChange, LiveQuery, matches
 from ..core.params import parse_params
 from ..core.wire import doc_from_wire, result_from_wire
 from ..engine.clock import SystemClock
@@ -106,33 +109,25 @@ class RemoteManager:
         return list(await asyncio.gather(*(self.acall(m, p) for m, p in calls)))
 
     def save_many(self, docs: Sequence[object]) -> list[str | None]:
-        """Validated here first, as locally: a bad document saves nothing."""
+        """Validated here first, as locally: a bad document saves nothing. One message."""
         for number, doc in enumerate(docs):
             try:
                 parse_params("jobSave", [doc])
             except ValidationError as error:
                 raise ValidationError(f"jobs[{number}]: {error}") from error
-        calls: list[tuple[str, list[object]]] = [("jobSave", [doc]) for doc in docs]
-        return self.portal.run(self._pipelined(calls))
+        ids: list[str | None] = self.call("jobSaveMany", [list(docs)])
+        return ids
 
     def complete_many(self, runs: Sequence[tuple[str, str, object]]) -> list[bool | str]:
-        calls: list[tuple[str, list[object]]] = [
-            ("jobDone", [job_id, run_id, result, {}]) for job_id, run_id, result in runs
-        ]
-        return self.portal.run(self._pipelined(calls))
+        return self.complete_and_claim(runs, None)[0]
 
     def complete_and_claim(
         self, runs: Sequence[tuple[str, str, object]], get_work: list[object] | None
     ) -> tuple[list[bool | str], list[JobDoc]]:
-        calls: list[tuple[str, list[object]]] = [
-            ("jobDone", [job_id, run_id, result, {}]) for job_id, run_id, result in runs
-        ]
-        if get_work is not None:
-            calls.append(("getWork", list(get_work)))
-        outcomes = self.portal.run(self._pipelined(calls))
-        if get_work is None:
-            return outcomes, []
-        return outcomes[:-1], outcomes[-1]
+        """Completions and the next claim in one message and one server transaction."""
+        wire_runs = [[job_id, run_id, result] for job_id, run_id, result in runs]
+        outcomes, docs = self.call("jobDoneAndGetWork", [wire_runs, get_work])
+        return outcomes, [doc_from_wire(doc) for doc in docs]
 
     # -- queries over the publication -------------------------------------------------------
 
@@ -144,7 +139,7 @@ class RemoteManager:
             docs = [{"_id": job_id, **fields} for job_id, fields in cached.items()]
         finally:
             await sub.stop()
-        return [doc_from_wire(doc) for doc in docs if _matches(doc, query)]
+        return [doc_from_wire(doc) for doc in docs if matches(doc, query)]
 
     def find(
         self, selector: dict[str, Any] | None = None, limit: int | None = None
@@ -165,22 +160,77 @@ class RemoteManager:
         return [(status, kind, n) for (status, kind), n in sorted(counts.items())]
 
     def watch_ready(self, types: Sequence[str], callback: Callable[[], None]) -> Callable[[], None]:
-        """Subscribe to the ready jobs of `types`; `callback` runs (on the client's thread) for
-        each one that appears."""
-        selector = {"type": {"$in": list(types)}, "status": "ready"}
+        """Follow the server's `<root>.readyTypes` doorbell: `callback` runs (on the client's
+        thread) whenever one of `types` goes from no ready job to some."""
+        bell = f"{self.root}.readyTypes"
 
         async def start() -> Any:
-            handle = self.client.observe(self._publication, added=lambda *_: callback())
-            return handle, await self.client.subscribe(self._publication, selector)
+            handle = self.client.observe(bell, added=lambda *_: callback())
+            try:
+                return handle, await self.client.subscribe(bell, list(types))
+            except BaseException:
+                handle.stop()
+                raise
 
         handle, sub = self.portal.run(start())
 
+        def look_again() -> None:
+            # After a reconnect: a getWork lost in the cut, or jobs readied while away under a
+            # bell that rang before, would otherwise wait for the poll (forever without one).
+            callback()
+
+        self.client.on_reconnect.append(look_again)
+
         def stop() -> None:
             handle.stop()
-            if not self.portal.loop.is_closed():
+            if look_again in self.client.on_reconnect:
+                self.client.on_reconnect.remove(look_again)
+            if self.portal.loop.is_running():
                 self.portal.run(sub.stop())
 
         return stop
+
+    def observe(
+        self, selector: dict[str, Any] | None, callback: Callable[[JobChange], None]
+    ) -> Callable[[], None]:
+        """A live query over the `<root>.jobs` publication; ``callback`` runs on the client's
+        thread (keep it short). Returns a stop function."""
+        selector = selector or {}
+        live = LiveQuery(parse_selector(selector), callback)
+        publication = self._publication
+
+        def feed(job_id: str, *_: object) -> None:
+            fields = self.client.collections.get(publication, {}).get(job_id)
+            doc = None if fields is None else doc_from_wire({"_id": job_id, **fields})
+            live.update(job_id, doc)
+
+        async def start() -> tuple[Any, Any]:
+            handle = self.client.observe(publication, added=feed, changed=feed, removed=feed)
+            try:
+                sub = await self.client.subscribe(publication, selector)
+            except BaseException:
+                handle.stop()
+                raise
+            for job_id in list(self.client.collections.get(publication, {})):
+                feed(job_id)
+            return handle, sub
+
+        try:
+            handle, sub = self.portal.run(start())
+        except RemoteError as error:
+            raise _local_error(error) from error
+
+        def stop() -> None:
+            handle.stop()
+            if self.portal.loop.is_running():
+                self.portal.run(sub.stop())
+
+        return stop
+
+    def child_spec(self) -> ChildSpec:
+        """How a worker's pool process reaches this collection: the same server, logged in
+        with this connection's resume token."""
+        return ChildSpec(self.url, self.root, remote=True, token=self.client.token)
 
     # -- what only the server can do --------------------------------------------------------
 
@@ -198,11 +248,6 @@ class RemoteManager:
         if self.portal.loop.is_running():
             self.portal.run(self.client.close())
             self.portal.close()
-
-
-def _matches(doc: JobDoc, query: dict[str, list[str]]) -> bool:
-    field_of = {"ids": "_id", "statuses": "status", "types": "type"}
-    return all(doc.get(field_of.get(key, key)) in values for key, values in query.items())
 
 
 def connect(url: str, name: str = "queue", **login: Any) -> JobCollection:

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 _FORMS = ("$date", "$binary", "$InfNaN", "$type", "$escape")
+_FORM_KEYS = frozenset(
+    frozenset(keys)
+    for keys in (("$date",), ("$binary",), ("$InfNaN",), ("$type", "$value"), ("$escape",))
+)
 # One encoder for all calls: json.dumps with arguments builds a new encoder every time.
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
@@ -74,7 +78,9 @@ def to_ejson(value: Any) -> Any:
     """Turn Python values into JSON-encodable EJSON (inverse of `from_ejson`)."""
     if isinstance(value, dict):
         encoded = {k: to_ejson(v) for k, v in value.items()}
-        if _looks_special(value) and _decode_special(value)[0]:
+        if _looks_special(value) and frozenset(value) in _FORM_KEYS:
+            # Shaped like a form (even one whose value would not decode): escape it, so the
+            # other side reads the user's object back, never a date or bytes.
             return {"$escape": encoded}
         return encoded
     if isinstance(value, list | tuple):

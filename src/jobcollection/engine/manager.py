@@ -8,12 +8,14 @@ it on a dedicated thread.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core import ids as core_ids
 from ..core.constants import DEFAULT_PROMOTE_INTERVAL_MS, JOB_STATUSES
 from ..core.ids import random_id
+from ..core.live import JobChange, LiveQuery
 from ..core.params import (
     GetJobParams,
     GetWorkParams,
@@ -333,6 +335,32 @@ class JobManager:
                 callback()
 
         return self.storage.subscribe(on_changes)
+
+    def observe(
+        self, selector: dict[str, Any] | None, callback: Callable[[JobChange], None]
+    ) -> Callable[[], None]:
+        """A live query: ``callback`` gets `added` for every matching job now, then every
+        change (from any thread; changes by other processes too). Returns a stop function."""
+        query = parse_selector(selector or {})
+        live = LiveQuery(query, callback)
+        lock = threading.Lock()
+        root = self.root
+
+        def on_changes(changes: Sequence[Any]) -> None:
+            ids = list(dict.fromkeys(c.job_id for c in changes if c.collection == root))
+            if not ids:
+                return
+            # Always the storage lock first, then ours (writers publish holding theirs).
+            with self.storage.read(root) as tx, lock:
+                fresh = {doc["_id"]: doc for doc in tx.get(ids)}
+                for job_id in ids:
+                    live.update(job_id, fresh.get(job_id))
+
+        stop = self.storage.subscribe(on_changes)
+        with self.storage.read(root) as tx, lock:
+            for doc in tx.find(**query, limit=None):
+                live.update(doc["_id"], doc)
+        return stop
 
     def stats(self) -> list[tuple[str, str, int]]:
         with self.storage.read(self.root) as tx:

@@ -14,6 +14,7 @@ from ..core.constants import DDP_METHODS
 from ..core.permissions import Caller
 from ..core.wire import result_to_wire
 from ..engine.manager import BATCHABLE_METHODS, JobManager
+from .batch_methods import BATCH_METHODS, call_batch
 from .meteor_error import MeteorError, as_meteor_error, not_authorized
 
 
@@ -33,7 +34,7 @@ class Dispatcher:
             if manager.root in self.managers:
                 raise ValueError(f"collection {manager.root!r} is served twice")
             self.managers[manager.root] = manager
-            for method in DDP_METHODS:
+            for method in (*DDP_METHODS, *BATCH_METHODS):
                 self.routes[f"{manager.root}_{method}"] = Route(manager, method)
 
     def knows(self, name: str) -> bool:
@@ -104,6 +105,11 @@ class Dispatcher:
         route = self.routes.get(name)
         if route is None:
             raise MeteorError(404, f"Method '{name}' not found")
+        if route.method in BATCH_METHODS:
+            try:
+                return call_batch(route.method, route.manager, params, caller)
+            except Exception as error:
+                raise as_meteor_error(error) from error
         if not route.manager.permissions.permits(caller, route.method, params):
             raise not_authorized()
         try:

@@ -33,7 +33,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from ..core.permissions import Caller
@@ -41,6 +41,7 @@ from ..core.wire import field_to_wire
 from ..engine.manager import JobManager, parse_selector
 from ..errors import JobCollectionError
 from ..storage.port import Change, JobDoc, Storage
+from .doorbell import BellSub, ReadyBell
 from .mergebox import MergeBox, Message, same
 from .meteor_error import MeteorError, as_meteor_error
 
@@ -71,6 +72,7 @@ class Matcher:
     ids: frozenset[str] | None = None
     statuses: frozenset[str] | None = None
     types: frozenset[str] | None = None
+    fields: frozenset[str] | None = None  # publish only these fields (None: all)
 
     @classmethod
     def parse(cls, selector: Selector | None) -> Matcher:
@@ -82,6 +84,12 @@ class Matcher:
             return None if values is None else frozenset(values)
 
         return cls(of("ids"), of("statuses"), of("types"))
+
+    def project(self, fields: Fields) -> Fields:
+        """The fields a subscriber gets (the same value objects, so diffs stay cheap)."""
+        if self.fields is None:
+            return fields
+        return Fields((name, fields[name]) for name in self.fields if name in fields)
 
     def __call__(self, doc_id: str, fields: Mapping[str, Any]) -> bool:
         return (
@@ -106,6 +114,7 @@ class _Source:
 
     def __init__(self, manager: JobManager) -> None:
         self.manager = manager
+        self.bell_subscribed = False  # someone follows `<root>.readyTypes`
         self.root = manager.root
         self.collection = f"{manager.root}.jobs"  # the DDP collection name
         self.subs: dict[_Sub, None] = {}
@@ -203,16 +212,33 @@ class _Publication:
         permissions = self.source.manager.permissions
         if not permissions.permits_under(PUBLISH_GROUPS, caller, self.name, params):
             raise not_subscribable(self.name)
-        if len(params) > 1:
-            raise MeteorError(400, "Match failed", f"{self.name} takes [selector?], got {params!r}")
+        if len(params) > 2:
+            usage = f"{self.name} takes [selector?, options?], got {params!r}"
+            raise MeteorError(400, "Match failed", usage)
         selector = params[0] if params else None
         if selector is not None and not isinstance(selector, dict):
             kind = type(selector).__name__
             raise MeteorError(400, "Match failed", f"selector must be an object, got {kind}")
         try:
-            return Matcher.parse(selector)
+            matcher = Matcher.parse(selector)
         except JobCollectionError as error:
             raise MeteorError(400, "Match failed", str(error)) from error
+        if len(params) == 2:
+            return replace(matcher, fields=_projection(params[1]))
+        return matcher
+
+
+def _projection(options: object) -> frozenset[str]:
+    """Options `{"fields": [name, ...]}`: publish only those top-level fields (e.g. a worker
+    that only needs to know that jobs are ready asks for `["type", "status"]`)."""
+    if not isinstance(options, dict) or set(options) != {"fields"}:
+        raise MeteorError(
+            400, "Match failed", f"options must be {{fields: [...]}}, got {options!r}"
+        )
+    names = options["fields"]
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise MeteorError(400, "Match failed", "options.fields must be a list of field names")
+    return frozenset(names)
 
 
 @dataclass(eq=False, slots=True)
@@ -232,6 +258,7 @@ class PublicationRegistry:
     def __init__(self, managers: Iterable[JobManager], loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._sources: dict[str, _Source] = {}
+        self.bells: dict[str, ReadyBell] = {}  # `<root>.readyTypes`, by publication name
         self._publications: dict[str, _Publication] = {}
         self._unsubscribe: list[Callable[[], None]] = []
         storages: list[Storage] = []
@@ -240,11 +267,14 @@ class PublicationRegistry:
                 raise ValueError(f"collection {manager.root!r} is served twice")
             source = self._sources[manager.root] = _Source(manager)
             self._publications[source.collection] = _Publication(source.collection, source, None)
+            bell = ReadyBell(manager)
+            self.bells[bell.name] = bell
             if not any(manager.storage is known for known in storages):
                 storages.append(manager.storage)
         # Written by storage threads, taken by the loop: ids to re-read, per collection.
         self._lock = threading.Lock()
         self._pending: dict[str, dict[str, None]] = {}
+        self._bell_types: dict[str, set[str]] = {}  # root -> job types to recheck
         self._wakeup_scheduled = False
         self._closed = False
         for storage in storages:
@@ -293,7 +323,10 @@ class PublicationRegistry:
                 source = sources.get(change.collection)
                 if source is not None and source.subs:
                     self._pending.setdefault(change.collection, {})[change.job_id] = None
-            if not self._pending or self._wakeup_scheduled or self._closed:
+                if source is not None and source.bell_subscribed:
+                    self._bell_types.setdefault(change.collection, set()).add(change.type)
+            pending = self._pending or self._bell_types
+            if not pending or self._wakeup_scheduled or self._closed:
                 return
             self._wakeup_scheduled = True
         try:
@@ -305,7 +338,13 @@ class PublicationRegistry:
         """Re-read every job changed so far and update every subscriber (loop thread)."""
         with self._lock:
             pending, self._pending = self._pending, {}
+            bell_types, self._bell_types = self._bell_types, {}
             self._wakeup_scheduled = False
+        for root, types in bell_types.items():
+            try:
+                self.bells[f"{root}.readyTypes"].recheck(types)
+            except Exception:
+                log.exception("%s: rechecking ready types failed", root)
         for root, ids in pending.items():
             source = self._sources[root]
             if not source.subs:
@@ -336,6 +375,7 @@ class ConnectionView:
     send: Send
     box: MergeBox = field(default_factory=MergeBox)
     _subs: dict[str, _Sub] = field(default_factory=dict)
+    _bells: dict[str, tuple[ReadyBell, BellSub]] = field(default_factory=dict)
     closed: bool = False
 
     async def subscribe(
@@ -344,6 +384,10 @@ class ConnectionView:
         """Start subscription ``sub_id`` and send its initial documents as `added`; the
         session then sends `ready`. Raises `MeteorError` (for `nosub`) when the publication is
         unknown (404), refuses ``caller`` (403) or the params are bad (400)."""
+        bell = self.registry.bells.get(name)
+        if bell is not None:
+            self._ring(sub_id, bell, bell.check(caller, list(params)))
+            return
         publication = self.registry._publications.get(name)
         if publication is None:
             raise MeteorError(404, f"Subscription '{name}' not found")
@@ -359,11 +403,25 @@ class ConnectionView:
         publication.source.subs[sub] = None
         collection = publication.source.collection
         for doc_id, fields in docs:
-            self._send_all(self.box.added(sub_id, collection, doc_id, fields))
+            projected = sub.matcher.project(fields) if sub.matcher is not None else fields
+            self._send_all(self.box.added(sub_id, collection, doc_id, projected))
+
+    def _ring(self, sub_id: str, bell: ReadyBell, types: frozenset[str]) -> None:
+        if self.closed:
+            return
+        sub = BellSub(sub_id, self.box, self._send_all, types)
+        self._bells[sub_id] = (bell, sub)
+        self.registry._sources[bell.manager.root].bell_subscribed = True
+        bell.subscribe(sub)
 
     def unsubscribe(self, sub_id: str) -> None:
         """End ``sub_id``: sends `removed` for documents no other subscription publishes (and
         `changed` where they differ); the session sends `nosub`. Unknown ids are ignored."""
+        if sub_id in self._bells:
+            bell, bell_sub = self._bells.pop(sub_id)
+            bell.unsubscribe(bell_sub)
+            self._send_all(self.box.drop_subscription(sub_id))
+            return
         sub = self._subs.pop(sub_id, None)
         if sub is None:
             return
@@ -375,6 +433,12 @@ class ConnectionView:
         only the difference. Returns the subscriptions that now fail, already ended here (their
         documents removed): the session sends `nosub` with each error."""
         failed: dict[str, MeteorError] = {}
+        for sub_id, (bell, bell_sub) in list(self._bells.items()):
+            try:
+                bell.check(caller, [sorted(bell_sub.types)])
+            except MeteorError as error:
+                failed[sub_id] = error
+                self.unsubscribe(sub_id)
         self.box.hold()
         try:
             for sub_id, sub in list(self._subs.items()):
@@ -392,7 +456,8 @@ class ConnectionView:
                 before = dict.fromkeys(self.box.documents(sub_id))
                 for doc_id, fields in docs:
                     before.pop((source.collection, doc_id), None)
-                    self.box.added(sub_id, source.collection, doc_id, fields)
+                    projected = matcher.project(fields) if matcher is not None else fields
+                    self.box.added(sub_id, source.collection, doc_id, projected)
                 for collection, doc_id in before:
                     self.box.removed(sub_id, collection, doc_id)
         finally:
@@ -411,6 +476,9 @@ class ConnectionView:
         for sub in self._subs.values():
             sub.publication.source.subs.pop(sub, None)
         self._subs.clear()
+        for bell, bell_sub in self._bells.values():
+            bell.unsubscribe(bell_sub)
+        self._bells.clear()
         self.box = MergeBox()
 
     @property
@@ -425,7 +493,7 @@ class ConnectionView:
         collection = sub.publication.source.collection
         for doc_id, fields in fresh.items():
             if fields is not None and matcher is not None and matcher(doc_id, fields):
-                self._send_all(box.changed(sub_id, collection, doc_id, fields))
+                self._send_all(box.changed(sub_id, collection, doc_id, matcher.project(fields)))
             elif box.has(sub_id, collection, doc_id):
                 self._send_all(box.removed(sub_id, collection, doc_id))
 

@@ -54,6 +54,11 @@ class SqliteTransaction:
     def get(self, ids: Sequence[str]) -> list[JobDoc]:
         return self.find(ids=ids)
 
+    def ready_types(self, types: Collection[str]) -> set[str]:
+        sql = "SELECT 1 FROM jobs WHERE collection = ? AND status = 'ready' AND type = ? LIMIT 1"
+        execute = self._conn.execute
+        return {t for t in types if execute(sql, (self.collection, t)).fetchone() is not None}
+
     def find(
         self,
         *,

@@ -77,6 +77,10 @@ class Transaction(Protocol):
         """Documents matching every given condition, in insertion order."""
         ...
 
+    def ready_types(self, types: Collection[str]) -> set[str]:
+        """Which of ``types`` have at least one ready job (one index probe each)."""
+        ...
+
     def count_by_status_type(self) -> list[tuple[str, str, int]]:
         """(status, type, count) for the collection."""
         ...

@@ -1,0 +1,72 @@
+"""Two methods beyond the original's 16, for our own remote client: batches in one message.
+
+- ``<root>_jobSaveMany(docs)`` saves new jobs in one transaction (all validated first: a bad
+  document saves nothing) and returns their ids: what `jc.save_jobs` does locally.
+- ``<root>_jobDoneAndGetWork(runs, getWorkParams | null)`` completes ``[[id, runId, result],
+  ...]`` and then claims work with the params of `getWork`, in one transaction; returns
+  ``[outcomes, docs]``: what a worker does between two batches.
+
+Each is allowed only where every underlying call would be (the rule functions see the
+underlying method and params), so they grant nothing the 16 methods do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..core.permissions import Caller
+from ..core.wire import result_to_wire
+from ..engine.manager import JobManager
+from ..errors import ValidationError
+from .meteor_error import not_authorized
+
+BatchMethod = Callable[[JobManager, list[object], Caller], object]
+
+
+def _permit(manager: JobManager, caller: Caller, method: str, params: list[object]) -> None:
+    if not manager.permissions.permits(caller, method, params):
+        raise not_authorized()
+
+
+def save_many(manager: JobManager, params: list[object], caller: Caller) -> object:
+    docs = params[0] if params else None
+    if not isinstance(docs, list):
+        raise ValidationError("jobSaveMany: expected [docs], a list of job documents")
+    for doc in docs:
+        _permit(manager, caller, "jobSave", [doc])
+    return manager.save_many(docs)
+
+
+def _run(entry: object, index: int) -> tuple[str, str, object]:
+    if not isinstance(entry, list) or len(entry) != 3:
+        raise ValidationError(f"runs[{index}]: expected [id, runId, result], got {entry!r}")
+    job_id, run_id, result = entry
+    if not isinstance(job_id, str) or not isinstance(run_id, str):
+        raise ValidationError(f"runs[{index}]: id and runId must be strings")
+    return job_id, run_id, result
+
+
+def done_and_get_work(manager: JobManager, params: list[object], caller: Caller) -> object:
+    if not params or not isinstance(params[0], list):
+        raise ValidationError("jobDoneAndGetWork: expected [runs, getWorkParams | null]")
+    runs = [_run(entry, n) for n, entry in enumerate(params[0])]
+    get_work = params[1] if len(params) > 1 else None
+    if get_work is not None and not isinstance(get_work, list):
+        raise ValidationError("jobDoneAndGetWork: getWorkParams must be a list or null")
+    for job_id, run_id, result in runs:
+        _permit(manager, caller, "jobDone", [job_id, run_id, result, {}])
+    if get_work is not None:
+        _permit(manager, caller, "getWork", get_work)
+    outcomes, docs = manager.complete_and_claim(runs, get_work)
+    return [outcomes, result_to_wire("getWork", docs)]
+
+
+BATCH_METHODS: dict[str, BatchMethod] = {
+    "jobSaveMany": save_many,
+    "jobDoneAndGetWork": done_and_get_work,
+}
+
+
+def call_batch(name: str, manager: JobManager, params: list[Any], caller: Caller) -> object:
+    return BATCH_METHODS[name](manager, params, caller)

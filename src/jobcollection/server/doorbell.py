@@ -1,0 +1,101 @@
+"""`<root>.readyTypes`: which of some job types have ready jobs, as a tiny live publication.
+
+A remote worker only needs to hear "there is work" when it has none, not about every ready
+job: following `<root>.jobs` for the ready jobs of its types costs an `added` and a `removed`
+per job. Here each type with at least one ready job is one document (`_id` = the type, no
+fields) in DDP collection `<root>.readyTypes`: it is added when the type gets a ready job and
+removed when its last ready job is claimed, so a busy queue hears nothing and an idle one is
+told at once. Params: ``[types]`` (a list of type names). Allowed to the admin and worker
+groups (rule functions see the publication name and the params).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ..core.permissions import Caller
+from ..engine.manager import JobManager
+from .mergebox import MergeBox
+from .meteor_error import MeteorError
+
+BELL_GROUPS: Final = ("admin", "worker")
+Message = dict[str, Any]
+
+
+@dataclass(eq=False)
+class BellSub:
+    """One subscription: which connection (its merge box and send), which types."""
+
+    sub_id: str
+    box: MergeBox
+    send_all: Callable[[list[Message]], None]
+    types: frozenset[str]
+
+
+@dataclass
+class ReadyBell:
+    """The doorbell of one collection."""
+
+    manager: JobManager
+    subs: dict[BellSub, None] = field(default_factory=dict)
+    ready: dict[str, bool] = field(default_factory=dict)  # last state told, per watched type
+
+    @property
+    def name(self) -> str:
+        return f"{self.manager.root}.readyTypes"
+
+    def check(self, caller: Caller, params: list[Any]) -> frozenset[str]:
+        """The types a subscription asks for; raises `MeteorError` (403/400) otherwise."""
+        permissions = self.manager.permissions
+        if not permissions.permits_under(BELL_GROUPS, caller, self.name, params):
+            details = f"Authenticated user is not permitted to subscribe to '{self.name}'."
+            raise MeteorError(403, "Subscription not authorized", details)
+        types = params[0] if len(params) == 1 else None
+        if not isinstance(types, list) or not all(isinstance(t, str) and t for t in types):
+            raise MeteorError(400, "Match failed", f"{self.name} takes [types], got {params!r}")
+        return frozenset(types)
+
+    def subscribe(self, sub: BellSub) -> None:
+        self.subs[sub] = None
+        self.ready.update(self._has_ready(sub.types))  # fresh: unwatched types are not tracked
+        sub.send_all(
+            [
+                m
+                for t in sorted(sub.types)
+                if self.ready[t]
+                for m in sub.box.added(sub.sub_id, self.name, t, {})
+            ]
+        )
+
+    def unsubscribe(self, sub: BellSub) -> None:
+        self.subs.pop(sub, None)
+
+    def watched(self) -> set[str]:
+        return {t for sub in self.subs for t in sub.types}
+
+    def recheck(self, types: Iterable[str]) -> None:
+        """Some jobs of ``types`` changed: tell subscribers the types whose state flipped."""
+        watched = self.watched() & set(types)
+        if not watched:
+            return
+        flipped = {
+            t: now for t, now in self._has_ready(watched).items() if self.ready.get(t) != now
+        }
+        self.ready.update(flipped)
+        for sub in list(self.subs):
+            for job_type in sorted(flipped.keys() & sub.types):
+                box = sub.box
+                if flipped[job_type]:
+                    sub.send_all(box.added(sub.sub_id, self.name, job_type, {}))
+                else:
+                    sub.send_all(box.removed(sub.sub_id, self.name, job_type))
+
+    def _has_ready(self, types: Iterable[str]) -> dict[str, bool]:
+        wanted = list(types)
+        if not wanted:
+            return {}
+        with self.manager.storage.read(self.manager.root) as tx:
+            found = tx.ready_types(wanted)
+        return {t: t in found for t in wanted}

@@ -1,0 +1,66 @@
+"""`<root>.readyTypes`: a type is published while it has ready jobs, and only then."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ddp_harness import DdpClient, serving
+
+from jobcollection import Job, JobCollection
+from jobcollection.server import Server
+
+
+@pytest.fixture
+def jc(tmp_path: Path) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=tmp_path / "jobs.db") as collection:
+        collection.start_job_server()
+        yield collection
+
+
+def _data(messages: list[dict[str, object]]) -> list[tuple[object, object]]:
+    return [(m["msg"], m.get("id")) for m in messages if m.get("collection") == "queue.readyTypes"]
+
+
+def test_types_come_and_go_with_their_ready_jobs(jc: JobCollection) -> None:
+    jc.allow(worker="anyone")
+    Job(jc, "mail", {}).save()
+    with serving(Server(jc)) as url, DdpClient(url) as client:
+        client.send(
+            {"msg": "sub", "id": "b", "name": "queue.readyTypes", "params": [["mail", "sms"]]}
+        )
+        first = client.recv_until(lambda m: m.get("msg") == "ready")
+        assert _data(first) == [("added", "mail")]
+        assert first[0]["fields"] == {}
+        Job(jc, "sms", {}).save()
+        Job(jc, "sms", {}).save()  # a second ready sms job: nothing new to say
+        Job(jc, "other", {}).save()  # not watched
+        assert _data([client.recv()]) == [("added", "sms")]
+        assert jc.get_work("sms", max_jobs=1)  # one sms job left: still ready
+        assert jc.get_work("mail")  # the last mail job claimed
+        assert _data([client.recv()]) == [("removed", "mail")]
+        assert jc.get_work("sms")
+        assert _data([client.recv()]) == [("removed", "sms")]
+        client.send({"msg": "unsub", "id": "b"})
+        assert client.recv() == {"msg": "nosub", "id": "b"}
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [([], 400), (["mail"], 400), ([["mail", 3]], 400), ([["mail"], {}], 400)],
+)
+def test_bad_params_are_refused(jc: JobCollection, params: list[object], code: int) -> None:
+    jc.allow(worker="anyone")
+    with serving(Server(jc)) as url, DdpClient(url) as client:
+        client.send({"msg": "sub", "id": "b", "name": "queue.readyTypes", "params": params})
+        nosub = client.recv_until(lambda m: m.get("msg") == "nosub")[-1]
+        assert nosub["error"]["error"] == code
+
+
+def test_only_workers_and_admins_may_ring(jc: JobCollection) -> None:
+    jc.allow(manager="anyone")  # managers follow jobs, not the doorbell
+    with serving(Server(jc)) as url, DdpClient(url) as client:
+        client.send({"msg": "sub", "id": "b", "name": "queue.readyTypes", "params": [["mail"]]})
+        nosub = client.recv_until(lambda m: m.get("msg") == "nosub")[-1]
+        assert nosub["error"]["error"] == 403
