@@ -586,12 +586,6 @@ def test_sigkilled_worker_job_is_retried_after_work_timeout(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="closing a remote worker that holds a claimed job while the server is unreachable "
-    "hangs: the hard shutdown's jobFail('Worker shutdown') waits, unbounded, for a reconnect "
-    "(blocking the queue's loop meanwhile)",
-)
 def test_closing_a_worker_while_the_server_is_down_is_bounded(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "jobs.db", free_port(), tmp_path)
     server.start()

@@ -187,6 +187,7 @@ class JobCollection(CollectionBase):
 
     def close(self) -> None:
         """Stop queues (hard), the scheduler, and the database connection."""
+        self.manager.begin_close()
         for queue in self._queues:
             queue.shutdown("hard", quiet=True)
         if self._portal is not None:
@@ -378,6 +379,7 @@ class AsyncJobCollection(CollectionBase):
         return queue
 
     async def close(self) -> None:
+        self.manager.begin_close()
         for queue in self._queues:
             await queue.shutdown("hard", quiet=True)
         self.executor.shutdown(wait=True)

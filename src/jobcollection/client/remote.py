@@ -31,6 +31,7 @@ from ..errors import JobCollectionError, PermissionDenied, RemoteError, Validati
 from .ddp import DdpClient
 
 JobDoc = dict[str, Any]
+CLOSING_RECONNECT_WAIT_S = 1.0
 _SERVER_SIDE = "is configured on the server (jobcollection serve), not through a remote client"
 
 
@@ -66,6 +67,9 @@ class RemoteManager:
         self.portal = Portal(f"jobcollection-ddp-{root}")
         self.client = DdpClient(url, **client_options)
         self._publication = f"{root}.jobs"
+        # How long a call waits for a lost connection to come back (None: as long as it
+        # takes); short once the collection is closing, so a close never hangs on a dead server.
+        self._reconnect_wait: float | None = None
         try:
             self.portal.run(self._open(username, email, password, token))
         except BaseException:
@@ -88,7 +92,9 @@ class RemoteManager:
 
     async def acall(self, method: str, params: Sequence[object]) -> Any:
         try:
-            result = await self.client.call(f"{self.root}_{method}", *params)
+            result = await self.client.call(
+                f"{self.root}_{method}", *params, timeout=self._reconnect_wait
+            )
         except RemoteError as error:
             raise _local_error(error) from error
         return result_from_wire(method, result)
@@ -243,6 +249,11 @@ class RemoteManager:
 
     def set_log_stream(self, stream: LogStream) -> None:
         raise JobCollectionError(f"the call log {_SERVER_SIDE}")
+
+    def begin_close(self) -> None:
+        """The collection is closing: calls still to come (failing a closing queue's jobs)
+        wait at most a second for a lost connection."""
+        self._reconnect_wait = CLOSING_RECONNECT_WAIT_S
 
     def close(self) -> None:
         if self.portal.loop.is_running():

@@ -366,6 +366,9 @@ class JobManager:
         with self.storage.read(self.root) as tx:
             return tx.count_by_status_type()
 
+    def begin_close(self) -> None:
+        """Called before the collection's queues stop (nothing to prepare locally)."""
+
     def close(self) -> None:
         self.scheduler.stop()
 
