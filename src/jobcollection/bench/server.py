@@ -303,31 +303,58 @@ def python_processing_rate(server: ServerProcess, n: int = 10000) -> float:
 
 
 def python_enqueue_to_start(server: ServerProcess, n: int = 200) -> dict[str, float]:
-    """An idle remote worker (poll interval 1 hour: only the publication wakes it); jobs
-    saved one at a time, every 20 ms, by another client of the server."""
+    """An idle remote worker in its own process (poll interval 1 hour: only the server's
+    doorbell wakes it); jobs saved one at a time, every 20 ms, by a client of the server in
+    this process. Latency = the worker's start time - the time just before `save()`."""
+    from ..client.remote import connect
+
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jobcollection.bench.server",
+            "--latency-worker",
+            server.ws_url,
+            str(n),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stdout is not None
+    if worker.stdout.readline().strip() != "ready":
+        worker.kill()
+        raise RuntimeError("the remote Python worker did not start")
+    saver = connect(server.ws_url)
+    try:
+        for _ in range(n):
+            Job(saver, "plat", {"t": time.time() * 1000}).save()
+            time.sleep(0.02)
+    finally:
+        saver.close()
+    out, _ = worker.communicate(timeout=120)
+    latencies = json.loads(out.strip().splitlines()[-1])["latencies_ms"]
+    return _percentiles(latencies[n // 10 :])
+
+
+def _latency_worker(url: str, n: int) -> None:
+    """The worker side of `python_enqueue_to_start` (run as a separate process)."""
     from ..client.remote import connect
 
     latencies: list[float] = []
-    arrived = threading.Semaphore(0)
+    finished = threading.Event()
 
     def work(job: Any) -> None:
         latencies.append(time.time() * 1000 - job.data["t"])
-        arrived.release()
+        if len(latencies) >= n:
+            finished.set()
 
-    worker, saver = connect(server.ws_url), connect(server.ws_url)
-    try:
-        queue = worker.process_jobs("plat", work, poll_interval=3_600_000)
-        time.sleep(0.3)  # subscribed and idle
-        for _ in range(n):
-            Job(saver, "plat", {"t": time.time() * 1000}).save()
-            if not arrived.acquire(timeout=10):
-                raise RuntimeError("the remote worker did not start a job within 10 s")
-            time.sleep(0.02)
-        queue.shutdown("soft")
-    finally:
-        worker.close()
-        saver.close()
-    return _percentiles(latencies[n // 10 :])
+    jc = connect(url)
+    queue = jc.process_jobs("plat", work, poll_interval=3_600_000)
+    print("ready", flush=True)
+    finished.wait(300)
+    queue.shutdown("soft")
+    jc.close()
+    print(json.dumps({"latencies_ms": latencies}), flush=True)
 
 
 def run_all(quick: bool = False) -> dict[str, Any]:
@@ -362,4 +389,7 @@ def run_all(quick: bool = False) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run_all("--quick" in sys.argv), indent=2))
+    if len(sys.argv) == 4 and sys.argv[1] == "--latency-worker":
+        _latency_worker(sys.argv[2], int(sys.argv[3]))
+    else:
+        print(json.dumps(run_all("--quick" in sys.argv), indent=2))

@@ -109,6 +109,7 @@ class Session:
         self.token: str | None = None
         self.connected = False
         self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
+        self._writer_busy = False
         self._work: deque[dict[str, Any]] = deque()
         self._work_ready = asyncio.Event()
         self._pending_calls = 0
@@ -125,7 +126,20 @@ class Session:
 
     async def _writer(self) -> None:
         while (text := await self._outgoing.get()) is not None:
-            await self.transport.send_text(text)
+            self._writer_busy = True
+            try:
+                await self.transport.send_text(text)
+            finally:
+                self._writer_busy = False
+
+    async def _reply(self, message: dict[str, Any]) -> None:
+        """Send a method's result now when nothing is queued before it (it then overtakes
+        the re-reads a change just scheduled, so a waiting worker starts sooner); else
+        queue it behind what is waiting, keeping the order."""
+        if self._outgoing.empty() and not self._writer_busy:
+            await self.transport.send_text(protocol.encode(message))
+        else:
+            self.send(message)
 
     # -- the connection's life --------------------------------------------------------------
 
@@ -275,10 +289,9 @@ class Session:
         )
         for call, (ok, value) in zip(calls, outcomes, strict=True):
             if ok or not isinstance(value, Exception):
-                self.send(protocol.result(call.id, value))
+                await self._reply(protocol.result(call.id, value))
             else:
-                self.send(protocol.error_result(call.id, as_meteor_error(value).to_wire()))
-        await asyncio.sleep(0)
+                await self._reply(protocol.error_result(call.id, as_meteor_error(value).to_wire()))
         await self._view.flush()
         self.send(protocol.updated(*(call.id for call in calls)))
 
@@ -293,12 +306,10 @@ class Session:
                     self.services.dispatcher.call(call.method, call.params, self.caller, self),
                 )
         except Exception as error:  # every failure becomes a Meteor error for the client
-            self.send(protocol.error_result(call.id, as_meteor_error(error).to_wire()))
+            await self._reply(protocol.error_result(call.id, as_meteor_error(error).to_wire()))
         else:
-            self.send(protocol.result(call.id, value, has_value=has_value))
-        # The result goes out first (a waiting worker starts sooner: the writer gets to run
-        # before the re-reads); `updated` follows the data messages the call caused (SPEC 8).
-        await asyncio.sleep(0)
+            await self._reply(protocol.result(call.id, value, has_value=has_value))
+        # The result goes out first; `updated` follows the data messages the call caused.
         await self._view.flush()
         self.send(protocol.updated(call.id))
 
