@@ -7,10 +7,11 @@ stored in SQLite (or PostgreSQL) and worked on by in-process, process-pool or re
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .api.collection import AsyncJobCollection, JobCollection
 from .api.job import AsyncJob, Job
 from .api.queue import AsyncJobQueue, JobQueue
-from .client.remote import connect, connect_async
 from .core.constants import (
     FOREVER,
     FOREVER_DATE,
@@ -42,7 +43,21 @@ from .errors import (
     ValidationError,
 )
 
+if TYPE_CHECKING:
+    from .client.remote import connect, connect_async
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """`connect`/`connect_async` load the network client on first use (a worker that never
+    talks to a server does not pay for websockets in memory)."""
+    if name in ("connect", "connect_async"):
+        from .client import remote
+
+        return getattr(remote, name)
+    raise AttributeError(f"module 'jobcollection' has no attribute {name!r}")
+
 
 __all__ = [
     "FOREVER",

@@ -20,7 +20,6 @@ from jobcollection.core import ejson
 from jobcollection.core.ids import SECRET_ALPHABET
 from jobcollection.core.permissions import Caller
 from jobcollection.errors import ConflictError, ValidationError
-from jobcollection.server import accounts as accounts_module
 from jobcollection.server.accounts import (
     TOKEN_LIFETIME_MS,
     Accounts,
@@ -467,7 +466,7 @@ def test_refused_attempts_never_reach_bcrypt(
         calls.append(password)
         return real(password, hashed)
 
-    monkeypatch.setattr(accounts_module.bcrypt, "checkpw", counting)
+    monkeypatch.setattr(bcrypt, "checkpw", counting)
     for _ in range(8):
         with pytest.raises(MeteorError):
             login(accounts, by_name("bob", "wrong"), "c1")
@@ -488,7 +487,7 @@ def test_concurrent_guesses_cannot_pass_the_user_limit(
             calls.append(password)
         return real(password, hashed)
 
-    monkeypatch.setattr(accounts_module.bcrypt, "checkpw", counting)
+    monkeypatch.setattr(bcrypt, "checkpw", counting)
 
     def guess(n: int) -> None:
         start.wait()

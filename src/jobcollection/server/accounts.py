@@ -23,8 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-import bcrypt
-
 from ..core import ejson
 from ..core.ids import random_id, random_secret
 from ..core.permissions import Caller
@@ -114,6 +112,8 @@ def _bcrypt_matches(digest: str, stored: str) -> bool:
     secret = digest.encode("utf-8", "surrogatepass")
     if len(secret) > _BCRYPT_MAX_BYTES or b"\0" in secret:
         return False  # never what was hashed (a 64-character hex digest)
+    import bcrypt  # loaded on first use: CLI commands and workers never hash
+
     return bcrypt.checkpw(secret, stored.encode("ascii"))
 
 
@@ -383,6 +383,8 @@ class Accounts:
     def hash_password(self, password: str) -> str:
         """The bcrypt Meteor keeps for `password`."""
         digest = password_digest(password).encode("ascii")
+        import bcrypt
+
         return bcrypt.hashpw(digest, bcrypt.gensalt(self._rounds)).decode("ascii")
 
     def add_user(self, name: str, password: str, email: str | None = None) -> str:
