@@ -95,3 +95,23 @@ def test_pipelined_calls_each_get_their_own_answer(jc: JobCollection) -> None:
         assert results["p5"]["result"]["status"] == "completed"
     statuses = sorted(job.doc["status"] for job in jc.find({"type": "p"}))
     assert statuses == ["completed"] * 3 + ["running"] * 2
+
+
+def test_a_result_that_cannot_be_encoded_becomes_a_500_and_the_connection_lives_on(
+    jc: JobCollection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobcollection.server import dispatch
+
+    jc.allow(admin="anyone")
+    real_call = dispatch.Dispatcher.call
+
+    def odd_result(self: Any, name: str, params: list[object], *args: Any) -> object:
+        if name == "queue_getJob" and params == ["odd"]:
+            return {"not json": {1, 2}}  # a set: no JSON form
+        return real_call(self, name, params, *args)
+
+    monkeypatch.setattr(dispatch.Dispatcher, "call", odd_result)
+    with serving(Server(jc)) as url, DdpClient(url) as client:
+        [result] = [m for m in client.call_raw("queue_getJob", ["odd"]) if m["msg"] == "result"]
+        assert result["error"]["error"] == 500
+        assert client.call("queue_getJob", "nope") is None

@@ -136,10 +136,16 @@ class Session:
         """Send a method's result now when nothing is queued before it (it then overtakes
         the re-reads a change just scheduled, so a waiting worker starts sooner); else
         queue it behind what is waiting, keeping the order."""
+        try:
+            text = protocol.encode(message)
+        except (TypeError, ValueError, RecursionError):  # a result JSON cannot carry
+            log.exception("DDP method %s: its result cannot be sent", message.get("id"))
+            failure = MeteorError(500, "Internal server error").to_wire()
+            text = protocol.encode(protocol.error_result(message["id"], failure))
         if self._outgoing.empty() and not self._writer_busy:
-            await self.transport.send_text(protocol.encode(message))
+            await self.transport.send_text(text)
         else:
-            self.send(message)
+            self._outgoing.put_nowait(text)
 
     # -- the connection's life --------------------------------------------------------------
 
