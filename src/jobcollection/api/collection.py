@@ -46,6 +46,7 @@ class JobCollection(CollectionBase):
         else:
             self.manager, self._owns_storage = open_manager(name, db, clock)
         self._portal: Portal | None = None
+        self._owns_portal = True
         self._async: AsyncJobCollection | None = None
         self._queues: list[JobQueue] = []
 
@@ -171,9 +172,12 @@ class JobCollection(CollectionBase):
         """Start a JobQueue running `worker` on jobs of `types` (see `QueueOptions`)."""
         settings = QueueOptions.build(types, worker, **options)
         if self._portal is None:
-            self._portal = Portal(f"jobcollection-{self.root}")
             # The portal loop serves only our queues, so engine calls may run on it directly:
             # a SQLite transaction takes well under a millisecond, a thread hop costs as much.
+            # A remote collection's queues share its DDP client's loop, for the same reason.
+            shared: Portal | None = getattr(self.manager, "portal", None)
+            self._owns_portal = shared is None
+            self._portal = shared or Portal(f"jobcollection-{self.root}")
             self._async = AsyncJobCollection(run_inline=True, _manager=self.manager, _sync=self)
         async_jc = self._async
         assert async_jc is not None
@@ -190,7 +194,7 @@ class JobCollection(CollectionBase):
         self.manager.begin_close()
         for queue in self._queues:
             queue.shutdown("hard", quiet=True)
-        if self._portal is not None:
+        if self._portal is not None and self._owns_portal:
             self._portal.close()
         if self._async is not None:
             self._async.executor.shutdown(wait=True)
@@ -232,9 +236,18 @@ class AsyncJobCollection(CollectionBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def _inline(self, operation: str, *args: Any) -> Any:
+        """A manager operation run on this loop: a remote manager's coroutine form (this is
+        then its client's loop, see `JobCollection.process_jobs`), else the blocking form (a
+        local engine call takes microseconds)."""
+        native = getattr(self.manager, f"a{operation}", None)
+        if native is not None:
+            return await native(*args)
+        return getattr(self.manager, operation)(*args)
+
     async def call(self, method: str, params: list[Any]) -> Any:
         if self.run_inline:
-            return self.manager.call(method, params)
+            return await self._inline("call", method, params)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, self.manager.call, method, params)
 
@@ -285,7 +298,8 @@ class AsyncJobCollection(CollectionBase):
         """Complete several running jobs with one result, in one transaction."""
         runs = [(*job.run_key(), as_object(result, {})) for job in jobs]
         if self.run_inline:
-            return self.manager.complete_many(runs)
+            outcomes: list[bool | str] = await self._inline("complete_many", runs)
+            return outcomes
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, self.manager.complete_many, runs)
 
@@ -300,7 +314,7 @@ class AsyncJobCollection(CollectionBase):
         """Complete `jobs` with `result` and claim new work, in one transaction."""
         runs, request = completion_and_claim(jobs, result, types, max_jobs, work_timeout)
         if self.run_inline:
-            _, docs = self.manager.complete_and_claim(runs, request)
+            _, docs = await self._inline("complete_and_claim", runs, request)
         else:
             loop = asyncio.get_running_loop()
             call = self.manager.complete_and_claim

@@ -127,12 +127,20 @@ class RemoteManager:
     def complete_many(self, runs: Sequence[tuple[str, str, object]]) -> list[bool | str]:
         return self.complete_and_claim(runs, None)[0]
 
+    async def acomplete_many(self, runs: Sequence[tuple[str, str, object]]) -> list[bool | str]:
+        return (await self.acomplete_and_claim(runs, None))[0]
+
     def complete_and_claim(
         self, runs: Sequence[tuple[str, str, object]], get_work: list[object] | None
     ) -> tuple[list[bool | str], list[JobDoc]]:
         """Completions and the next claim in one message and one server transaction."""
+        return self.portal.run(self.acomplete_and_claim(runs, get_work))
+
+    async def acomplete_and_claim(
+        self, runs: Sequence[tuple[str, str, object]], get_work: list[object] | None
+    ) -> tuple[list[bool | str], list[JobDoc]]:
         wire_runs = [[job_id, run_id, result] for job_id, run_id, result in runs]
-        outcomes, docs = self.call("jobDoneAndGetWork", [wire_runs, get_work])
+        outcomes, docs = await self.acall("jobDoneAndGetWork", [wire_runs, get_work])
         return outcomes, [doc_from_wire(doc) for doc in docs]
 
     # -- queries over the publication -------------------------------------------------------
@@ -178,7 +186,11 @@ class RemoteManager:
                 handle.stop()
                 raise
 
-        handle, sub = self.portal.run(start())
+        # A queue on this client's own loop (see JobCollection.process_jobs) may not block
+        # it: subscribe in the background (the queue asks for work once at its start anyway).
+        inline = self._on_portal()
+        started = self.portal.loop.create_task(start()) if inline else None
+        subscribed = None if inline else self.portal.run(start())
 
         def look_again() -> None:
             # After a reconnect: a getWork lost in the cut, or jobs readied while away under a
@@ -188,13 +200,33 @@ class RemoteManager:
         self.client.on_reconnect.append(look_again)
 
         def stop() -> None:
-            handle.stop()
             if look_again in self.client.on_reconnect:
                 self.client.on_reconnect.remove(look_again)
-            if self.portal.loop.is_running():
+            if started is not None and not started.done():
+                started.cancel()
+                return
+            try:
+                pair = subscribed if started is None else started.result()
+            except Exception:  # the background subscription failed: nothing to undo
+                return
+            assert pair is not None
+            handle, sub = pair
+            handle.stop()
+            if not self.portal.loop.is_running():
+                return
+            if self._on_portal():
+                self.portal.loop.create_task(sub.stop())
+            else:
                 self.portal.run(sub.stop())
 
         return stop
+
+    def _on_portal(self) -> bool:
+        """Whether the caller runs on this client's own loop."""
+        try:
+            return asyncio.get_running_loop() is self.portal.loop
+        except RuntimeError:
+            return False
 
     def observe(
         self, selector: dict[str, Any] | None, callback: Callable[[JobChange], None]
