@@ -178,13 +178,8 @@ class RemoteManager:
         thread) whenever one of `types` goes from no ready job to some."""
         bell = f"{self.root}.readyTypes"
 
-        async def start() -> Any:
-            handle = self.client.observe(bell, added=lambda *_: callback())
-            try:
-                return handle, await self.client.subscribe(bell, list(types))
-            except BaseException:
-                handle.stop()
-                raise
+        def start() -> Any:
+            return self._follow(bell, [list(types)], added=lambda *_: callback())
 
         # A queue on this client's own loop (see JobCollection.process_jobs) may not block
         # it: subscribe in the background (the queue asks for work once at its start anyway).
@@ -210,16 +205,28 @@ class RemoteManager:
             except Exception:  # the background subscription failed: nothing to undo
                 return
             assert pair is not None
-            handle, sub = pair
-            handle.stop()
-            if not self.portal.loop.is_running():
-                return
-            if self._on_portal():
-                self.portal.loop.create_task(sub.stop())
-            else:
-                self.portal.run(sub.stop())
+            self._unfollow(*pair)
 
         return stop
+
+    async def _follow(self, name: str, params: list[Any], **callbacks: Any) -> tuple[Any, Any]:
+        """Observe DDP collection ``name`` with ``callbacks``, then subscribe to it."""
+        handle = self.client.observe(name, **callbacks)
+        try:
+            return handle, await self.client.subscribe(name, *params)
+        except BaseException:
+            handle.stop()
+            raise
+
+    def _unfollow(self, handle: Any, sub: Any) -> None:
+        """Undo `_follow`, from any thread (this client's loop included)."""
+        handle.stop()
+        if not self.portal.loop.is_running():
+            return
+        if self._on_portal():
+            self.portal.loop.create_task(sub.stop())
+        else:
+            self.portal.run(sub.stop())
 
     def _on_portal(self) -> bool:
         """Whether the caller runs on this client's own loop."""
@@ -243,27 +250,18 @@ class RemoteManager:
             live.update(job_id, doc)
 
         async def start() -> tuple[Any, Any]:
-            handle = self.client.observe(publication, added=feed, changed=feed, removed=feed)
-            try:
-                sub = await self.client.subscribe(publication, selector)
-            except BaseException:
-                handle.stop()
-                raise
+            followed = await self._follow(
+                publication, [selector], added=feed, changed=feed, removed=feed
+            )
             for job_id in list(self.client.collections.get(publication, {})):
                 feed(job_id)
-            return handle, sub
+            return followed
 
         try:
             handle, sub = self.portal.run(start())
         except RemoteError as error:
             raise _local_error(error) from error
-
-        def stop() -> None:
-            handle.stop()
-            if self.portal.loop.is_running():
-                self.portal.run(sub.stop())
-
-        return stop
+        return lambda: self._unfollow(handle, sub)
 
     def child_spec(self) -> ChildSpec:
         """How a worker's pool process reaches this collection: the same server, logged in

@@ -7,6 +7,7 @@ EJSON `Date` values wherever a time is expected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 from .ejson import Date
@@ -41,13 +42,18 @@ def doc_to_wire(doc: dict[str, Any]) -> dict[str, Any]:
     return {name: field_to_wire(name, value) for name, value in doc.items()}
 
 
-def result_to_wire(method: str, result: Any) -> Any:
-    """A method's result as sent to clients: documents from getJob/getWork get wire times."""
+def _map_docs(method: str, result: Any, convert: Callable[[Any], Any]) -> Any:
+    """Apply ``convert`` to the job documents in a getJob/getWork result (one or a list)."""
     if method not in ("getJob", "getWork") or result is None:
         return result
     if isinstance(result, list):
-        return [doc_to_wire(doc) for doc in result]
-    return doc_to_wire(result)
+        return [convert(doc) for doc in result]
+    return convert(result)
+
+
+def result_to_wire(method: str, result: Any) -> Any:
+    """A method's result as sent to clients: documents from getJob/getWork get wire times."""
+    return _map_docs(method, result, doc_to_wire)
 
 
 def _entry_from_wire(entry: Any) -> Any:
@@ -70,8 +76,4 @@ def doc_from_wire(doc: dict[str, Any]) -> dict[str, Any]:
 
 def result_from_wire(method: str, result: Any) -> Any:
     """The inverse of `result_to_wire`, for clients."""
-    if method not in ("getJob", "getWork") or result is None:
-        return result
-    if isinstance(result, list):
-        return [doc_from_wire(doc) for doc in result]
-    return doc_from_wire(result)
+    return _map_docs(method, result, doc_from_wire)

@@ -81,12 +81,11 @@ class Dispatcher:
                 user_id=caller.user_id,
                 connection=connection,
             )
-        except Exception as error:
+        except Exception as error:  # the calls that got this far share its failure
             failure = as_meteor_error(error)
-            return [
-                (False, failure) if ok is False and value is None else (ok, value)
-                for ok, value in outcomes
-            ]
+            for index, _, _ in allowed:
+                outcomes[index] = (False, failure)
+            return outcomes
         for (index, method, _), (ok, value) in zip(allowed, results, strict=True):
             outcomes[index] = (
                 (True, result_to_wire(method, value)) if ok else (False, as_meteor_error(value))
