@@ -106,7 +106,7 @@ FIELDS = sorted(usual_doc())
 
 def test_the_usual_document_takes_the_shortcut() -> None:
     doc = usual_doc()
-    assert document._is_usual_doc(doc)
+    assert document.usual_values(doc) is not None
     assert validate_job_doc(doc) == by_table(doc)
     assert_agree(doc)
 

@@ -14,6 +14,7 @@ from ..core.constants import (
     JOB_STATUS_RESTARTABLE,
     Status,
 )
+from ..core.document import USUAL_FIELDS, usual_values
 from ..core.params import (
     CancelParams,
     IdsParams,
@@ -231,32 +232,76 @@ def insert_new(op: Op, doc: JobDoc) -> str | None:
     return _insert_prepared(op, doc)
 
 
-def save_many(
-    op: Op, docs: Sequence[JobDoc], new_id: Callable[[], str] | None = None
-) -> list[str | None]:
-    """Save new jobs in one transaction; runs of jobs that go straight to ready are inserted by
-    one statement, the others one by one, in order.
+_NEW_AFTER = USUAL_FIELDS.index("after")
+_NEW_STATUS = USUAL_FIELDS.index("status")
+_NEW_RUN_ID = USUAL_FIELDS.index("runId")
+_NEW_DEPENDS = USUAL_FIELDS.index("depends")
 
-    `docs` are fresh validated copies without `_id` (they are changed in place); `new_id`
-    replaces `op.new_id` (the manager draws a batch's ids at once).
+
+def new_ready_candidate(doc: object) -> tuple[Any, ...] | None:
+    """The `usual_values` of a document that is valid for `jobSave` and, if due when saved,
+    goes straight to ready: a new waiting job without runId or dependencies. Else None."""
+    values = usual_values(doc)
+    if (
+        values is None
+        or values[_NEW_STATUS] != _WAITING
+        or values[_NEW_RUN_ID] is not None
+        or values[_NEW_DEPENDS]
+    ):
+        return None
+    return values
+
+
+def save_many(
+    op: Op, jobs: Sequence[JobDoc | tuple[Any, ...]], new_id: Callable[[], str] | None = None
+) -> list[str | None]:
+    """Save new jobs in one transaction, in order; runs of jobs that go straight to ready are
+    inserted by one statement, the others one by one.
+
+    `jobs` are fresh validated copies without `_id` (changed in place) or, for the usual new
+    job, its `new_ready_candidate` values; `new_id` replaces `op.new_id` (the manager draws a
+    batch's ids at once).
     """
+    next_id = new_id or op.new_id
     ids: list[str | None] = []
-    batch: list[JobDoc] = []
+    ready_values: list[tuple[Any, ...]] = []  # a run of candidates going to ready...
+    ready_ids: list[str] = []
+    ready_docs: list[JobDoc] = []  # ...or of documents going to ready
     entries = _new_job_entries(op.now)
-    for valid in docs:
-        doc = rules.clamp_new_doc(valid, op.now, copy=False)
+
+    def flush() -> None:
+        if ready_values:
+            op.tx.insert_ready(ready_values, ready_ids, op.now, entries)
+            ready_values.clear()
+            ready_ids.clear()
+        if ready_docs:
+            op.tx.insert(ready_docs)
+            ready_docs.clear()
+
+    for job in jobs:
+        if type(job) is tuple:
+            if job[_NEW_AFTER] <= op.now:
+                if ready_docs:
+                    flush()
+                job_id = next_id()
+                ready_values.append(job)
+                ready_ids.append(job_id)
+                ids.append(job_id)
+                continue
+            job = dict(zip(USUAL_FIELDS, job, strict=True))  # due later: the general path
+        assert isinstance(job, dict)
+        doc = rules.clamp_new_doc(job, op.now, copy=False)
         if doc is None:  # a schedule without an occurrence in time: nothing is saved
             ids.append(None)
-        elif _prepare_new(op, doc, entries, new_id or op.new_id):
-            batch.append(doc)
+        elif _prepare_new(op, doc, entries, next_id):
+            if ready_values:
+                flush()
+            ready_docs.append(doc)
             ids.append(doc["_id"])
         else:
-            if batch:
-                op.tx.insert(batch)
-                batch = []
+            flush()
             ids.append(_insert_prepared(op, doc))
-    if batch:
-        op.tx.insert(batch)
+    flush()
     return ids
 
 

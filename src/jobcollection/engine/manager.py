@@ -198,10 +198,15 @@ class JobManager:
         """Save many new jobs in one transaction; all are validated before anything is written.
 
         Each document is checked as `jobSave` checks it (same errors, naming `doc.<field>`),
-        without building the per-call params of `parse_params`.
+        without building the per-call params of `parse_params`. The usual new job (see
+        `_control.new_ready_candidate`) is not even copied: its values go to storage as a tuple.
         """
-        checked: list[JobDoc] = []
+        checked: list[JobDoc | tuple[Any, ...]] = []
         for number, doc in enumerate(docs):
+            values = _control.new_ready_candidate(doc)
+            if values is not None:
+                checked.append(values)
+                continue
             valid = check_save_doc(doc)
             if valid.get("_id") is not None:
                 raise ValidationError(f"jobs[{number}] is already saved ({valid['_id']})")

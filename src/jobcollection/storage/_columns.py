@@ -229,6 +229,65 @@ def insert_rows(
     return runs
 
 
+_FRESH_PROGRESS: Final = {"completed": 0, "total": 1, "percent": 0}
+_FRESH_PROGRESS_TEXT: Final = '{"completed":0,"total":1,"percent":0}'
+
+
+def ready_rows(
+    collection: str,
+    jobs: Sequence[tuple[Any, ...]],
+    ids: Sequence[str],
+    now: int,
+    entries: Sequence[dict[str, Any]],
+) -> list[tuple[Any, ...]]:
+    """USUAL_COLUMNS parameters for `Transaction.insert_ready`: new jobs as
+    `core.document.usual_values` tuples, stored ready at `now`.
+
+    The batch save's hot loop: the values are already checked, so each row is read off its
+    tuple; log entries (a batch's jobs mostly share their "Constructed" time) are formatted
+    once per distinct entry.
+    """
+    tail = "".join(["," + _entry_text(entry) for entry in entries]) + "]"
+    texts: dict[tuple[Any, ...], str] = {}
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    for values, job_id in zip(jobs, ids, strict=True):
+        (
+            _, _, _, retry_until, repeat_until,
+            retries, retried, repeat_retries, retry_wait, repeats, repeated, repeat_wait,
+            _, job_type, _, priority, backoff, data, progress, _, resolved, log,
+        ) = values  # fmt: skip
+        head = [
+            texts.get(key) or _remember_entry(texts, key) for key in map(_server_entry_values, log)
+        ]
+        append((
+            collection, job_id, job_type, "ready", priority,
+            retry_until if retry_until > now else now, now, now, now,
+            retries, retried, repeat_retries, retry_wait, backoff, repeats, repeated,
+            repeat_until if repeat_until > now else now,
+            str(repeat_wait),
+            _FRESH_PROGRESS_TEXT if progress == _FRESH_PROGRESS else _progress_text(progress),
+            "[]",
+            _json(resolved),
+            _ejson(data) if data else "{}",
+            "[" + ",".join(head) + tail if head else "[" + tail[1:],
+        ))  # fmt: skip
+    return rows
+
+
+def _progress_text(progress: dict[str, Any]) -> str:
+    """The column text of a checked progress object, its keys in the usual order."""
+    return _json({key: progress[key] for key in _PROGRESS_KEYS})
+
+
+def _remember_entry(texts: dict[tuple[Any, ...], str], key: tuple[Any, ...]) -> str:
+    time, run_id, level, message = key
+    text = texts[key] = _entry_text(
+        {"time": time, "runId": run_id, "level": level, "message": message}
+    )
+    return text
+
+
 _SERVER_ENTRY_KEYS: Final = frozenset(("time", "runId", "level", "message"))
 _server_entry_values = operator.itemgetter("time", "runId", "level", "message")
 

@@ -41,6 +41,22 @@ def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
+def _by_status_index(
+    where: list[str], args: list[Any], statuses: Collection[str]
+) -> list[tuple[list[str], list[Any]]]:
+    """A status filter as (where, args) parts, each served by one index: ready jobs are only in
+    `jobs_ready`, the others only in `jobs_status` (sqlite_004.sql). No part: nothing matches."""
+    wanted = list(dict.fromkeys(statuses))
+    others = [status for status in wanted if status != "ready"]
+    parts = []
+    if len(others) < len(wanted):
+        parts.append(([*where, "status = 'ready'"], args))
+    if others:
+        status_in = f"status IN ({_marks(len(others))}) AND status != 'ready'"
+        parts.append(([*where, status_in], [*args, *others]))
+    return parts
+
+
 class SqliteTransaction:
     """Implements `storage.port.Transaction`; collects the change feed rows it causes."""
 
@@ -76,23 +92,31 @@ class SqliteTransaction:
             return found[:limit] if limit is not None else found
         where: list[str] = ["collection = ?"]
         args: list[Any] = [self.collection]
-        for column, values in (("id", ids), ("status", statuses), ("type", types)):
+        for column, values in (("id", ids), ("type", types)):
             if values is not None:
                 values = list(values)
                 where.append(f"{column} IN ({_marks(len(values))})")
                 args.extend(values)
-        sql = f"SELECT {cols.SELECT_LIST} FROM jobs WHERE {' AND '.join(where)} ORDER BY seq"
+        parts = [(where, args)] if statuses is None else _by_status_index(where, args, statuses)
+        if not parts:
+            return []
+        select = f"SELECT {cols.SELECT_LIST}, seq FROM jobs WHERE "
+        sql = " UNION ALL ".join(select + " AND ".join(w) for w, _ in parts) + " ORDER BY seq"
+        params = [arg for _, a in parts for arg in a]
         if limit is not None:
             sql += " LIMIT ?"
-            args.append(limit)
-        return [cols.row_to_doc(row) for row in self._conn.execute(sql, args)]
+            params.append(limit)
+        return [cols.row_to_doc(row[:-1]) for row in self._conn.execute(sql, params)]
 
     def count_by_status_type(self) -> list[tuple[str, str, int]]:
-        sql = (
-            "SELECT status, type, count(*) FROM jobs WHERE collection = ? "
-            "GROUP BY status, type ORDER BY status, type"
+        sql = (  # one part per status index (see sqlite_004.sql)
+            "SELECT 'ready', type, count(*) FROM jobs WHERE collection = ? AND status = 'ready' "
+            "GROUP BY type UNION ALL "
+            "SELECT status, type, count(*) FROM jobs WHERE collection = ? AND status != 'ready' "
+            "GROUP BY status, type ORDER BY 1, 2"
         )
-        return [(s, t, n) for s, t, n in self._conn.execute(sql, (self.collection,))]
+        rows = self._conn.execute(sql, (self.collection, self.collection))
+        return [(s, t, n) for s, t, n in rows]
 
     def log_of(self, ids: Sequence[str]) -> dict[str, list[LogEntry]]:
         logs: dict[str, list[LogEntry]] = {job_id: [] for job_id in ids}
@@ -174,9 +198,28 @@ class SqliteTransaction:
             self._conn.executemany(
                 "INSERT OR IGNORE INTO job_deps (antecedent, job_id) VALUES (?, ?)", deps
             )
+        self._inserted([(d["type"], d["status"], d["_id"]) for d in docs])
+
+    def insert_ready(
+        self,
+        jobs: Sequence[tuple[Any, ...]],
+        ids: Sequence[str],
+        now: int,
+        entries: Sequence[LogEntry],
+    ) -> None:
+        rows = cols.ready_rows(self.collection, jobs, ids, now, entries)
+        self._conn.executemany(_job_insert(cols.USUAL_COLUMNS), rows)
+        self._inserted([(row[2], "ready", row[1]) for row in rows])
+
+    def _inserted(self, jobs: Sequence[tuple[str, str, str]]) -> None:
+        """Feed rows for inserted (type, status, id)s: one per type and status, its ids
+        comma-separated (schema 4)."""
+        by_kind: dict[tuple[str, str], list[str]] = {}
+        for job_type, status, job_id in jobs:
+            by_kind.setdefault((job_type, status), []).append(job_id)
         collection = self.collection
         self.changes += [
-            (collection, d["_id"], "insert", d["type"], d["status"], "*") for d in docs
+            (collection, ",".join(ids), "insert", t, s, "*") for (t, s), ids in by_kind.items()
         ]
 
     def update(

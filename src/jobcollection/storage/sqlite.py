@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -22,11 +22,11 @@ from ..errors import SchemaTooNew, StorageCorrupt, StorageError, StorageUnavaila
 from ._change_hub import ChangeHub
 from ._sqlite_tx import SqliteTransaction
 from ._sqlite_users import SqliteUserStore
-from .port import Change, ChangeListener
+from .port import Change, ChangeListener, ChangeOp
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 5000
 WATCH_INTERVAL_S = 0.001
 CHECKPOINT_INTERVAL_S = 0.2
@@ -155,10 +155,7 @@ class SqliteStorage:
             self._conn.executemany(sql, tx.changes)
             last = self._conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         first = last - len(tx.changes) + 1
-        return [
-            Change(first + n, c, job_id, op, t, s, tuple(f.split(",")) if f else ())
-            for n, (c, job_id, op, t, s, f) in enumerate(tx.changes)
-        ]
+        return _expand((first + n, *row) for n, row in enumerate(tx.changes))
 
     @contextmanager
     def read(self, collection: str) -> Iterator[SqliteTransaction]:
@@ -212,9 +209,22 @@ def _changes_since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Chang
         "WHERE seq > ? ORDER BY seq LIMIT ?",
         (seq, limit),
     ).fetchall()
-    return [
-        Change(s, c, i, o, t, st, tuple(f.split(",")) if f else ()) for s, c, i, o, t, st, f in rows
-    ]
+    return _expand(rows)
+
+
+def _expand(rows: Iterable[tuple[int, str, str, ChangeOp, str, str | None, str]]) -> list[Change]:
+    """Feed rows as changes: one per job (an insert row may name several, comma-separated)."""
+    changes: list[Change] = []
+    for seq, collection, job_id, op, job_type, status, fields in rows:
+        names = tuple(fields.split(",")) if fields else ()
+        if "," in job_id:
+            changes += [
+                Change(seq, collection, one, op, job_type, status, names)
+                for one in job_id.split(",")
+            ]
+        else:
+            changes.append(Change(seq, collection, job_id, op, job_type, status, names))
+    return changes
 
 
 def _prune(conn: sqlite3.Connection, keep: int) -> None:
