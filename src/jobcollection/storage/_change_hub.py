@@ -34,6 +34,15 @@ class ChangeHub:
         with self._lock:
             self.published_seq = max(self.published_seq, seq)
 
+    def publish_lazily(self, last_seq: int, changes: Callable[[], Sequence[Change]]) -> None:
+        """Publish the changes up to `last_seq`, built by `changes()` only if anyone listens
+        (a producer that saves thousands of jobs and watches none makes no change objects)."""
+        with self._lock:
+            if not self._listeners:
+                self.published_seq = max(self.published_seq, last_seq)
+                return
+        self.publish(changes())
+
     def publish(self, changes: Sequence[Change]) -> None:
         with self._lock:
             fresh = [c for c in changes if c.seq > self.published_seq]

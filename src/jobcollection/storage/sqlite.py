@@ -130,7 +130,7 @@ class SqliteStorage:
                 raise translate(error, self.path) from error
             try:
                 yield tx
-                changes = self._record(tx)
+                recorded = self._record(tx)
                 self._conn.execute("COMMIT")
             except sqlite3.Error as error:
                 self._rollback()
@@ -138,16 +138,19 @@ class SqliteStorage:
             except BaseException:
                 self._rollback()
                 raise
-            if changes:
-                self._hub.publish(changes)
+            if recorded is not None:
+                last_seq, rows = recorded
+                self._hub.publish_lazily(last_seq, lambda: _expand(rows))
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
 
-    def _record(self, tx: SqliteTransaction) -> list[Change]:
+    def _record(self, tx: SqliteTransaction) -> tuple[int, list[_FeedRow]] | None:
+        """Write the transaction's change-feed rows; the last sequence number and the rows
+        with their numbers, or None when it changed nothing."""
         if not tx.changes:
-            return []
+            return None
         sql = _CHANGE_INSERT
         if len(tx.changes) == 1:
             last = int(self._conn.execute(sql, tx.changes[0]).lastrowid or 0)
@@ -155,7 +158,7 @@ class SqliteStorage:
             self._conn.executemany(sql, tx.changes)
             last = self._conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         first = last - len(tx.changes) + 1
-        return _expand((first + n, *row) for n, row in enumerate(tx.changes))
+        return last, [(first + n, *row) for n, row in enumerate(tx.changes)]
 
     @contextmanager
     def read(self, collection: str) -> Iterator[SqliteTransaction]:
@@ -212,7 +215,10 @@ def _changes_since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Chang
     return _expand(rows)
 
 
-def _expand(rows: Iterable[tuple[int, str, str, ChangeOp, str, str | None, str]]) -> list[Change]:
+_FeedRow = tuple[int, str, str, ChangeOp, str, str | None, str]
+
+
+def _expand(rows: Iterable[_FeedRow]) -> list[Change]:
     """Feed rows as changes: one per job (an insert row may name several, comma-separated)."""
     changes: list[Change] = []
     for seq, collection, job_id, op, job_type, status, fields in rows:
