@@ -64,3 +64,35 @@ def test_only_workers_and_admins_may_ring(jc: JobCollection) -> None:
         client.send({"msg": "sub", "id": "b", "name": "queue.readyTypes", "params": [["mail"]]})
         nosub = client.recv_until(lambda m: m.get("msg") == "nosub")[-1]
         assert nosub["error"]["error"] == 403
+
+
+def test_without_followers_changes_no_longer_ring_the_bell(
+    jc: JobCollection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobcollection.server.doorbell import ReadyBell
+
+    rechecked: list[frozenset[str]] = []
+    recheck = ReadyBell.recheck
+    monkeypatch.setattr(
+        ReadyBell,
+        "recheck",
+        lambda bell, types: rechecked.append(frozenset(types)) or recheck(bell, types),
+    )
+    jc.allow(admin="anyone")
+    with serving(Server(jc)) as url, DdpClient(url) as client:
+        client.send({"msg": "sub", "id": "b", "name": "queue.readyTypes", "params": [["mail"]]})
+        client.recv_until(lambda m: m.get("msg") == "ready")
+        client.call("queue_jobSave", _wire(Job(jc, "mail", {})))
+        assert rechecked == [frozenset({"mail"})]
+        client.send({"msg": "unsub", "id": "b"})
+        client.recv_until(lambda m: m.get("msg") == "nosub")
+        client.call("queue_jobSave", _wire(Job(jc, "mail", {})))  # flushed before `updated`
+        assert rechecked == [frozenset({"mail"})]
+
+
+def _wire(job: Job) -> dict[str, object]:
+    from jobcollection.core import ejson
+    from jobcollection.core.wire import doc_to_wire
+
+    encoded: dict[str, object] = ejson.to_ejson(doc_to_wire(job.doc))
+    return encoded

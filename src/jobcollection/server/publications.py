@@ -114,7 +114,7 @@ class _Source:
 
     def __init__(self, manager: JobManager) -> None:
         self.manager = manager
-        self.bell_subscribed = False  # someone follows `<root>.readyTypes`
+        self.bell = ReadyBell(manager)  # `<root>.readyTypes`
         self.root = manager.root
         self.collection = f"{manager.root}.jobs"  # the DDP collection name
         self.subs: dict[_Sub, None] = {}
@@ -267,8 +267,7 @@ class PublicationRegistry:
                 raise ValueError(f"collection {manager.root!r} is served twice")
             source = self._sources[manager.root] = _Source(manager)
             self._publications[source.collection] = _Publication(source.collection, source, None)
-            bell = ReadyBell(manager)
-            self.bells[bell.name] = bell
+            self.bells[source.bell.name] = source.bell
             if not any(manager.storage is known for known in storages):
                 storages.append(manager.storage)
         # Written by storage threads, taken by the loop: ids to re-read, per collection.
@@ -323,7 +322,7 @@ class PublicationRegistry:
                 source = sources.get(change.collection)
                 if source is not None and source.subs:
                     self._pending.setdefault(change.collection, {})[change.job_id] = None
-                if source is not None and source.bell_subscribed:
+                if source is not None and source.bell.subs:  # someone follows the doorbell
                     self._bell_types.setdefault(change.collection, set()).add(change.type)
             pending = self._pending or self._bell_types
             if not pending or self._wakeup_scheduled or self._closed:
@@ -411,7 +410,6 @@ class ConnectionView:
             return
         sub = BellSub(sub_id, self.box, self._send_all, types)
         self._bells[sub_id] = (bell, sub)
-        self.registry._sources[bell.manager.root].bell_subscribed = True
         bell.subscribe(sub)
 
     def unsubscribe(self, sub_id: str) -> None:
