@@ -21,7 +21,7 @@ from typing import Any
 from ..api._portal import Portal
 from ..api._runners import ChildSpec
 from ..api.collection import AsyncJobCollection, JobCollection
-from ..core.live import JobChange, LiveQuery, matches
+from ..core.live import JobChange, LiveQuery, Query
 from ..core.params import parse_params
 from ..core.wire import doc_from_wire, result_from_wire
 from ..engine.clock import SystemClock
@@ -146,14 +146,18 @@ class RemoteManager:
     # -- queries over the publication -------------------------------------------------------
 
     async def _snapshot(self, selector: dict[str, Any]) -> list[JobDoc]:
-        query = parse_selector(selector)  # raises ValidationError naming the bad part
+        query = Query.of(parse_selector(selector))  # raises ValidationError naming the bad part
         sub = await self.client.subscribe(self._publication, selector)
         try:
             cached = self.client.collections.get(self._publication, {})
-            docs = [{"_id": job_id, **fields} for job_id, fields in cached.items()]
+            docs = [
+                {"_id": job_id, **fields}
+                for job_id, fields in cached.items()
+                if query.matches(job_id, fields)
+            ]
         finally:
             await sub.stop()
-        return [doc_from_wire(doc) for doc in docs if matches(doc, query)]
+        return [doc_from_wire(doc) for doc in docs]
 
     def find(
         self, selector: dict[str, Any] | None = None, limit: int | None = None
@@ -241,7 +245,7 @@ class RemoteManager:
         """A live query over the `<root>.jobs` publication; ``callback`` runs on the client's
         thread (keep it short). Returns a stop function."""
         selector = selector or {}
-        live = LiveQuery(parse_selector(selector), callback)
+        live = LiveQuery(Query.of(parse_selector(selector)), callback)
         publication = self._publication
 
         def feed(job_id: str, *_: object) -> None:

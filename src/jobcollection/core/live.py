@@ -7,12 +7,11 @@ what changed for the jobs matching a selector.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 JobDoc = dict[str, Any]
-_FIELD_OF = {"ids": "_id", "statuses": "status", "types": "type"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,23 +25,47 @@ class JobChange:
     fields: tuple[str, ...] = ()
 
 
-def matches(doc: JobDoc, query: dict[str, list[str]]) -> bool:
-    """Whether ``doc`` satisfies a parsed selector (`{"statuses": [...], "types": [...]}`)."""
-    return all(doc.get(_FIELD_OF.get(key, key)) in values for key, values in query.items())
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A parsed selector (see `engine.manager.parse_selector`): each set that is not None must
+    contain the job's value. Shared by live queries here and the server's publications."""
+
+    ids: frozenset[str] | None = None
+    statuses: frozenset[str] | None = None
+    types: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, parsed: Mapping[str, Iterable[str]]) -> Query:
+        """From `parse_selector`'s ``{"ids"|"statuses"|"types": [...]}``."""
+
+        def values(name: str) -> frozenset[str] | None:
+            found = parsed.get(name)
+            return None if found is None else frozenset(found)
+
+        return cls(values("ids"), values("statuses"), values("types"))
+
+    def matches(self, job_id: str, fields: Mapping[str, Any]) -> bool:
+        """Whether the job ``job_id`` with these fields (a document or its published fields;
+        only `status` and `type` are read) is selected."""
+        return (
+            (self.ids is None or job_id in self.ids)
+            and (self.statuses is None or fields.get("status") in self.statuses)
+            and (self.types is None or fields.get("type") in self.types)
+        )
 
 
 @dataclass
 class LiveQuery:
     """The jobs matching ``query`` as last reported, and the events that keep a view of them."""
 
-    query: dict[str, list[str]]
+    query: Query
     emit: Callable[[JobChange], None]
     docs: dict[str, JobDoc] = field(default_factory=dict)
 
     def update(self, job_id: str, doc: JobDoc | None) -> None:
         """The job is now ``doc`` (None: it no longer exists)."""
         before = self.docs.get(job_id)
-        if doc is not None and matches(doc, self.query):
+        if doc is not None and self.query.matches(job_id, doc):
             self.docs[job_id] = doc
             if before is None:
                 self.emit(JobChange("added", job_id, doc))

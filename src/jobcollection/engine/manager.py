@@ -15,7 +15,7 @@ from typing import Any
 from ..core import ids as core_ids
 from ..core.constants import DEFAULT_PROMOTE_INTERVAL_MS, JOB_STATUSES
 from ..core.ids import random_id
-from ..core.live import JobChange, LiveQuery
+from ..core.live import JobChange, LiveQuery, Query
 from ..core.params import (
     GetJobParams,
     GetWorkParams,
@@ -347,7 +347,7 @@ class JobManager:
         """A live query: ``callback`` gets `added` for every matching job now, then every
         change (from any thread; changes by other processes too). Returns a stop function."""
         query = parse_selector(selector or {})
-        live = LiveQuery(query, callback)
+        live = LiveQuery(Query.of(query), callback)
         lock = threading.Lock()
         root = self.root
 

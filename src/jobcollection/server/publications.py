@@ -32,10 +32,11 @@ import asyncio
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from ..core.live import Query
 from ..core.permissions import Caller
 from ..core.wire import field_to_wire
 from ..engine.manager import JobManager, parse_selector
@@ -66,37 +67,22 @@ def not_subscribable(name: str) -> MeteorError:
 
 
 @dataclass(frozen=True, slots=True)
-class Matcher:
-    """A parsed selector: each non-None set must contain the document's value."""
+class Matcher(Query):
+    """A subscription's parsed selector, and the fields it publishes."""
 
-    ids: frozenset[str] | None = None
-    statuses: frozenset[str] | None = None
-    types: frozenset[str] | None = None
     fields: frozenset[str] | None = None  # publish only these fields (None: all)
 
     @classmethod
     def parse(cls, selector: Selector | None) -> Matcher:
         """Raises `ValidationError` for what `parse_selector` refuses."""
-        query = parse_selector(selector or {})
-
-        def of(name: str) -> frozenset[str] | None:
-            values = query.get(name)
-            return None if values is None else frozenset(values)
-
-        return cls(of("ids"), of("statuses"), of("types"))
+        query = Query.of(parse_selector(selector or {}))
+        return cls(query.ids, query.statuses, query.types)
 
     def project(self, fields: Fields) -> Fields:
         """The fields a subscriber gets (the same value objects, so diffs stay cheap)."""
         if self.fields is None:
             return fields
         return Fields((name, fields[name]) for name in self.fields if name in fields)
-
-    def __call__(self, doc_id: str, fields: Mapping[str, Any]) -> bool:
-        return (
-            (self.ids is None or doc_id in self.ids)
-            and (self.statuses is None or fields.get("status") in self.statuses)
-            and (self.types is None or fields.get("type") in self.types)
-        )
 
 
 # -- published documents -----------------------------------------------------------------------
@@ -490,7 +476,7 @@ class ConnectionView:
         box, matcher, sub_id = self.box, sub.matcher, sub.id
         collection = sub.publication.source.collection
         for doc_id, fields in fresh.items():
-            if fields is not None and matcher is not None and matcher(doc_id, fields):
+            if fields is not None and matcher is not None and matcher.matches(doc_id, fields):
                 self._send_all(box.changed(sub_id, collection, doc_id, matcher.project(fields)))
             elif box.has(sub_id, collection, doc_id):
                 self._send_all(box.removed(sub_id, collection, doc_id))
