@@ -36,7 +36,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +46,8 @@ from typing import Any
 import psutil  # type: ignore[import-untyped,unused-ignore]
 from huey import SqliteHuey  # type: ignore[import-untyped]
 from huey.signals import SIGNAL_COMPLETE  # type: ignore[import-untyped]
+
+from ._probe import Probe
 
 POLL_S = 0.001
 CONSUMER_OPTIONS = ("-k", "thread", "-d", str(POLL_S), "-m", str(POLL_S), "-b", "1", "-n", "-q")
@@ -91,35 +92,6 @@ def _fresh_peer() -> Iterator[tuple[_Peer, Path]]:
             peer.huey.storage.close()
 
 
-def _write_ns(path: Path) -> None:
-    stamp = time.time_ns()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(str(stamp))
-    os.replace(tmp, path)
-
-
-class _Probe:
-    """Lives in the consumer process; writes the ``ready`` and ``done`` stamps."""
-
-    def __init__(self, state: Path, expect: int) -> None:
-        self._state, self._expect = state, expect
-        self._lock = threading.Lock()
-        self._ready = False
-        self._count = 0
-
-    def on_startup(self) -> None:
-        with self._lock:
-            if not self._ready:
-                self._ready = True
-                _write_ns(self._state / "ready")
-
-    def on_complete(self, _signal: Any, _task: Any, *_args: Any, **_kwargs: Any) -> None:
-        with self._lock:
-            self._count += 1
-            if self._count == self._expect:
-                _write_ns(self._state / "done")
-
-
 def _consumer_main(argv: list[str]) -> None:
     from huey.consumer_options import (  # type: ignore[import-untyped]
         ConsumerConfig,
@@ -132,9 +104,9 @@ def _consumer_main(argv: list[str]) -> None:
     config.validate()
     config.setup_logger(logging.getLogger("huey"))
     peer = _open(Path(db))
-    probe = _Probe(Path(state), int(expect))
-    peer.huey.on_startup(name="bench_probe")(probe.on_startup)
-    peer.huey.signal(SIGNAL_COMPLETE)(probe.on_complete)
+    probe = Probe(Path(state), int(expect))
+    peer.huey.on_startup(name="bench_probe")(probe.ready)
+    peer.huey.signal(SIGNAL_COMPLETE)(probe.completed)
     peer.huey.create_consumer(**config.values).run()
 
 

@@ -63,7 +63,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -72,6 +71,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from ._probe import Probe
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
@@ -181,43 +182,6 @@ def _slot() -> Iterator[_Slot]:
 
 
 # -- probes (in the consumer process) and the consumer process ------------------------------
-
-
-def _write_ns(path: Path) -> None:
-    stamp = time.time_ns()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(str(stamp))
-    os.replace(tmp, path)
-
-
-class _Probe:
-    """Lives in the consumer process; writes the ``ready``, ``first`` and ``done`` stamps."""
-
-    def __init__(self, state: Path, expect: int) -> None:
-        self._state, self._expect = state, expect
-        self._lock = threading.Lock()
-        self._ready = self._first = False
-        self._count = 0
-
-    def ready(self, *_args: Any, **_kwargs: Any) -> None:
-        with self._lock:
-            if not self._ready:
-                self._ready = True
-                _write_ns(self._state / "ready")
-
-    def started(self, *_args: Any, **_kwargs: Any) -> None:
-        if self._first:
-            return
-        with self._lock:
-            if not self._first:
-                self._first = True
-                _write_ns(self._state / "first")
-
-    def completed(self, *_args: Any, **_kwargs: Any) -> None:
-        with self._lock:
-            self._count += 1
-            if self._count == self._expect:
-                _write_ns(self._state / "done")
 
 
 class _Consumer:
@@ -339,7 +303,7 @@ def _huey_consumer_main(db: int, name: str, state: Path, expect: int) -> None:
     config.validate()
     config.setup_logger(logging.getLogger("huey"))
     huey, _, _ = _huey_app(_Slot(db, name))
-    probe = _Probe(state, expect)
+    probe = Probe(state, expect)
     huey.on_startup(name="bench_probe")(probe.ready)
     huey.signal(SIGNAL_EXECUTING)(probe.started)
     huey.signal(SIGNAL_COMPLETE)(probe.completed)
@@ -382,7 +346,7 @@ def _celery_worker_main(db: int, name: str, state: Path, expect: int) -> None:
     from celery import signals
 
     app, _, _ = _celery_app(_Slot(db, name))
-    probe = _Probe(state, expect)
+    probe = Probe(state, expect)
     signals.worker_ready.connect(probe.ready, weak=False)
     signals.task_prerun.connect(probe.started, weak=False)
     signals.task_postrun.connect(probe.completed, weak=False)
