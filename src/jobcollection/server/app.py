@@ -263,6 +263,9 @@ def uvicorn_options(host: str, port: int, limits: Limits, log_level: str) -> dic
         "ws": "websockets-sansio",
         "ws_max_size": max(limits.max_message_size * 4, 1 << 20),
         "ws_ping_interval": None,  # DDP has its own heartbeat
+        # DDP messages are small JSON: compressing each costs both ends more time than the
+        # bytes it saves (jobSave round trip 1.44 -> 1.31 ms with a deflate-offering client).
+        "ws_per_message_deflate": False,
         "lifespan": "off",
         "access_log": False,
     }
