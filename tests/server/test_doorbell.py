@@ -96,3 +96,19 @@ def _wire(job: Job) -> dict[str, object]:
 
     encoded: dict[str, object] = ejson.to_ejson(doc_to_wire(job.doc))
     return encoded
+
+
+def test_a_save_lets_its_changes_out_first_and_a_claim_its_result(jc: JobCollection) -> None:
+    """A waiting worker should hear of a new job as soon as possible (the saver can wait one
+    message longer), and a worker's claim should reach it before the news of that claim."""
+    jc.allow(admin="anyone")
+    with serving(Server(jc)) as url, DdpClient(url) as client:
+        client.send({"msg": "sub", "id": "b", "name": "queue.readyTypes", "params": [["mail"]]})
+        client.recv_until(lambda m: m.get("msg") == "ready")
+        params = [_wire(Job(jc, "mail", {}))]
+        client.send({"msg": "method", "id": "save", "method": "queue_jobSave", "params": params})
+        saved = client.recv_until(lambda m: m.get("msg") == "updated")
+        assert [m["msg"] for m in saved] == ["added", "result", "updated"]
+        client.send({"msg": "method", "id": "w", "method": "queue_getWork", "params": ["mail"]})
+        claimed = client.recv_until(lambda m: m.get("msg") == "updated")
+        assert [m["msg"] for m in claimed] == ["result", "removed", "updated"]

@@ -96,6 +96,10 @@ _MAX_BATCH = 64
 _TOO_MANY_SUBS = MeteorError(429, "Too many subscriptions")
 
 
+# Methods whose result hands the caller work to start (`<root>_getWork`, our batch form).
+_WORK_METHODS = ("_getWork", "_jobDoneAndGetWork")
+
+
 class Session:
     """The server side of one DDP connection; also the `connection` handle events carry."""
 
@@ -132,17 +136,17 @@ class Session:
             finally:
                 self._writer_busy = False
 
-    async def _reply(self, message: dict[str, Any]) -> None:
+    async def _reply(self, message: dict[str, Any], now: bool = True) -> None:
         """Send a method's result now when nothing is queued before it (it then overtakes
-        the re-reads a change just scheduled, so a waiting worker starts sooner); else
-        queue it behind what is waiting, keeping the order."""
+        the re-reads a change just scheduled, so a waiting worker starts sooner); else, or
+        unless ``now``, queue it behind what is waiting, keeping the order."""
         try:
             text = protocol.encode(message)
         except (TypeError, ValueError, RecursionError):  # a result JSON cannot carry
             log.exception("DDP method %s: its result cannot be sent", message.get("id"))
             failure = MeteorError(500, "Internal server error").to_wire()
             text = protocol.encode(protocol.error_result(message["id"], failure))
-        if self._outgoing.empty() and not self._writer_busy:
+        if now and self._outgoing.empty() and not self._writer_busy:
             await self.transport.send_text(text)
         else:
             self._outgoing.put_nowait(text)
@@ -312,11 +316,18 @@ class Session:
                     self.services.dispatcher.call(call.method, call.params, self.caller, self),
                 )
         except Exception as error:  # every failure becomes a Meteor error for the client
-            await self._reply(protocol.error_result(call.id, as_meteor_error(error).to_wire()))
+            reply = protocol.error_result(call.id, as_meteor_error(error).to_wire())
         else:
-            await self._reply(protocol.result(call.id, value, has_value=has_value))
-        # The result goes out first; `updated` follows the data messages the call caused.
-        await self._view.flush()
+            reply = protocol.result(call.id, value, has_value=has_value)
+        if call.method.endswith(_WORK_METHODS):
+            # A worker waits for this result: it goes out first, then the changes it caused.
+            await self._reply(reply)
+            await self._view.flush()
+        else:
+            # Others (a jobSave...) let the changes go first: a waiting worker hears of its job
+            # one socket write sooner, and the caller gets its result in the same loop turn.
+            await self._view.flush()
+            await self._reply(reply, now=False)
         self.send(protocol.updated(call.id))
 
     async def _login(self, params: list[Any]) -> tuple[bool, object]:
