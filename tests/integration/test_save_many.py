@@ -52,6 +52,7 @@ def documents() -> list[dict[str, Any]]:
         doc(),
         without_repeat_retries,
         doc(_id=None),
+        doc(after=NOW + 10_000, progress={"percent": 50, "total": 2, "completed": 1}),  # waits
     ]
 
 

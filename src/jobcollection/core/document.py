@@ -418,6 +418,12 @@ def usual_values(doc: object) -> tuple[Any, ...] | None:
     return None
 
 
+def usual_doc(values: tuple[Any, ...]) -> dict[str, Any]:
+    """What `validate_job_doc(doc, share=True)` returns for the document `usual_values` read
+    `values` from."""
+    return _copy_usual_doc(dict(zip(USUAL_FIELDS, values, strict=True)), share=True)
+
+
 def _copy_usual_doc(doc: dict[str, Any], share: bool) -> dict[str, object]:
     """The table's result for a usual document: a copy, `progress` in the table's key order."""
     result = dict(doc)

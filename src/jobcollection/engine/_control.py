@@ -14,7 +14,7 @@ from ..core.constants import (
     JOB_STATUS_RESTARTABLE,
     Status,
 )
-from ..core.document import USUAL_FIELDS, usual_values
+from ..core.document import USUAL_FIELDS, usual_doc, usual_values
 from ..core.params import (
     CancelParams,
     IdsParams,
@@ -288,7 +288,7 @@ def save_many(
                 ready_ids.append(job_id)
                 ids.append(job_id)
                 continue
-            job = dict(zip(USUAL_FIELDS, job, strict=True))  # due later: the general path
+            job = usual_doc(job)  # due later: the general path
         assert isinstance(job, dict)
         doc = rules.clamp_new_doc(job, op.now, copy=False)
         if doc is None:  # a schedule without an occurrence in time: nothing is saved
