@@ -84,9 +84,9 @@ def test_a_batch_writes_one_feed_row_per_type_and_status(tmp_path: Path) -> None
         assert isinstance(storage, SqliteStorage)
         rows = storage._conn.execute("SELECT job_id, op, type, status FROM changes").fetchall()
         assert sorted((op, t, s, len(i.split(","))) for i, op, t, s in rows) == [
-            ("insert", "a", "ready", 6),
             ("insert", "a", "waiting", 1),
-            ("insert", "b", "ready", 3),
+            ("inserts", "a", "ready", 6),
+            ("inserts", "b", "ready", 3),
         ]
         changes = storage.changes_since(0)
         assert sorted(c.job_id for c in changes) == sorted(i for i in ids if i)
@@ -113,3 +113,23 @@ def test_a_version_3_database_is_migrated(tmp_path: Path) -> None:
         assert storage._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert [c.job_id for c in storage.changes_since(0)] == [job_id]  # an old one-job row
         assert [job.id for job in jc.find({"status": "ready"})] == [job_id]
+
+
+def test_ids_with_commas_get_one_feed_row_each(tmp_path: Path) -> None:
+    """Only an injected id factory makes such ids; their changes must still name each job."""
+    from itertools import count
+
+    from jobcollection.api._job_core import new_document
+    from jobcollection.engine.manager import JobManager
+
+    storage = SqliteStorage(str(tmp_path / "commas.db"))
+    numbers = count()
+    manager = JobManager(storage, "q", id_factory=lambda: f"a,{next(numbers)}")
+    try:
+        docs = [new_document("t", {}, manager.clock.now_ms()) for _ in range(3)]
+        ids = manager.save_many(docs)
+        assert [c.job_id for c in storage.changes_since(0)] == ids == ["a,0", "a,1", "a,2"]
+        assert {c.op for c in storage.changes_since(0)} == {"insert"}
+    finally:
+        manager.close()
+        storage.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from . import _columns as cols
 from .port import NO_GUARD, ChangeOp, Guard, JobDoc, LogEntry, iter_chunks
@@ -63,7 +63,10 @@ class SqliteTransaction:
     def __init__(self, conn: sqlite3.Connection, collection: str) -> None:
         self._conn = conn
         self.collection = collection
-        self.changes: list[tuple[str, str, ChangeOp, str, str | None, str]] = []
+        # Feed rows to write; op "inserts" is a row standing for several inserted jobs.
+        self.changes: list[
+            tuple[str, str, ChangeOp | Literal["inserts"], str, str | None, str]
+        ] = []
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -212,15 +215,21 @@ class SqliteTransaction:
         self._inserted([(row[2], "ready", row[1]) for row in rows])
 
     def _inserted(self, jobs: Sequence[tuple[str, str, str]]) -> None:
-        """Feed rows for inserted (type, status, id)s: one per type and status, its ids
-        comma-separated (schema 4)."""
+        """Feed rows for inserted (type, status, id)s: one per type and status, with op
+        `inserts` and the ids comma-separated (schema 4); a lone job, or ids that contain a
+        comma (only an injected id factory makes those), get the usual one-job rows."""
         by_kind: dict[tuple[str, str], list[str]] = {}
         for job_type, status, job_id in jobs:
             by_kind.setdefault((job_type, status), []).append(job_id)
         collection = self.collection
-        self.changes += [
-            (collection, ",".join(ids), "insert", t, s, "*") for (t, s), ids in by_kind.items()
-        ]
+        for (job_type, status), ids in by_kind.items():
+            joined = ",".join(ids)
+            if len(ids) > 1 and joined.count(",") == len(ids) - 1:
+                self.changes.append((collection, joined, "inserts", job_type, status, "*"))
+            else:
+                self.changes += [
+                    (collection, job_id, "insert", job_type, status, "*") for job_id in ids
+                ]
 
     def update(
         self,

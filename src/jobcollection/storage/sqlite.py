@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from ..errors import SchemaTooNew, StorageCorrupt, StorageError, StorageUnavailable
 from ._change_hub import ChangeHub
@@ -215,17 +216,17 @@ def _changes_since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Chang
     return _expand(rows)
 
 
-_FeedRow = tuple[int, str, str, ChangeOp, str, str | None, str]
+_FeedRow = tuple[int, str, str, ChangeOp | Literal["inserts"], str, str | None, str]
 
 
 def _expand(rows: Iterable[_FeedRow]) -> list[Change]:
-    """Feed rows as changes: one per job (an insert row may name several, comma-separated)."""
+    """Feed rows as changes: one per job (an `inserts` row names several, comma-separated)."""
     changes: list[Change] = []
     for seq, collection, job_id, op, job_type, status, fields in rows:
         names = tuple(fields.split(",")) if fields else ()
-        if "," in job_id:
+        if op == "inserts":
             changes += [
-                Change(seq, collection, one, op, job_type, status, names)
+                Change(seq, collection, one, "insert", job_type, status, names)
                 for one in job_id.split(",")
             ]
         else:

@@ -4,6 +4,6 @@
 -- say status = 'ready', the others status != 'ready', so each finds its partial index.
 DROP INDEX IF EXISTS jobs_status;
 CREATE INDEX jobs_status ON jobs (collection, status, type) WHERE status != 'ready';
--- Jobs inserted by one statement share one row of the change feed per (type, status): its
--- job_id holds their ids, comma-separated (ids never contain a comma). A reader before version
--- 4 would take such a row for one job, which is one more reason for the new version number.
+-- Jobs inserted by one statement share one row of the change feed per (type, status): op
+-- 'inserts', job_id their ids comma-separated. A reader before version 4 would not know that
+-- op, which is one more reason for the new version number.
