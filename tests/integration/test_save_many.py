@@ -3,6 +3,7 @@ same documents one at a time stores: every table, row for row."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import re
@@ -11,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jobcollection import Job, JobCollection
 from jobcollection.api._job_core import new_document
+from jobcollection.core.constants import FOREVER, FOREVER_DATE
 from jobcollection.core.ejson import Date
 from jobcollection.core.ids import ALPHABET
 from jobcollection.engine.clock import ManualClock
@@ -56,17 +60,20 @@ def documents() -> list[dict[str, Any]]:
     ]
 
 
-def saved_tables(tmp_path: Path, name: str, batched: bool) -> tuple[list[Any], dict[str, Any]]:
+def saved_tables(
+    tmp_path: Path, name: str, batched: bool, docs: list[dict[str, Any]] | None = None
+) -> tuple[list[Any], dict[str, Any]]:
     storage = SqliteStorage(str(tmp_path / f"{name}.db"))
     counter = itertools.count()
     manager = JobManager(
         storage, "q", clock=ManualClock(NOW), id_factory=lambda: f"id{next(counter):05d}"
     )
     try:
+        docs = documents() if docs is None else docs
         if batched:
-            ids = manager.save_many(documents())
+            ids = manager.save_many(copy.deepcopy(docs))
         else:
-            ids = [manager.call("jobSave", [doc]) for doc in documents()]
+            ids = [manager.call("jobSave", [doc]) for doc in copy.deepcopy(docs)]
         tables: dict[str, Any] = {}
         for table in ("jobs", "job_log", "job_deps"):
             rows = storage._conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
@@ -111,3 +118,56 @@ def test_a_bad_document_in_a_batch_is_named_and_nothing_is_saved(tmp_path: Path)
             jc.save_jobs(jobs)
         assert error.value.field == "doc.status"
         assert jc.find() == []
+
+
+# -- any document of the usual shape, batched or one by one ----------------------------------
+
+_INT32 = st.integers(-(2**31), 2**31 - 1)
+_TIMES = st.integers(NOW - 10**6, NOW + 10**6) | st.sampled_from([0, NOW, FOREVER_DATE])
+_COUNTS = st.integers(0, 5) | st.sampled_from([FOREVER])
+_NUMBER = st.integers(0, 10) | st.floats(0, 100, allow_nan=False)
+_ENTRY = st.fixed_dictionaries(
+    {
+        "time": _TIMES,
+        "runId": st.none() | st.text("ab", min_size=1, max_size=3),
+        "level": st.sampled_from(["info", "success", "warning", "danger"]),
+        "message": st.text(max_size=5),
+    }
+)
+
+
+@st.composite
+def _usual_docs(draw: st.DrawFn) -> dict[str, Any]:
+    doc = new_document(draw(st.sampled_from(["t", "u"])), {"n": draw(st.integers())}, NOW - 5)
+    keys = ["completed", "total", "percent"]
+    progress_order = draw(st.permutations(keys))
+    doc.update(
+        status=draw(st.sampled_from(["waiting", "waiting", "paused"])),
+        priority=draw(_INT32),
+        after=draw(_TIMES),
+        retryUntil=draw(_TIMES),
+        repeatUntil=draw(_TIMES),
+        retries=draw(_COUNTS),
+        retryWait=draw(_COUNTS),
+        repeats=draw(_COUNTS),
+        repeatRetries=draw(_COUNTS),
+        repeatWait=draw(_COUNTS),
+        retryBackoff=draw(st.sampled_from(["constant", "exponential"])),
+        progress={key: draw(_NUMBER) for key in progress_order},
+        log=draw(st.lists(_ENTRY, max_size=3)),
+    )
+    return doc
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(docs=st.lists(_usual_docs(), min_size=1, max_size=6))
+def test_any_usual_batch_stores_what_single_saves_store(
+    tmp_path_factory: pytest.TempPathFactory, docs: list[dict[str, Any]]
+) -> None:
+    folder = tmp_path_factory.mktemp("usual")
+    batch_ids, batch = saved_tables(folder, "batch", batched=True, docs=docs)
+    single_ids, single = saved_tables(folder, "single", batched=False, docs=docs)
+    assert batch_ids == single_ids
+    assert batch == single
