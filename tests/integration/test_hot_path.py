@@ -4,6 +4,7 @@ WAL checkpoints run in the background instead of inside a writer's commit."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from jobcollection import Job, JobCollection
 from jobcollection.engine.events import CallEvent
+from jobcollection.storage.sqlite import SqliteStorage
 
 
 @pytest.fixture
@@ -103,3 +105,32 @@ def test_the_change_feed_is_pruned_in_the_background(
         assert all(change.seq > 1 for change in kept)  # the batch's row went first
     finally:
         jc.close()
+
+
+@pytest.mark.parametrize("how", ["complete_jobs", "complete_and_claim", "queue"])
+def test_a_batch_completed_with_one_result_is_one_statement(jc: JobCollection, how: str) -> None:
+    """A worker's payload of ten jobs finished together costs one completing UPDATE, not ten
+    (also when the worker returns nothing: every job then gets the same empty result)."""
+    jc.save_jobs([Job(jc, "t", {"n": n}) for n in range(10)])
+    storage = jc.manager.storage
+    assert isinstance(storage, SqliteStorage)
+    statements: list[str] = []
+    if how == "queue":
+        storage._conn.set_trace_callback(statements.append)
+        done = threading.Event()
+        queue = jc.process_jobs("t", lambda jobs: done.set(), payload=10)
+        assert done.wait(10)
+        queue.shutdown("soft")
+    else:
+        jobs = jc.get_work("t", max_jobs=10)
+        assert len(jobs) == 10
+        storage._conn.set_trace_callback(statements.append)
+        if how == "complete_jobs":
+            assert jc.complete_jobs(jobs) == [True] * 10
+        else:
+            assert jc.complete_and_claim(jobs, None, "t", 10) == []
+    storage._conn.set_trace_callback(None)
+    completing = [s for s in statements if s.startswith("UPDATE jobs SET status = 'completed'")]
+    assert len(completing) == 1
+    assert {job.status for job in jc.find()} == {"completed"}
+    assert {str(job.doc.get("result")) for job in jc.find()} == {"{}"}

@@ -115,3 +115,32 @@ def test_a_result_that_cannot_be_encoded_becomes_a_500_and_the_connection_lives_
         [result] = [m for m in client.call_raw("queue_getJob", ["odd"]) if m["msg"] == "result"]
         assert result["error"]["error"] == 500
         assert client.call("queue_getJob", "nope") is None
+
+
+def test_a_remote_payload_with_one_result_is_completed_by_one_statement(
+    jc: JobCollection,
+) -> None:
+    """`jobDoneAndGetWork` runs arrive as separate objects; equal results (by their EJSON text,
+    so 1 and true stay apart) are completed together, the others one by one."""
+    from jobcollection.storage.sqlite import SqliteStorage
+
+    jc.allow(worker="anyone")
+    jc.save_jobs([Job(jc, "t", {"n": n}) for n in range(8)])
+    storage = jc.manager.storage
+    assert isinstance(storage, SqliteStorage)
+    with serving(Server(jc)) as url, DdpClient(url) as client:
+        work = client.call("queue_getWork", "t", {"maxJobs": 8})
+        results: list[dict[str, Any]] = [{"ok": 1}] * 6 + [{"ok": True}, {"ok": 1.5}]
+        runs = [
+            [doc["_id"], doc["runId"], result] for doc, result in zip(work, results, strict=True)
+        ]
+        statements: list[str] = []
+        storage._conn.set_trace_callback(statements.append)
+        outcomes, claimed = client.call("queue_jobDoneAndGetWork", runs, None)
+        storage._conn.set_trace_callback(None)
+    assert outcomes == [True] * 8
+    assert claimed == []
+    completing = [s for s in statements if s.startswith("UPDATE jobs SET status = 'completed'")]
+    assert len(completing) == 3  # six alike, then two different
+    stored = {job.id: job.doc["result"] for job in jc.find()}
+    assert [stored[doc["_id"]] for doc in work] == results

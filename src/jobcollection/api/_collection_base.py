@@ -28,6 +28,15 @@ def open_manager(name: str, db: DB, clock: Clock | None) -> tuple[JobManager, bo
     return JobManager(db, name, clock=clock), False
 
 
+def completion_runs(
+    jobs: Sequence[Job] | Sequence[AsyncJob], result: object
+) -> list[tuple[str, str, object]]:
+    """The (id, runId, result) runs completing ``jobs`` with one ``result``. They share one
+    result object, which is how the engine knows to complete them in one statement."""
+    value = as_object(result, {})
+    return [(*job.run_key(), value) for job in jobs]
+
+
 def completion_and_claim(
     jobs: Sequence[Job] | Sequence[AsyncJob],
     result: object,
@@ -36,8 +45,7 @@ def completion_and_claim(
     work_timeout: int | None,
 ) -> tuple[list[tuple[str, str, object]], list[Any]]:
     """The engine arguments of `complete_and_claim`: (id, runId, result) runs, getWork params."""
-    runs: list[tuple[str, str, object]] = [(*job.run_key(), as_object(result, {})) for job in jobs]
-    return runs, flows.get_work_params(types, max_jobs, work_timeout)
+    return completion_runs(jobs, result), flows.get_work_params(types, max_jobs, work_timeout)
 
 
 class CollectionBase:

@@ -20,9 +20,14 @@ from ..engine.clock import Clock
 from ..engine.manager import JobManager
 from ..storage.port import JobDoc
 from . import _collection_flows as flows
-from ._collection_base import DB, CollectionBase, completion_and_claim, open_manager
+from ._collection_base import (
+    DB,
+    CollectionBase,
+    completion_and_claim,
+    completion_runs,
+    open_manager,
+)
 from ._drive import adrive, drive
-from ._job_core import as_object
 from ._portal import Portal
 from ._queue_options import QueueOptions
 from ._runners import WorkerFn
@@ -95,7 +100,7 @@ class JobCollection(CollectionBase):
 
     def complete_jobs(self, jobs: Sequence[Job], result: object = None) -> list[bool | str]:
         """Complete several running jobs with one result, in one transaction."""
-        runs = [(*job.run_key(), as_object(result, {})) for job in jobs]
+        runs = completion_runs(jobs, result)
         return self.manager.complete_many(runs)
 
     def complete_and_claim(
@@ -296,7 +301,7 @@ class AsyncJobCollection(CollectionBase):
         self, jobs: Sequence[AsyncJob], result: object = None
     ) -> list[bool | str]:
         """Complete several running jobs with one result, in one transaction."""
-        runs = [(*job.run_key(), as_object(result, {})) for job in jobs]
+        runs = completion_runs(jobs, result)
         if self.run_inline:
             outcomes: list[bool | str] = await self._inline("complete_many", runs)
             return outcomes
