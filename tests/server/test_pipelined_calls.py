@@ -144,3 +144,73 @@ def test_a_remote_payload_with_one_result_is_completed_by_one_statement(
     assert len(completing) == 3  # six alike, then two different
     stored = {job.id: job.doc["result"] for job in jc.find()}
     assert [stored[doc["_id"]] for doc in work] == results
+
+
+def _pipelined_dones(tmp_path: Path, name: str, together: bool) -> tuple[list[Any], list[Any]]:
+    """A worker's payload of `jobDone`s (same run; mostly one result; a duplicate, a wrong run,
+    a repeating job asked for its repeat's id) through call_many or one call at a time."""
+    from jobcollection.engine.clock import ManualClock
+    from jobcollection.engine.manager import JobManager
+    from jobcollection.storage.sqlite import SqliteStorage
+
+    storage = SqliteStorage(str(tmp_path / f"{name}.db"))
+    numbers = iter(range(10**6))
+    manager = JobManager(
+        storage, "q", clock=ManualClock(1_700_000_000_000), id_factory=lambda: f"id{next(numbers)}"
+    )
+    try:
+        manager.start()
+        from jobcollection.api._job_core import new_document
+
+        docs = [new_document("t", {"n": n}, 1_700_000_000_000) for n in range(6)]
+        docs[5]["repeats"] = 2
+        manager.save_many(docs)
+        work = manager.call("getWork", ["t", {"maxJobs": 6}])
+        run = work[0]["runId"]
+        ids = [doc["_id"] for doc in work]
+        calls: list[tuple[str, list[object]]] = [
+            ("jobDone", [ids[0], run, {"ok": 1}]),
+            ("jobDone", [ids[1], run, {"ok": 1}]),
+            ("jobDone", [ids[1], run, {"ok": 1}]),  # again: False
+            ("jobDone", [ids[2], run, {"ok": True}]),  # another result
+            ("jobDone", [ids[3], "other-run", {"ok": True}]),  # wrong run: False
+            ("jobDone", [ids[4], run, {"ok": True}]),
+            ("jobDone", [ids[5], run, {"ok": True}, {"repeatId": True}]),
+        ]
+        if together:
+            outcomes = manager.call_many(calls)
+        else:
+            outcomes = [(True, manager.call(m, p)) for m, p in calls]
+        rows = storage._conn.execute(
+            "SELECT id, status, result, run_id FROM jobs ORDER BY seq"
+        ).fetchall()
+        return outcomes, rows
+    finally:
+        manager.close()
+        storage.close()
+
+
+def test_pipelined_dones_of_one_run_end_as_one_by_one(tmp_path: Path) -> None:
+    together = _pipelined_dones(tmp_path, "together", together=True)
+    alone = _pipelined_dones(tmp_path, "alone", together=False)
+    assert together == alone
+    outcomes, rows = together
+    assert [value for _, value in outcomes][:6] == [True, True, False, True, False, True]
+    assert isinstance(outcomes[6][1], str)  # the repeat's new id
+    assert len(rows) == 7  # six jobs and the repeat
+
+
+def test_pipelined_dones_with_one_result_are_one_statement(jc: JobCollection) -> None:
+    from jobcollection.storage.sqlite import SqliteStorage
+
+    jc.save_jobs([Job(jc, "t", {"n": n}) for n in range(5)])
+    work = jc.manager.call("getWork", ["t", {"maxJobs": 5}])
+    storage = jc.manager.storage
+    assert isinstance(storage, SqliteStorage)
+    statements: list[str] = []
+    storage._conn.set_trace_callback(statements.append)
+    outcomes = jc.manager.call_many([("jobDone", [d["_id"], d["runId"], {}]) for d in work])
+    storage._conn.set_trace_callback(None)
+    assert outcomes == [(True, True)] * 5
+    completing = [s for s in statements if s.startswith("UPDATE jobs SET status = 'completed'")]
+    assert len(completing) == 1

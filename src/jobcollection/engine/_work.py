@@ -102,6 +102,18 @@ def job_done(op: Op, p: DoneParams) -> bool | str:
     return outcome if p.repeat_id else bool(outcome)
 
 
+def jobs_done(op: Op, calls: Sequence[DoneParams]) -> list[bool | str]:
+    """Several `jobDone` calls for different jobs of one run, with the same result and
+    options (a remote worker's pipelined payload), completed by one `complete_runs`; each
+    call's value is what `job_done` would have returned."""
+    first = calls[0]
+    ids = [p.id for p in calls]
+    outcomes = complete_runs(op, ids, first.run_id, first.result, first.delay_deps)
+    return [
+        outcomes.get(job_id, False) if first.repeat_id else job_id in outcomes for job_id in ids
+    ]
+
+
 def complete_runs(
     op: Op, ids: Sequence[str], run_id: str, result: dict[str, Any], delay: int | None = None
 ) -> dict[str, bool | str]:

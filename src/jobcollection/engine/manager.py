@@ -12,11 +12,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..core import ejson
 from ..core import ids as core_ids
 from ..core.constants import DEFAULT_PROMOTE_INTERVAL_MS, JOB_STATUSES
 from ..core.ids import random_id
 from ..core.live import JobChange, LiveQuery, Query
 from ..core.params import (
+    DoneParams,
     GetJobParams,
     GetWorkParams,
     ShutdownParams,
@@ -133,7 +135,7 @@ class JobManager:
                 outcomes[index] = (False, error)
 
         def serve(op: Op, _: object) -> list[Any]:
-            return [_OPERATIONS[method](op, parsed) for _, method, parsed in runnable]
+            return _run_calls(op, [(method, parsed) for _, method, parsed in runnable])
 
         try:
             values = self.run(serve, None) if runnable else []
@@ -395,6 +397,37 @@ def _plain_runs(runs: Sequence[tuple[str, str, object]]) -> bool:
         type(job_id) is str and job_id and type(run_id) is str and run_id and type(result) is dict
         for job_id, run_id, result in runs
     )
+
+
+def _run_calls(op: Op, calls: Sequence[tuple[str, Any]]) -> list[Any]:
+    """Parsed calls in order, in one transaction. Consecutive `jobDone`s of one run with the
+    same result and options, each for another job (a remote worker's payload, pipelined),
+    complete with one statement (`_work.jobs_done`); the values are those of the calls."""
+    values: list[Any] = []
+    start = 0
+    while start < len(calls):
+        method, parsed = calls[start]
+        end = start + 1
+        if method == "jobDone":
+            key, ids = _done_key(parsed), {parsed.id}
+            while end < len(calls) and calls[end][0] == "jobDone":
+                following = calls[end][1]
+                if following.id in ids or _done_key(following) != key:
+                    break
+                ids.add(following.id)
+                end += 1
+        if end - start > 1:
+            values += _work.jobs_done(op, [done for _, done in calls[start:end]])
+        else:
+            values.append(_OPERATIONS[method](op, parsed))
+        start = end
+    return values
+
+
+def _done_key(done: DoneParams) -> tuple[object, ...]:
+    """What `jobDone` calls completed together must share (the result compared as EJSON
+    text: ``==`` alone would take 1, 1.0 and True for one another)."""
+    return (done.run_id, done.repeat_id, done.delay_deps, ejson.dumps(done.result))
 
 
 _Completion = tuple[Sequence[tuple[str, str, object]], GetWorkParams | None]
