@@ -32,7 +32,7 @@ def completion_runs(
     jobs: Sequence[Job] | Sequence[AsyncJob], result: object
 ) -> list[tuple[str, str, object]]:
     """The (id, runId, result) runs completing ``jobs`` with one ``result``. They share one
-    result object, which is how the engine knows to complete them in one statement."""
+    result object: the engine then sees at a glance that they complete in one statement."""
     value = as_object(result, {})
     return [(*job.run_key(), value) for job in jobs]
 

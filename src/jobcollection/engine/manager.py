@@ -409,10 +409,10 @@ def _run_calls(op: Op, calls: Sequence[tuple[str, Any]]) -> list[Any]:
         method, parsed = calls[start]
         end = start + 1
         if method == "jobDone":
-            key, ids = _done_key(parsed), {parsed.id}
+            ids = {parsed.id}
             while end < len(calls) and calls[end][0] == "jobDone":
                 following = calls[end][1]
-                if following.id in ids or _done_key(following) != key:
+                if following.id in ids or not _done_together(parsed, following):
                     break
                 ids.add(following.id)
                 end += 1
@@ -424,10 +424,27 @@ def _run_calls(op: Op, calls: Sequence[tuple[str, Any]]) -> list[Any]:
     return values
 
 
-def _done_key(done: DoneParams) -> tuple[object, ...]:
-    """What `jobDone` calls completed together must share (the result compared as EJSON
-    text: ``==`` alone would take 1, 1.0 and True for one another)."""
-    return (done.run_id, done.repeat_id, done.delay_deps, ejson.dumps(done.result))
+def _done_together(first: DoneParams, other: DoneParams) -> bool:
+    """Whether two `jobDone` calls may complete in one statement."""
+    return (
+        other.run_id == first.run_id
+        and other.repeat_id == first.repeat_id
+        and other.delay_deps == first.delay_deps
+        and _same_result(first.result, other.result)
+    )
+
+
+def _same_result(one: object, other: object) -> bool:
+    """The same object, or results stored as the same text. (``==`` alone would take 1, 1.0
+    and True for one another; runs that arrive over the wire are equal, never identical.)"""
+    if one is other:
+        return True
+    if one != other:
+        return False
+    try:
+        return ejson.dumps(one) == ejson.dumps(other)
+    except (TypeError, ValueError, RecursionError):  # left to the completion to refuse
+        return False
 
 
 _Completion = tuple[Sequence[tuple[str, str, object]], GetWorkParams | None]
@@ -440,7 +457,7 @@ def _complete_then_claim(
     """Complete runs (consecutive ones sharing runId and result in one statement), then claim."""
     groups: list[tuple[str, object, list[str]]] = []
     for job_id, run_id, result in runs:
-        if groups and groups[-1][0] == run_id and groups[-1][1] is result:
+        if groups and groups[-1][0] == run_id and _same_result(groups[-1][1], result):
             groups[-1][2].append(job_id)
         else:
             groups.append((run_id, result, [job_id]))

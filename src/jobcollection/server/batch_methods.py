@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..core import ejson
 from ..core.permissions import Caller
 from ..core.wire import result_to_wire
 from ..engine.manager import JobManager
@@ -48,25 +47,10 @@ def _run(entry: object, index: int) -> tuple[str, str, object]:
     return job_id, run_id, result
 
 
-def _shared_results(runs: list[tuple[str, str, object]]) -> list[tuple[str, str, object]]:
-    """The runs, equal results made one object: the engine completes consecutive runs that
-    share a runId and a result object (a worker's payload batch) with one statement. Equal
-    means the same EJSON text (``==`` alone would take 1, 1.0 and True for one another)."""
-    by_text: dict[str, object] = {}
-    shared = []
-    for job_id, run_id, result in runs:
-        try:
-            result = by_text.setdefault(ejson.dumps(result), result)
-        except (TypeError, ValueError, RecursionError):  # left for jobDone's checks to refuse
-            pass
-        shared.append((job_id, run_id, result))
-    return shared
-
-
 def done_and_get_work(manager: JobManager, params: list[object], caller: Caller) -> object:
     if not params or not isinstance(params[0], list):
         raise ValidationError("jobDoneAndGetWork: expected [runs, getWorkParams | null]")
-    runs = _shared_results([_run(entry, n) for n, entry in enumerate(params[0])])
+    runs = [_run(entry, n) for n, entry in enumerate(params[0])]
     get_work = params[1] if len(params) > 1 else None
     if get_work is not None and not isinstance(get_work, list):
         raise ValidationError("jobDoneAndGetWork: getWorkParams must be a list or null")
