@@ -14,6 +14,27 @@ from websockets.sync.client import ClientConnection, connect
 
 from jobcollection.server.app import Server
 
+# The 16 operations of SPEC.md section 4, spelled out here (not taken from the package's own
+# constants) so that tests check the code against the specification.
+SPEC_METHODS: tuple[str, ...] = (
+    "startJobServer",
+    "shutdownJobServer",
+    "getJob",
+    "getWork",
+    "jobRemove",
+    "jobPause",
+    "jobResume",
+    "jobReady",
+    "jobCancel",
+    "jobRestart",
+    "jobSave",
+    "jobRerun",
+    "jobProgress",
+    "jobLog",
+    "jobDone",
+    "jobFail",
+)
+
 
 @contextmanager
 def serving(server: Server) -> Iterator[str]:

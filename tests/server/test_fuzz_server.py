@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ddp_harness import DdpClient, serving
+from ddp_harness import SPEC_METHODS, DdpClient, serving
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
@@ -51,24 +51,7 @@ FUZZ_SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-JOB_METHODS = (
-    "startJobServer",
-    "shutdownJobServer",
-    "getJob",
-    "getWork",
-    "jobRemove",
-    "jobPause",
-    "jobResume",
-    "jobReady",
-    "jobCancel",
-    "jobRestart",
-    "jobSave",
-    "jobRerun",
-    "jobProgress",
-    "jobLog",
-    "jobDone",
-    "jobFail",
-)
+JOB_METHODS = SPEC_METHODS
 IDS_METHODS = frozenset(
     ("getJob", "jobRemove", "jobPause", "jobResume", "jobReady", "jobCancel", "jobRestart")
 )

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ddp_harness import SPEC_METHODS
 
 from jobcollection import JobCollection
 from jobcollection.core.constants import METHOD_GROUPS
@@ -17,24 +18,7 @@ from jobcollection.errors import ValidationError
 from jobcollection.server.dispatch import Dispatcher
 from jobcollection.server.meteor_error import MeteorError
 
-METHODS = [
-    "startJobServer",
-    "shutdownJobServer",
-    "getJob",
-    "getWork",
-    "jobRemove",
-    "jobPause",
-    "jobResume",
-    "jobReady",
-    "jobCancel",
-    "jobRestart",
-    "jobSave",
-    "jobRerun",
-    "jobProgress",
-    "jobLog",
-    "jobDone",
-    "jobFail",
-]
+METHODS = list(SPEC_METHODS)
 GROUP_MEMBER = {"admin": "ada", "manager": "max", "creator": "cora", "worker": "walt"}
 
 
