@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ddp_harness import SPEC_METHODS, DdpClient, serving
+from ddp_harness import SPEC_METHODS, DdpClient, new_job_doc, serving
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
@@ -102,31 +102,8 @@ REQUIRED_DOC_KEYS = tuple(k for k in DOC_KEYS if k not in ("log", "repeatRetries
 
 
 def job_doc(job_type: str = "t", **fields: Any) -> dict[str, Any]:
-    """A new job as meteor-job sends it, dates as EJSON."""
-    doc: dict[str, Any] = {
-        "type": job_type,
-        "data": {},
-        "status": "waiting",
-        "runId": None,
-        "priority": 0,
-        "retries": 1,
-        "retryWait": 300000,
-        "retryBackoff": "constant",
-        "retryUntil": {"$date": FOREVER},
-        "retried": 0,
-        "repeats": 0,
-        "repeatWait": 300000,
-        "repeatRetries": 1,
-        "repeatUntil": {"$date": FOREVER},
-        "repeated": 0,
-        "after": {"$date": 0},
-        "updated": {"$date": 0},
-        "created": {"$date": 0},
-        "depends": [],
-        "resolved": [],
-        "progress": {"completed": 0, "total": 1, "percent": 0},
-        "log": [{"time": {"$date": 0}, "runId": None, "level": "info", "message": "Constructed"}],
-    }
+    """A new job as meteor-job sends it, dates as EJSON, with ``fields`` changed."""
+    doc = new_job_doc(job_type)
     doc.update(fields)
     return doc
 
