@@ -112,3 +112,64 @@ def test_a_save_lets_its_changes_out_first_and_a_claim_its_result(jc: JobCollect
         client.send({"msg": "method", "id": "w", "method": "queue_getWork", "params": ["mail"]})
         claimed = client.recv_until(lambda m: m.get("msg") == "updated")
         assert [m["msg"] for m in claimed] == ["result", "removed", "updated"]
+
+
+def test_a_new_ready_job_rings_without_a_storage_read(
+    jc: JobCollection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The change itself says the type gained a ready job; only a loss needs a look."""
+    from jobcollection.server.doorbell import ReadyBell
+
+    reads: list[list[str]] = []
+    has_ready = ReadyBell._has_ready
+    monkeypatch.setattr(
+        ReadyBell,
+        "_has_ready",
+        lambda bell, types: reads.append(list(types)) or has_ready(bell, types),
+    )
+    jc.allow(admin="anyone")
+    with serving(Server(jc)) as url, DdpClient(url) as client:
+        client.send({"msg": "sub", "id": "b", "name": "queue.readyTypes", "params": [["mail"]]})
+        client.recv_until(lambda m: m.get("msg") == "ready")
+        reads.clear()  # the subscription's own first look
+        client.send(
+            {
+                "msg": "method",
+                "id": "s",
+                "method": "queue_jobSave",
+                "params": [_wire(Job(jc, "mail", {}))],
+            }
+        )
+        saved = client.recv_until(lambda m: m.get("msg") == "updated")
+        assert _data(saved) == [("added", "mail")]
+        assert reads == []
+        client.call("queue_jobSave", _wire(Job(jc, "mail", {})))  # still ready: no read either
+        assert reads == []
+        client.send({"msg": "method", "id": "w", "method": "queue_getWork", "params": ["mail"]})
+        claimed = client.recv_until(lambda m: m.get("msg") == "updated")
+        assert _data(claimed) == []  # one mail job is still ready
+        assert reads == [["mail"]]
+        client.send({"msg": "method", "id": "w2", "method": "queue_getWork", "params": ["mail"]})
+        claimed = client.recv_until(lambda m: m.get("msg") == "updated")
+        assert _data(claimed) == [("removed", "mail")]
+        client.call("queue_jobSave", _wire(Job(jc, "mail", {}).delay(60_000)))  # not ready
+        assert len(reads) == 2  # told "none ready", and nothing gained: nothing to look at
+
+
+def test_a_job_readied_and_claimed_in_one_batch_is_looked_up(jc: JobCollection) -> None:
+    """Both a gain and a loss in one batch: only storage can say what is left."""
+    from jobcollection.server.doorbell import BellSub, ReadyBell, ReadyNews
+    from jobcollection.server.mergebox import MergeBox
+
+    bell = ReadyBell(jc.manager)
+    sent: list[dict[str, object]] = []
+    bell.subscribe(BellSub("b", MergeBox(), sent.extend, frozenset({"mail"})))
+    assert sent == []
+    job = Job(jc, "mail", {}).save()
+    assert job is not None
+    assert jc.get_work("mail")  # claimed before the bell heard of the save
+    news = ReadyNews()
+    news.note("ready")
+    news.note("running")
+    bell.recheck({"mail": news})
+    assert sent == []  # nothing is ready: no false alarm

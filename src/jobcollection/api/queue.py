@@ -64,6 +64,7 @@ class AsyncJobQueue:
         self.options = options
         self._source = source
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._queue: deque[AsyncJob] = deque()
         # Jobs handed to the worker and not yet returned, by id (worker threads add to it).
         self._active: dict[str, dict[str, Any]] = {}
@@ -149,8 +150,12 @@ class AsyncJobQueue:
         return self
 
     def _wake_threadsafe(self) -> None:
-        """Called from the storage's thread when a job of our types became ready."""
-        if not self._wake_pending:
+        """Called when a job of our types became ready: from the storage's thread, or (a
+        remote collection's doorbell) from our own loop, where waking costs no round trip
+        through the loop's wake-up pipe."""
+        if threading.get_ident() == self._loop_thread:
+            self._wake()
+        elif not self._wake_pending:
             self._wake_pending = True
             self._loop.call_soon_threadsafe(self._wake)
 

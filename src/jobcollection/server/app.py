@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Seque
 from types import FrameType
 from typing import Any
 
+from ..api._portal import new_event_loop
 from ..api.collection import JobCollection
 from ..core.permissions import Caller
 from .dispatch import Dispatcher
@@ -189,7 +190,7 @@ class Server:
     ) -> None:
         """Start every collection's job server and serve until SIGINT/SIGTERM (on uvloop
         when it is installed: its transports cut the per-message overhead)."""
-        with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(self.serve(host, port, ready=ready, log_level=log_level))
 
     async def serve(
@@ -275,14 +276,6 @@ def _open_accounts(jc: JobCollection) -> Any:
     from .accounts import Accounts
 
     return Accounts(jc.manager.storage.users)  # type: ignore[attr-defined]
-
-
-def _fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def _relative_path(scope: Scope) -> str:

@@ -11,7 +11,7 @@ groups (rule functions see the publication name and the params).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -22,6 +22,20 @@ from .meteor_error import MeteorError
 
 BELL_GROUPS: Final = ("admin", "worker")
 Message = dict[str, Any]
+
+
+@dataclass(slots=True)
+class ReadyNews:
+    """What a batch of changes says about one job type's ready jobs."""
+
+    gained: bool = False  # a job of the type is ready after its change
+    lost: bool = False  # a job of the type is not ready after its change (or was removed)
+
+    def note(self, status: str | None) -> None:
+        if status == "ready":
+            self.gained = True
+        else:
+            self.lost = True
 
 
 @dataclass(eq=False)
@@ -75,14 +89,32 @@ class ReadyBell:
     def watched(self) -> set[str]:
         return {t for sub in self.subs for t in sub.types}
 
-    def recheck(self, types: Iterable[str]) -> None:
-        """Some jobs of ``types`` changed: tell subscribers the types whose state flipped."""
-        watched = self.watched() & set(types)
-        if not watched:
+    def recheck(self, news: Mapping[str, ReadyNews]) -> None:
+        """Jobs of some types changed: tell subscribers the types whose state flipped.
+
+        Storage is read only when the news cannot settle it: a type told "none ready" that
+        gained a ready job (and lost none) now has one, which is the saving that matters: a
+        waiting worker hears of a new job without a read in between. A type told "some
+        ready" flips only by losing one, and then it takes a read to know whether any is
+        left. (Changes arrive in commit order, so a type cannot gain a ready job unnoticed.)
+        """
+        watched = self.watched()
+        flipped: dict[str, bool] = {}
+        unsure: list[str] = []
+        for job_type, seen in news.items():
+            if job_type not in watched:
+                continue
+            told = self.ready.get(job_type)
+            if told is None or (seen.lost and (told or seen.gained)):
+                unsure.append(job_type)
+            elif seen.gained and not told:
+                flipped[job_type] = True
+        if unsure:
+            flipped.update(
+                (t, now) for t, now in self._has_ready(unsure).items() if self.ready.get(t) != now
+            )
+        if not flipped:
             return
-        flipped = {
-            t: now for t, now in self._has_ready(watched).items() if self.ready.get(t) != now
-        }
         self.ready.update(flipped)
         for sub in list(self.subs):
             for job_type in sorted(flipped.keys() & sub.types):

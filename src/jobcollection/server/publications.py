@@ -42,7 +42,7 @@ from ..core.wire import field_to_wire
 from ..engine.manager import JobManager, parse_selector
 from ..errors import JobCollectionError
 from ..storage.port import Change, JobDoc, Storage
-from .doorbell import BellSub, ReadyBell
+from .doorbell import BellSub, ReadyBell, ReadyNews
 from .mergebox import MergeBox, Message, same
 from .meteor_error import MeteorError, as_meteor_error
 
@@ -259,7 +259,7 @@ class PublicationRegistry:
         # Written by storage threads, taken by the loop: ids to re-read, per collection.
         self._lock = threading.Lock()
         self._pending: dict[str, dict[str, None]] = {}
-        self._bell_types: dict[str, set[str]] = {}  # root -> job types to recheck
+        self._bell_news: dict[str, dict[str, ReadyNews]] = {}  # root -> type -> news
         self._wakeup_scheduled = False
         self._closed = False
         for storage in storages:
@@ -309,13 +309,20 @@ class PublicationRegistry:
                 if source is not None and source.subs:
                     self._pending.setdefault(change.collection, {})[change.job_id] = None
                 if source is not None and source.bell.subs:  # someone follows the doorbell
-                    self._bell_types.setdefault(change.collection, set()).add(change.type)
-            pending = self._pending or self._bell_types
+                    news = self._bell_news.setdefault(change.collection, {})
+                    seen = news.get(change.type)
+                    if seen is None:
+                        seen = news[change.type] = ReadyNews()
+                    seen.note(change.status)
+            pending = self._pending or self._bell_news
             if not pending or self._wakeup_scheduled or self._closed:
                 return
             self._wakeup_scheduled = True
         try:
-            self.loop.call_soon_threadsafe(self.flush)
+            if _running_loop() is self.loop:  # a job method run inline on the loop
+                self.loop.call_soon(self.flush)  # no wake-up write needed
+            else:
+                self.loop.call_soon_threadsafe(self.flush)
         except RuntimeError:  # the loop is closed: the server is going away
             pass
 
@@ -323,11 +330,11 @@ class PublicationRegistry:
         """Re-read every job changed so far and update every subscriber (loop thread)."""
         with self._lock:
             pending, self._pending = self._pending, {}
-            bell_types, self._bell_types = self._bell_types, {}
+            bell_news, self._bell_news = self._bell_news, {}
             self._wakeup_scheduled = False
-        for root, types in bell_types.items():
+        for root, news in bell_news.items():
             try:
-                self.bells[f"{root}.readyTypes"].recheck(types)
+                self.bells[f"{root}.readyTypes"].recheck(news)
             except Exception:
                 log.exception("%s: rechecking ready types failed", root)
         for root, ids in pending.items():
@@ -349,6 +356,13 @@ class PublicationRegistry:
             self._pending.setdefault(root, {}).update(ids)
         if not self._closed:
             self.loop.call_later(RETRY_AFTER_S, self.flush)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # a storage thread
+        return None
 
 
 @dataclass(eq=False)
