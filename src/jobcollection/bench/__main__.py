@@ -149,6 +149,15 @@ def _server_report(quick: bool) -> dict[str, Any]:
         if ours and rate:
             ratios[f"node_worker_over_{name}"] = _ratio(ours, rate)
     report["ratio_processing"] = ratios
+    # Enqueue -> start at the same pace: the peer's p50 / ours (> 1: we start sooner).
+    latency = {}
+    for who in ("python", "node"):
+        mine = report["server"].get(f"{who}_enqueue_to_start")
+        for name, peer in report["peers"].items():
+            theirs = peer.get("latency_p50_ms") if isinstance(peer, dict) else None
+            if isinstance(mine, dict) and theirs:
+                latency[f"{who}_latency_vs_{name}"] = _ratio(mine["p50_ms"], theirs, False)
+    report["ratio_latency_p50"] = latency
     report["seconds"] = round(time.time() - started, 1)
     return report
 

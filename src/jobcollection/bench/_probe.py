@@ -13,6 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The pause between two enqueue -> start samples, taken once the previous task has started:
+# the same pace for every peer and for our own figures, so their latencies compare.
+LATENCY_GAP_S = 0.005
+
 
 def write_ns(path: Path) -> None:
     """Write the current `time.time_ns()` to ``path`` atomically (a rename)."""

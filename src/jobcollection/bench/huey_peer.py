@@ -47,13 +47,12 @@ import psutil  # type: ignore[import-untyped,unused-ignore]
 from huey import SqliteHuey  # type: ignore[import-untyped]
 from huey.signals import SIGNAL_COMPLETE  # type: ignore[import-untyped]
 
-from ._probe import Probe
+from ._probe import LATENCY_GAP_S, Probe
 
 POLL_S = 0.001
 CONSUMER_OPTIONS = ("-k", "thread", "-d", str(POLL_S), "-m", str(POLL_S), "-b", "1", "-n", "-q")
 TIMEOUT_S = 120.0  # upper bound on any single wait (consumer start, draining a queue)
 RESULT_TIMEOUT_S = 5.0  # upper bound on one latency sample
-LATENCY_GAP_S = 0.005  # pause between latency samples
 LATENCY_WARMUP = 10  # samples taken and discarded before the measured ones
 # How often this process checks the probe files and samples RSS. Timings come from the
 # consumer's own stamps, so this only bounds how much CPU the watcher takes from it.

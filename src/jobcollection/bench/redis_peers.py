@@ -72,7 +72,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ._probe import Probe
+from ._probe import LATENCY_GAP_S, Probe
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
@@ -93,7 +93,6 @@ TIMEOUT_S = 120.0  # upper bound on any single wait (consumer start, draining a 
 SAMPLE_TIMEOUT_S = 5.0  # upper bound on one latency sample
 STOP_TIMEOUT_S = 10.0  # grace for a consumer to stop before it is killed
 CONNECT_TIMEOUT_S = 2.0
-LATENCY_GAP_S = 0.005  # pause between latency samples
 LATENCY_WARMUP = 10  # samples taken and discarded before the measured ones
 WAIT_POLL_S = 0.01  # how often this process looks for the consumer's stamp files
 CLAIM_KEY = "jcbench:claim"  # marks a Redis database as in use by one benchmark run

@@ -2,7 +2,9 @@
 
 - method round trip (one DDP connection, sequential `getJob` calls), p50/p99;
 - remote processing rate with the original's node client (meteor-job JobQueue, c4 p10);
-- enqueue -> start latency for a waiting node worker triggered by the publication;
+- enqueue -> start latency for a waiting worker (node: woken by the `queue.jobs` publication or
+  by the `queue.readyTypes` doorbell; Python: by the doorbell), paced as the peers' samples:
+  one job at a time, the next ``LATENCY_GAP_S`` after the previous one has started;
 - fan-out: one change reaching 100 subscribers;
 - server RSS holding 1,000 idle DDP connections.
 
@@ -32,10 +34,14 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from ..api.collection import JobCollection
 from ..api.job import Job
+from ._probe import LATENCY_GAP_S
 
 _URL_LINE = re.compile(r"at (ws://\S+)/websocket")
 _CONNECT = json.dumps({"msg": "connect", "version": "1", "support": ["1", "pre2", "pre1"]})
 _NODE_SCRIPT = Path(__file__).with_name("node") / "remote_worker.js"
+# Latency samples are also taken 20 ms apart, where the machine falls idle between jobs and
+# every process wakes from sleep: slower here (the earlier runs measured only this way).
+QUIET_GAP_S = 0.02
 
 
 class ServerProcess:
@@ -80,6 +86,8 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 @contextmanager
@@ -236,28 +244,47 @@ def node_processing_rate(server: ServerProcess, modules: Path, n: int = 10000) -
 
 
 def node_enqueue_to_start(
-    server: ServerProcess, modules: Path, n: int = 200, *, through_server: bool = True
+    server: ServerProcess,
+    modules: Path,
+    n: int = 200,
+    *,
+    through_server: bool = True,
+    doorbell: bool = False,
+    gap_s: float = LATENCY_GAP_S,
 ) -> dict[str, float]:
-    """A waiting node worker (no polling: woken by the publication) and jobs saved one at a
-    time, every 20 ms: by a DDP client of the server (``through_server``), or by another
-    process writing the database directly (the server notices via its change watcher)."""
-    worker = _node(modules, str(server.port), "queue", "lat", str(n), "1", "1", "latency")
+    """A waiting node worker (no polling: woken by the `queue.jobs` publication, or with
+    ``doorbell`` by `queue.readyTypes`) and jobs saved one at a time: by a DDP client of the
+    server (``through_server``), or by another process writing the database directly (the
+    server notices via its change watcher)."""
+    mode = "latency-bell" if doorbell else "latency"
+    worker = _node(modules, str(server.port), "queue", "lat", str(n), "1", "1", mode)
     assert worker.stdout is not None
     if json.loads(worker.stdout.readline()).get("ready") is not True:
         raise RuntimeError("node worker did not subscribe")
     with JobCollection(db=server.db) as jc:
         if through_server:
-            asyncio.run(_save_through(server.ws_url, jc, n))
+            asyncio.run(_save_through(server.ws_url, jc, n, worker, gap_s))
         else:
             for _ in range(n):
                 Job(jc, "lat", {"t": time.time() * 1000}).save()
-                time.sleep(0.02)
+                _next_sample(worker, gap_s)
     out, _ = worker.communicate(timeout=120)
     latencies = json.loads(out.strip().splitlines()[-1])["latencies_ms"]
     return _percentiles(latencies[n // 10 :])
 
 
-async def _save_through(url: str, jc: JobCollection, n: int) -> None:
+def _next_sample(worker: subprocess.Popen[str], gap_s: float) -> None:
+    """Wait until the worker reports the job started (one line), then pause ``gap_s`` (the
+    peers pause `LATENCY_GAP_S`; a longer pause lets the machine fall idle in between)."""
+    assert worker.stdout is not None
+    if not worker.stdout.readline():
+        raise RuntimeError(f"the latency worker ended early ({worker.wait()})")
+    time.sleep(gap_s)
+
+
+async def _save_through(
+    url: str, jc: JobCollection, n: int, worker: subprocess.Popen[str], gap_s: float
+) -> None:
     ws = await _ddp(url)
     for i in range(n):
         doc = _wire_doc(Job(jc, "lat", {"t": time.time() * 1000}).doc)
@@ -265,7 +292,7 @@ async def _save_through(url: str, jc: JobCollection, n: int) -> None:
         await ws.send(json.dumps(call))
         await ws.recv()
         await ws.recv()
-        await asyncio.sleep(0.02)
+        _next_sample(worker, gap_s)
     await ws.close()
 
 
@@ -302,10 +329,13 @@ def python_processing_rate(server: ServerProcess, n: int = 10000) -> float:
     return n / elapsed
 
 
-def python_enqueue_to_start(server: ServerProcess, n: int = 200) -> dict[str, float]:
+def python_enqueue_to_start(
+    server: ServerProcess, n: int = 200, gap_s: float = LATENCY_GAP_S
+) -> dict[str, float]:
     """An idle remote worker in its own process (poll interval 1 hour: only the server's
-    doorbell wakes it); jobs saved one at a time, every 20 ms, by a client of the server in
-    this process. Latency = the worker's start time - the time just before `save()`."""
+    doorbell wakes it); jobs saved one at a time by a client of the server in this process,
+    paced as the peers' samples. Latency = the worker's start time - the time just before
+    `save()`."""
     from ..client.remote import connect
 
     worker = subprocess.Popen(
@@ -328,7 +358,7 @@ def python_enqueue_to_start(server: ServerProcess, n: int = 200) -> dict[str, fl
     try:
         for _ in range(n):
             Job(saver, "plat", {"t": time.time() * 1000}).save()
-            time.sleep(0.02)
+            _next_sample(worker, gap_s)
     finally:
         saver.close()
     out, _ = worker.communicate(timeout=120)
@@ -345,6 +375,7 @@ def _latency_worker(url: str, n: int) -> None:
 
     def work(job: Any) -> None:
         latencies.append(time.time() * 1000 - job.data["t"])
+        print("started", flush=True)  # the saver's cue for the next sample
         if len(latencies) >= n:
             finished.set()
 
@@ -371,6 +402,12 @@ def run_all(quick: bool = False) -> dict[str, Any]:
             )
             samples = 50 if quick else 200
             figures["node_enqueue_to_start"] = node_enqueue_to_start(server, modules, samples)
+            figures["node_enqueue_to_start_doorbell"] = node_enqueue_to_start(
+                server, modules, samples, doorbell=True
+            )
+            figures["node_enqueue_to_start_gap_20ms"] = node_enqueue_to_start(
+                server, modules, samples, gap_s=QUIET_GAP_S
+            )
             figures["node_enqueue_to_start_other_process"] = node_enqueue_to_start(
                 server, modules, samples, through_server=False
             )
@@ -378,7 +415,11 @@ def run_all(quick: bool = False) -> dict[str, Any]:
         figures["python_remote_c4_p10_per_s"] = round(
             python_processing_rate(server, 2000 if quick else 10000)
         )
-        figures["python_enqueue_to_start"] = python_enqueue_to_start(server, 50 if quick else 200)
+        samples = 50 if quick else 200
+        figures["python_enqueue_to_start"] = python_enqueue_to_start(server, samples)
+        figures["python_enqueue_to_start_gap_20ms"] = python_enqueue_to_start(
+            server, samples, QUIET_GAP_S
+        )
     if isinstance(figures.get("node_meteor_job_c4_p10_per_s"), int):
         figures["python_over_node_rate"] = round(
             figures["python_remote_c4_p10_per_s"] / figures["node_meteor_job_c4_p10_per_s"], 2

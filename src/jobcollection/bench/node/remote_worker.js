@@ -3,6 +3,8 @@
 //   MODE "rate":    process COUNT jobs already queued; prints {"processed", "seconds"}.
 //   MODE "latency": a waiting worker triggered by the `<ROOT>.jobs` publication; each job's
 //                   data.t is its enqueue time (epoch ms); prints {"latencies_ms": [...]}.
+//   MODE "latency-bell": the same, triggered by our server's `<ROOT>.readyTypes` doorbell
+//                   (one tiny message when TYPE gets ready jobs, instead of every ready job).
 'use strict';
 const DDP = require('ddp');
 const Job = require('meteor-job');
@@ -20,10 +22,11 @@ ddp.connect((err) => {
   const latencies = [];
   let done = 0;
   let started = null;
+  const latency = mode.startsWith('latency');
   const options = { concurrency: Number(concurrency), payload: Number(payload),
-                    pollInterval: mode === 'latency' ? 1000000000 : 5000 };
+                    pollInterval: latency ? 1000000000 : 5000 };
   const finish = () => {
-    const out = mode === 'latency' ? { latencies_ms: latencies }
+    const out = latency ? { latencies_ms: latencies }
       : { processed: done, seconds: (now() - started) / 1000 };
     console.log(JSON.stringify(out));
     queue.shutdown({ level: 'soft', quiet: true }, () => { ddp.close(); process.exit(0); });
@@ -32,7 +35,10 @@ ddp.connect((err) => {
     const batch = Array.isArray(jobs) ? jobs : [jobs];
     let pending = batch.length;
     for (const job of batch) {
-      if (mode === 'latency') latencies.push(now() - job.data.t);
+      if (latency) {
+        latencies.push(now() - job.data.t);
+        console.log(JSON.stringify({ started: true }));  // the saver's cue for the next sample
+      }
       job.done({}, () => {
         done += 1;
         if (--pending === 0) cb();
@@ -42,10 +48,11 @@ ddp.connect((err) => {
   };
   started = now();
   const queue = Job.processJobs(root, type, options, work);
-  if (mode === 'latency') {
-    ddp.subscribe(`${root}.jobs`, [{ type: type, status: 'ready' }], () => {
-      console.log(JSON.stringify({ ready: true }));
-    });
-    ddp.observe(`${root}.jobs`).added = () => queue.trigger();
+  if (latency) {
+    const [name, params] = mode === 'latency-bell'
+      ? [`${root}.readyTypes`, [[type]]]
+      : [`${root}.jobs`, [{ type: type, status: 'ready' }]];
+    ddp.subscribe(name, params, () => { console.log(JSON.stringify({ ready: true })); });
+    ddp.observe(name).added = () => queue.trigger();
   }
 });
