@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,26 +97,63 @@ def to_ejson(value: Any) -> Any:
     return value
 
 
+class _FormCount(threading.local):
+    made = 0
+
+
+_form_count = _FormCount()
+
+
+def _form_of(value: object) -> dict[str, Any]:
+    """The C encoder's hook for what JSON cannot hold: dates and bytes become their EJSON
+    forms (counted, see `dumps`); anything else goes to the walk in Python."""
+    if isinstance(value, Date):
+        form: dict[str, Any] = {"$date": value.ms}
+    elif isinstance(value, bytes | bytearray):
+        form = {"$binary": base64.b64encode(bytes(value)).decode("ascii")}
+    else:
+        raise TypeError(f"{type(value).__name__} needs the EJSON walk")
+    _form_count.made += 1
+    return form
+
+
+_encode_forms = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_form_of).encode
+
+
 def dumps(value: Any) -> str:
     """Serialize a value to compact EJSON text.
 
-    Fast path: plain JSON goes straight through the C encoder. Only when the text could hold
-    an EJSON form (a `"$` anywhere) or a value needs one (dates, bytes, non-finite floats) is
-    the value walked in Python.
+    Fast path: one pass of the C encoder, dates and bytes written as their forms on the way.
+    The text is right as it stands when each `"$` in it opens one of those forms: a `"$` can
+    only start a key or a string (a quote inside a string is escaped), so no user object can
+    look like a form and none needs `$escape`. Otherwise (and for non-finite floats and
+    custom types) the value is walked in Python first.
     """
     if value == {} and type(value) is dict:  # the usual job result
         return "{}"
+    _form_count.made = 0
     try:
-        text = _encode(value)
+        text = _encode_forms(value)
     except (TypeError, ValueError):
-        text = '"$'  # needs the walk
-    if '"$' not in text:
+        return _encode(to_ejson(value))
+    if text.count('"$') == _form_count.made:
         return text
     return _encode(to_ejson(value))
 
 
-def loads(text: str) -> Any:
-    """Parse EJSON text (plain JSON without any `"$` needs no walk)."""
-    if '"$' not in text:
-        return json.loads(text)
-    return from_ejson(json.loads(text))
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_PLAIN = json.JSONDecoder()
+# Strict JSON, as Meteor's JSON.parse: bare NaN/Infinity are no JSON ({"$InfNaN": ...} is).
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def loads(text: str, *, strict: bool = False) -> Any:
+    """Parse EJSON text; ``strict`` refuses bare NaN/Infinity. Only a text with a `"$` (or a
+    `$` written `\\u0024`) can hold a form, so only such a text is walked for them."""
+    value = (_STRICT if strict else _PLAIN).decode(text)
+    if '"$' in text or "\\u0024" in text:
+        return from_ejson(value)
+    return value

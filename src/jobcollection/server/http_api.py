@@ -84,10 +84,6 @@ def _unauthorized(reason: str) -> _Refusal:
     return _Refusal(401, MeteorError(401, reason), (("www-authenticate", challenge),))
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 class HttpApi:
     """ASGI application serving the job methods of ``dispatcher`` over HTTP.
 
@@ -273,7 +269,7 @@ class HttpApi:
         except UnicodeDecodeError as error:
             raise _refuse(400, "Request body is not UTF-8", str(error)) from error
         try:
-            return ejson.from_ejson(json.loads(text, parse_constant=_reject_constant))
+            return ejson.loads(text, strict=True)  # no bare NaN/Infinity: not JSON
         except RecursionError as error:
             raise _refuse(400, "Request body is not valid JSON", "nested too deeply") from error
         except (ValueError, OverflowError) as error:
