@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ddp_harness import DdpClient, serving
@@ -66,28 +68,49 @@ def test_only_workers_and_admins_may_ring(jc: JobCollection) -> None:
         assert nosub["error"]["error"] == 403
 
 
-def test_without_followers_changes_no_longer_ring_the_bell(
-    jc: JobCollection, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _record_calls(monkeypatch: pytest.MonkeyPatch, method: str) -> list[list[str]]:
+    """Wrap ``ReadyBell.<method>`` (it takes job types): the types of each call, in order."""
     from jobcollection.server.doorbell import ReadyBell
 
-    rechecked: list[frozenset[str]] = []
-    recheck = ReadyBell.recheck
-    monkeypatch.setattr(
-        ReadyBell,
-        "recheck",
-        lambda bell, types: rechecked.append(frozenset(types)) or recheck(bell, types),
-    )
+    calls: list[list[str]] = []
+    original = getattr(ReadyBell, method)
+
+    def spy(bell: ReadyBell, types: Iterable[str]) -> object:
+        calls.append(sorted(types))
+        return original(bell, types)
+
+    monkeypatch.setattr(ReadyBell, method, spy)
+    return calls
+
+
+def _messages_of(client: DdpClient, call_id: str, method: str, *params: object) -> list[Any]:
+    """Call ``queue_<method>``; every message up to its `updated`."""
+    call = {"msg": "method", "id": call_id, "method": f"queue_{method}", "params": list(params)}
+    client.send(call)
+    return client.recv_until(lambda m: m.get("msg") == "updated")
+
+
+@contextmanager
+def _bell_follower(jc: JobCollection) -> Iterator[DdpClient]:
+    """A client of a server of ``jc`` (all allowed), subscribed to the doorbell for "mail"."""
     jc.allow(admin="anyone")
     with serving(Server(jc)) as url, DdpClient(url) as client:
         client.send({"msg": "sub", "id": "b", "name": "queue.readyTypes", "params": [["mail"]]})
         client.recv_until(lambda m: m.get("msg") == "ready")
+        yield client
+
+
+def test_without_followers_changes_no_longer_ring_the_bell(
+    jc: JobCollection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rechecked = _record_calls(monkeypatch, "recheck")
+    with _bell_follower(jc) as client:
         client.call("queue_jobSave", _wire(Job(jc, "mail", {})))
-        assert rechecked == [frozenset({"mail"})]
+        assert rechecked == [["mail"]]
         client.send({"msg": "unsub", "id": "b"})
         client.recv_until(lambda m: m.get("msg") == "nosub")
         client.call("queue_jobSave", _wire(Job(jc, "mail", {})))  # flushed before `updated`
-        assert rechecked == [frozenset({"mail"})]
+        assert rechecked == [["mail"]]
 
 
 def _wire(job: Job) -> dict[str, object]:
@@ -101,16 +124,10 @@ def _wire(job: Job) -> dict[str, object]:
 def test_a_save_lets_its_changes_out_first_and_a_claim_its_result(jc: JobCollection) -> None:
     """A waiting worker should hear of a new job as soon as possible (the saver can wait one
     message longer), and a worker's claim should reach it before the news of that claim."""
-    jc.allow(admin="anyone")
-    with serving(Server(jc)) as url, DdpClient(url) as client:
-        client.send({"msg": "sub", "id": "b", "name": "queue.readyTypes", "params": [["mail"]]})
-        client.recv_until(lambda m: m.get("msg") == "ready")
-        params = [_wire(Job(jc, "mail", {}))]
-        client.send({"msg": "method", "id": "save", "method": "queue_jobSave", "params": params})
-        saved = client.recv_until(lambda m: m.get("msg") == "updated")
+    with _bell_follower(jc) as client:
+        saved = _messages_of(client, "save", "jobSave", _wire(Job(jc, "mail", {})))
         assert [m["msg"] for m in saved] == ["added", "result", "updated"]
-        client.send({"msg": "method", "id": "w", "method": "queue_getWork", "params": ["mail"]})
-        claimed = client.recv_until(lambda m: m.get("msg") == "updated")
+        claimed = _messages_of(client, "w", "getWork", "mail")
         assert [m["msg"] for m in claimed] == ["result", "removed", "updated"]
 
 
@@ -118,39 +135,18 @@ def test_a_new_ready_job_rings_without_a_storage_read(
     jc: JobCollection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The change itself says the type gained a ready job; only a loss needs a look."""
-    from jobcollection.server.doorbell import ReadyBell
-
-    reads: list[list[str]] = []
-    has_ready = ReadyBell._has_ready
-    monkeypatch.setattr(
-        ReadyBell,
-        "_has_ready",
-        lambda bell, types: reads.append(list(types)) or has_ready(bell, types),
-    )
-    jc.allow(admin="anyone")
-    with serving(Server(jc)) as url, DdpClient(url) as client:
-        client.send({"msg": "sub", "id": "b", "name": "queue.readyTypes", "params": [["mail"]]})
-        client.recv_until(lambda m: m.get("msg") == "ready")
+    reads = _record_calls(monkeypatch, "_has_ready")
+    with _bell_follower(jc) as client:
         reads.clear()  # the subscription's own first look
-        client.send(
-            {
-                "msg": "method",
-                "id": "s",
-                "method": "queue_jobSave",
-                "params": [_wire(Job(jc, "mail", {}))],
-            }
-        )
-        saved = client.recv_until(lambda m: m.get("msg") == "updated")
+        saved = _messages_of(client, "s", "jobSave", _wire(Job(jc, "mail", {})))
         assert _data(saved) == [("added", "mail")]
         assert reads == []
         client.call("queue_jobSave", _wire(Job(jc, "mail", {})))  # still ready: no read either
         assert reads == []
-        client.send({"msg": "method", "id": "w", "method": "queue_getWork", "params": ["mail"]})
-        claimed = client.recv_until(lambda m: m.get("msg") == "updated")
+        claimed = _messages_of(client, "w", "getWork", "mail")
         assert _data(claimed) == []  # one mail job is still ready
         assert reads == [["mail"]]
-        client.send({"msg": "method", "id": "w2", "method": "queue_getWork", "params": ["mail"]})
-        claimed = client.recv_until(lambda m: m.get("msg") == "updated")
+        claimed = _messages_of(client, "w2", "getWork", "mail")
         assert _data(claimed) == [("removed", "mail")]
         client.call("queue_jobSave", _wire(Job(jc, "mail", {}).delay(60_000)))  # not ready
         assert len(reads) == 2  # told "none ready", and nothing gained: nothing to look at

@@ -28,18 +28,23 @@ def _entry_to_wire(entry: Any) -> Any:
     return entry
 
 
-def field_to_wire(name: str, value: Any) -> Any:
-    """One top-level job field as sent to clients."""
-    if name in JOB_TIME_FIELDS and type(value) is int:
-        return Date(value)
-    if name == "log" and isinstance(value, list):
-        return [_entry_to_wire(entry) for entry in value]
-    return value
-
-
 def doc_to_wire(doc: dict[str, Any]) -> dict[str, Any]:
     """A job document with its times (including log entry times) as EJSON dates."""
-    return {name: field_to_wire(name, value) for name, value in doc.items()}
+    wire = dict(doc)
+    times_to_wire(wire)
+    return wire
+
+
+def times_to_wire(fields: dict[str, Any]) -> None:
+    """Turn the job times among ``fields`` (and its log's entry times) into EJSON dates, in
+    place (the other fields are left as they are)."""
+    for name in JOB_TIME_FIELDS:
+        value = fields.get(name)
+        if type(value) is int:
+            fields[name] = Date(value)
+    log = fields.get("log")
+    if isinstance(log, list):
+        fields["log"] = [_entry_to_wire(entry) for entry in log]
 
 
 def _map_docs(method: str, result: Any, convert: Callable[[Any], Any]) -> Any:

@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from ..core.live import Query
 from ..core.permissions import Caller
-from ..core.wire import field_to_wire
+from ..core.wire import times_to_wire
 from ..engine.manager import JobManager, parse_selector
 from ..errors import JobCollectionError
 from ..storage.port import Change, JobDoc, Storage
@@ -127,12 +127,10 @@ class _Source:
         doc.pop("_private", None)
         if self.manager.scrub is not None:
             doc = self.manager.scrub(doc)
-        doc_id = doc["_id"]
-        fields = Fields(
-            (name, field_to_wire(name, value))
-            for name, value in doc.items()
-            if name != "_id" and name != "_private"
-        )
+        fields = Fields(doc)
+        doc_id = fields.pop("_id")
+        fields.pop("_private", None)  # a scrub hook may have put it back
+        times_to_wire(fields)
         before = self._sent.get(doc_id)
         if before is None:
             self._sent[doc_id] = fields
