@@ -16,7 +16,14 @@ from jobcollection.bench import redis_peers
 
 pytestmark = pytest.mark.slow
 
-FIGURES = ("process_per_s_w4", "enqueue_per_s", "latency_p50_ms", "latency_p99_ms")
+FIGURES = (
+    "process_per_s_w4",
+    "enqueue_per_s",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "latency_gap_20ms_p50_ms",
+    "latency_gap_20ms_p99_ms",
+)
 
 
 def _require(peer: str) -> None:
@@ -40,5 +47,6 @@ def test_peer_reports_positive_figures(peer: str) -> None:
         assert math.isfinite(value), (name, value)
         assert value > 0, (name, value)
     assert report["latency_p50_ms"] <= report["latency_p99_ms"]
+    assert report["latency_gap_20ms_p50_ms"] <= report["latency_gap_20ms_p99_ms"]
     assert report["jobs"] == 50
     assert report["latency_samples"] == 10

@@ -9,6 +9,7 @@ are the median of three runs (ours, huey's and the raw floor alike).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import statistics
@@ -132,6 +133,19 @@ def _print(report: dict[str, Any], out_path: str | None) -> None:
             out.write(text + "\n")
 
 
+def latency_ratios(server: dict[str, Any], peers: dict[str, Any]) -> dict[str, float]:
+    """Enqueue -> start, each peer's p50 ÷ ours at the same pace (> 1: ours starts sooner),
+    for our Python and node workers, at the peers' pace and at the 20 ms one."""
+    ratios = {}
+    for who, pace in itertools.product(("python", "node"), ("", "_gap_20ms")):
+        mine = server.get(f"{who}_enqueue_to_start{pace}")
+        for name, peer in peers.items():
+            theirs = peer.get(f"latency{pace}_p50_ms") if isinstance(peer, dict) else None
+            if isinstance(mine, dict) and theirs:
+                ratios[f"{who}{pace}_vs_{name}"] = _ratio(mine["p50_ms"], theirs, False)
+    return ratios
+
+
 def _server_report(quick: bool) -> dict[str, Any]:
     """Server figures and the Redis peers, in one run on this machine."""
     from . import redis_peers, server
@@ -149,15 +163,7 @@ def _server_report(quick: bool) -> dict[str, Any]:
         if ours and rate:
             ratios[f"node_worker_over_{name}"] = _ratio(ours, rate)
     report["ratio_processing"] = ratios
-    # Enqueue -> start at the same pace: the peer's p50 / ours (> 1: we start sooner).
-    latency = {}
-    for who in ("python", "node"):
-        mine = report["server"].get(f"{who}_enqueue_to_start")
-        for name, peer in report["peers"].items():
-            theirs = peer.get("latency_p50_ms") if isinstance(peer, dict) else None
-            if isinstance(mine, dict) and theirs:
-                latency[f"{who}_latency_vs_{name}"] = _ratio(mine["p50_ms"], theirs, False)
-    report["ratio_latency_p50"] = latency
+    report["ratio_latency_p50"] = latency_ratios(report["server"], report["peers"])
     report["seconds"] = round(time.time() - started, 1)
     return report
 

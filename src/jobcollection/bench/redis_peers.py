@@ -23,6 +23,7 @@ Enqueue -> start latency (``latency_p50_ms`` / ``latency_p99_ms``)
     statement is ``started = time.time()``, then it RPUSHes ``"t started"`` to a Redis list,
     which this process BLPOPs. Latency is ``started - t``; one sample is in flight at a time,
     with ``LATENCY_GAP_S`` between samples, so the consumer is idle and waiting each time.
+    ``latency_gap_20ms_*``: the same with ``QUIET_GAP_S`` (20 ms) between samples.
 
 Peers and settings:
 
@@ -72,7 +73,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ._probe import LATENCY_GAP_S, Probe
+from ._probe import LATENCY_GAP_S, QUIET_GAP_S, Probe
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
@@ -395,7 +396,7 @@ def _process_run(kind: _Kind, n: int) -> tuple[float, float]:
     return n / ((done - min(ready, first)) / 1e9), n / enqueue_s
 
 
-def _latency(kind: _Kind, samples: int) -> dict[str, float]:
+def _latency(kind: _Kind, samples: int, gap_s: float = LATENCY_GAP_S) -> dict[str, float]:
     """Enqueue -> start latency (ms) of one task at a time on an idle, warmed-up consumer."""
     with _run(kind) as (slot, peer, state):
         conn = _redis(slot.db)
@@ -414,7 +415,7 @@ def _latency(kind: _Kind, samples: int) -> dict[str, float]:
                     if enqueued != t:
                         raise RuntimeError(f"{kind.consumer}: sample for {enqueued}, sent {t}")
                     lat.append((started - enqueued) * 1000)
-                    time.sleep(LATENCY_GAP_S)
+                    time.sleep(gap_s)
         finally:
             conn.close()
     q = statistics.quantiles(lat[LATENCY_WARMUP:], n=100, method="inclusive")
@@ -436,6 +437,7 @@ def measure(peer: str, n: int, samples: int, runs: int = 1) -> dict[str, Any]:
     kind = _KINDS[peer]
     rates = [_process_run(kind, n) for _ in range(runs)]
     lat = _latency(kind, samples)
+    quiet = _latency(kind, samples, QUIET_GAP_S)
     conn = _redis(0)
     try:
         server = str(conn.info("server").get("redis_version", "?"))
@@ -448,6 +450,8 @@ def measure(peer: str, n: int, samples: int, runs: int = 1) -> dict[str, Any]:
         "enqueue_per_s": round(statistics.median(r[1] for r in rates), 1),
         "latency_p50_ms": round(lat["p50_ms"], 3),
         "latency_p99_ms": round(lat["p99_ms"], 3),
+        "latency_gap_20ms_p50_ms": round(quiet["p50_ms"], 3),
+        "latency_gap_20ms_p99_ms": round(quiet["p99_ms"], 3),
         "jobs": n,
         "latency_samples": samples,
         "consumer": " ".join(

@@ -34,14 +34,11 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from ..api.collection import JobCollection
 from ..api.job import Job
-from ._probe import LATENCY_GAP_S
+from ._probe import LATENCY_GAP_S, QUIET_GAP_S
 
 _URL_LINE = re.compile(r"at (ws://\S+)/websocket")
 _CONNECT = json.dumps({"msg": "connect", "version": "1", "support": ["1", "pre2", "pre1"]})
 _NODE_SCRIPT = Path(__file__).with_name("node") / "remote_worker.js"
-# Latency samples are also taken 20 ms apart, where the machine falls idle between jobs and
-# every process wakes from sleep: slower here (the earlier runs measured only this way).
-QUIET_GAP_S = 0.02
 
 
 class ServerProcess:
