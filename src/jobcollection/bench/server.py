@@ -16,6 +16,7 @@ checkout, and the node figures are skipped (reported as such) without it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -253,6 +254,23 @@ def node_enqueue_to_start(
     ``doorbell`` by `queue.readyTypes`) and jobs saved one at a time: by a DDP client of the
     server (``through_server``), or by another process writing the database directly (the
     server notices via its change watcher)."""
+    return _percentiles(
+        _node_latencies(
+            server, modules, n, through_server=through_server, doorbell=doorbell, gap_s=gap_s
+        )
+    )
+
+
+def _node_latencies(
+    server: ServerProcess,
+    modules: Path,
+    n: int,
+    *,
+    through_server: bool = True,
+    doorbell: bool = False,
+    gap_s: float = LATENCY_GAP_S,
+) -> list[float]:
+    """`node_enqueue_to_start`'s samples (ms), the first tenth (warming up) left out."""
     mode = "latency-bell" if doorbell else "latency"
     worker = _node(modules, str(server.port), "queue", "lat", str(n), "1", "1", mode)
     assert worker.stdout is not None
@@ -266,8 +284,8 @@ def node_enqueue_to_start(
                 Job(jc, "lat", {"t": time.time() * 1000}).save()
                 _next_sample(worker, gap_s)
     out, _ = worker.communicate(timeout=120)
-    latencies = json.loads(out.strip().splitlines()[-1])["latencies_ms"]
-    return _percentiles(latencies[n // 10 :])
+    latencies: list[float] = json.loads(out.strip().splitlines()[-1])["latencies_ms"]
+    return latencies[n // 10 :]
 
 
 def _next_sample(worker: subprocess.Popen[str], gap_s: float) -> None:
@@ -333,6 +351,11 @@ def python_enqueue_to_start(
     doorbell wakes it); jobs saved one at a time by a client of the server in this process,
     paced as the peers' samples. Latency = the worker's start time - the time just before
     `save()`."""
+    return _percentiles(_python_latencies(server, n, gap_s))
+
+
+def _python_latencies(server: ServerProcess, n: int, gap_s: float = LATENCY_GAP_S) -> list[float]:
+    """`python_enqueue_to_start`'s samples (ms), the first tenth (warming up) left out."""
     from ..client.remote import connect
 
     worker = subprocess.Popen(
@@ -359,8 +382,21 @@ def python_enqueue_to_start(
     finally:
         saver.close()
     out, _ = worker.communicate(timeout=120)
-    latencies = json.loads(out.strip().splitlines()[-1])["latencies_ms"]
-    return _percentiles(latencies[n // 10 :])
+    latencies: list[float] = json.loads(out.strip().splitlines()[-1])["latencies_ms"]
+    return latencies[n // 10 :]
+
+
+def interleaved(
+    variants: dict[str, Callable[[int], list[float]]], n: int, blocks: int = 4
+) -> dict[str, dict[str, float]]:
+    """Percentiles of each variant's samples, taken in turns, ``n / blocks`` at a time, so
+    that all of them see the same phases of a noisy machine (one after the other, the last
+    ones measured would meet a different machine than the first)."""
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(blocks):
+        for name, take in variants.items():
+            samples[name] += take(max(n // blocks, 10))
+    return {name: _percentiles(taken) for name, taken in samples.items()}
 
 
 def _latency_worker(url: str, n: int) -> None:
@@ -386,7 +422,10 @@ def _latency_worker(url: str, n: int) -> None:
 
 
 def run_all(quick: bool = False) -> dict[str, Any]:
+    """Every server figure. Latencies come first, on a quiet server (after a 10,000-job rate
+    run the server is still checkpointing it), their variants in turns (`interleaved`)."""
     figures: dict[str, Any] = {}
+    samples = 50 if quick else 200
     with _server() as server:
         figures["method_round_trip"] = method_round_trip(server, 500 if quick else 3000)
         figures["fan_out_100_subscribers"] = fan_out(server, 100, 5 if quick else 20)
@@ -394,28 +433,37 @@ def run_all(quick: bool = False) -> dict[str, Any]:
         if modules is None:
             figures["node"] = "skipped: no node_modules with meteor-job (tests/interop/install.sh)"
         else:
+            node = functools.partial(_node_latencies, server, modules)
+            latencies = interleaved(
+                {
+                    "node_enqueue_to_start": node,
+                    "node_enqueue_to_start_doorbell": functools.partial(node, doorbell=True),
+                    "node_enqueue_to_start_gap_20ms": functools.partial(node, gap_s=QUIET_GAP_S),
+                    "node_enqueue_to_start_other_process": functools.partial(
+                        node, through_server=False
+                    ),
+                },
+                samples,
+            )
+            figures.update(latencies)
             figures["node_meteor_job_c4_p10_per_s"] = round(
                 node_processing_rate(server, modules, 2000 if quick else 10000)
             )
-            samples = 50 if quick else 200
-            figures["node_enqueue_to_start"] = node_enqueue_to_start(server, modules, samples)
-            figures["node_enqueue_to_start_doorbell"] = node_enqueue_to_start(
-                server, modules, samples, doorbell=True
-            )
-            figures["node_enqueue_to_start_gap_20ms"] = node_enqueue_to_start(
-                server, modules, samples, gap_s=QUIET_GAP_S
-            )
-            figures["node_enqueue_to_start_other_process"] = node_enqueue_to_start(
-                server, modules, samples, through_server=False
-            )
     with _server() as server:
+        python = functools.partial(_python_latencies, server)
+        figures.update(
+            interleaved(
+                {
+                    "python_enqueue_to_start": python,
+                    "python_enqueue_to_start_gap_20ms": functools.partial(
+                        python, gap_s=QUIET_GAP_S
+                    ),
+                },
+                samples,
+            )
+        )
         figures["python_remote_c4_p10_per_s"] = round(
             python_processing_rate(server, 2000 if quick else 10000)
-        )
-        samples = 50 if quick else 200
-        figures["python_enqueue_to_start"] = python_enqueue_to_start(server, samples)
-        figures["python_enqueue_to_start_gap_20ms"] = python_enqueue_to_start(
-            server, samples, QUIET_GAP_S
         )
     if isinstance(figures.get("node_meteor_job_c4_p10_per_s"), int):
         figures["python_over_node_rate"] = round(
