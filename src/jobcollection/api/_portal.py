@@ -20,6 +20,14 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def running_on(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the caller runs on ``loop`` (rather than on another thread or loop)."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:  # no loop runs on this thread
+        return False
+
+
 class Portal:
     """Runs coroutines and callbacks on its own loop thread, for callers on other threads."""
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
-from ._portal import Portal
+from ._portal import Portal, running_on
 from ._queue_options import QueueOptions
 from ._runners import (
     call_worker,
@@ -64,7 +64,6 @@ class AsyncJobQueue:
         self.options = options
         self._source = source
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         self._queue: deque[AsyncJob] = deque()
         # Jobs handed to the worker and not yet returned, by id (worker threads add to it).
         self._active: dict[str, dict[str, Any]] = {}
@@ -153,7 +152,7 @@ class AsyncJobQueue:
         """Called when a job of our types became ready: from the storage's thread, or (a
         remote collection's doorbell) from our own loop, where waking costs no round trip
         through the loop's wake-up pipe."""
-        if threading.get_ident() == self._loop_thread:
+        if running_on(self._loop):
             self._wake()
         elif not self._wake_pending:
             self._wake_pending = True

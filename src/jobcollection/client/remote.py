@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..api._portal import Portal
+from ..api._portal import Portal, running_on
 from ..api._runners import ChildSpec
 from ..api.collection import AsyncJobCollection, JobCollection
 from ..core.live import JobChange, LiveQuery, Query
@@ -234,10 +234,7 @@ class RemoteManager:
 
     def _on_portal(self) -> bool:
         """Whether the caller runs on this client's own loop."""
-        try:
-            return asyncio.get_running_loop() is self.portal.loop
-        except RuntimeError:
-            return False
+        return running_on(self.portal.loop)
 
     def observe(
         self, selector: dict[str, Any] | None, callback: Callable[[JobChange], None]

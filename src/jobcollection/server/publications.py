@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from ..api._portal import running_on
 from ..core.live import Query
 from ..core.permissions import Caller
 from ..core.wire import times_to_wire
@@ -317,7 +318,7 @@ class PublicationRegistry:
                 return
             self._wakeup_scheduled = True
         try:
-            if _running_loop() is self.loop:  # a job method run inline on the loop
+            if running_on(self.loop):  # a job method run inline on the loop
                 self.loop.call_soon(self.flush)  # no wake-up write needed
             else:
                 self.loop.call_soon_threadsafe(self.flush)
@@ -354,13 +355,6 @@ class PublicationRegistry:
             self._pending.setdefault(root, {}).update(ids)
         if not self._closed:
             self.loop.call_later(RETRY_AFTER_S, self.flush)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # a storage thread
-        return None
 
 
 @dataclass(eq=False)
