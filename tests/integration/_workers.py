@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import threading
 import time
 from pathlib import Path
@@ -36,6 +37,23 @@ def explode(job: Job) -> None:
 def batch_sizes(jobs: list[Job]) -> dict[str, Any]:
     """A payload worker: every job of the batch gets the batch's size and ids."""
     return {"size": len(jobs), "ids": [j.id for j in jobs], "pid": os.getpid()}
+
+
+def unstorable(job: Job) -> set[int]:
+    """Returns what no job can store (a set); `data.ok` jobs return a plain value instead."""
+    return {1, 2} if not job.data.get("ok") else {"pid": os.getpid()}  # type: ignore[return-value]
+
+
+def exits(job: Job) -> None:
+    """Calls sys.exit(), as a script would; `data.ok` jobs complete instead."""
+    if not job.data.get("ok"):
+        sys.exit(3)
+
+
+def dies(job: Job) -> None:
+    """Ends its process at once (as a crash or the OOM killer would); `data.ok` jobs complete."""
+    if not job.data.get("ok"):
+        os._exit(7)
 
 
 # -- children of the multi-process claim tests -------------------------------------------------

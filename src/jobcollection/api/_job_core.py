@@ -42,9 +42,15 @@ def as_object(value: object, default: object) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     if isinstance(value, BaseException):
+        message = str(value)
+        if not isinstance(value, Exception) or not message:
+            # `SystemExit`, `KeyboardInterrupt: stop`: what it was must show without a message
+            summary = f"{type(value).__name__}: {message}" if message else type(value).__name__
+        else:
+            summary = message
         return {
-            "value": str(value),
-            "message": str(value),
+            "value": summary,
+            "message": message,
             "type": type(value).__name__,
             "traceback": "".join(traceback.format_exception(value)),
         }

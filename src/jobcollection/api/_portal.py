@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -38,7 +40,14 @@ class Portal:
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        while True:
+            try:
+                self.loop.run_forever()
+                return  # stopped by close()
+            except BaseException:
+                # A callback let SystemExit or KeyboardInterrupt out, which ends run_forever;
+                # a loop that stopped would leave every later call waiting forever.
+                log.exception("%s: a callback raised; the loop goes on", self._thread.name)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run a coroutine on the portal loop and wait for its result."""

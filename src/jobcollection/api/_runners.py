@@ -6,6 +6,7 @@ traceback recorded).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import signal
@@ -21,46 +22,87 @@ WorkerFn = Callable[[Any], Any]
 
 
 def call_worker(fn: WorkerFn, jobs: Sequence[Job], batch: bool) -> tuple[bool, Any]:
-    """Run a blocking worker: (True, its return value) or (False, the exception it raised)."""
+    """Run a blocking worker: (True, its return value) or (False, the exception it raised).
+
+    Any exception: a job calling `sys.exit()` or raising `KeyboardInterrupt` fails like one
+    raising `ValueError`; nothing a job does may take the worker down with it."""
     try:
         return True, fn(list(jobs) if batch else jobs[0])
-    except Exception as error:
+    except BaseException as error:
         return False, error
 
 
-def settle(jobs: Sequence[Job], ok: bool, outcome: Any) -> None:
-    """Finish what the worker left unfinished: its return value completes, its error fails."""
+def settle(jobs: Sequence[Job], ok: bool, outcome: Any) -> list[str]:
+    """Finish what the worker left unfinished: its return value completes, its error fails.
+
+    A completion the collection refuses (a result that cannot be stored: a `set`, a
+    `datetime`...) fails the jobs instead, with that error, so that they are retried per their
+    policy. Returns what could not be recorded at all, one line per problem, naming the jobs.
+    """
     pending = [job for job in jobs if not job.finished]
     if not pending:
-        return
-    if not ok:
-        for job in pending:
+        return []
+    if ok:
+        try:
+            if len(pending) > 1:  # one transaction for the whole batch
+                pending[0].collection.complete_jobs(pending, outcome)
+            else:
+                pending[0].done(outcome)
+            return []
+        except Exception as error:
+            outcome = error
+    problems = []
+    for job in pending:
+        try:
+            job.finished = False  # a refused done() marked it finished: it is not
             job.fail(outcome)
-    elif len(pending) > 1:  # one transaction for the whole batch
-        pending[0].collection.complete_jobs(pending, outcome)
-    else:
-        pending[0].done(outcome)
+        except Exception as error:
+            problems.append(unrecorded(job, outcome, error))
+    return problems
 
 
-def run_sync(fn: WorkerFn, jobs: Sequence[Job], batch: bool) -> None:
-    """Run a blocking worker on its job(s) and settle whatever it left unsettled."""
-    settle(jobs, *call_worker(fn, jobs, batch))
-
-
-async def run_async(fn: WorkerFn, jobs: Sequence[AsyncJob], batch: bool) -> None:
-    """The coroutine-worker twin of `run_sync`."""
+async def run_async(fn: WorkerFn, jobs: Sequence[AsyncJob], batch: bool) -> list[str]:
+    """The coroutine-worker twin of `run_sync`: settles its jobs, returns the problems."""
     try:
-        result = await fn(list(jobs) if batch else jobs[0])
-    except Exception as error:
-        for job in jobs:
-            if not job.finished:
-                await job.fail(error)
-        return
+        ok, outcome = True, await fn(list(jobs) if batch else jobs[0])
+    except asyncio.CancelledError as error:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # our task is cancelled: let it end
+            raise
+        ok, outcome = False, error  # the job's own cancellation of something it awaited
+    except BaseException as error:  # see call_worker
+        ok, outcome = False, error
     pending = [job for job in jobs if not job.finished]
-    if len(pending) > 1:
-        await pending[0].collection.complete_jobs(pending, result)
-    elif pending:
-        await pending[0].done(result)
+    if not pending:
+        return []
+    if ok:
+        try:
+            if len(pending) > 1:
+                await pending[0].collection.complete_jobs(pending, outcome)
+            else:
+                await pending[0].done(outcome)
+            return []
+        except Exception as error:
+            outcome = error
+    problems = []
+    for job in pending:
+        try:
+            job.finished = False
+            await job.fail(outcome)
+        except Exception as error:
+            problems.append(unrecorded(job, outcome, error))
+    return problems
+
+
+def unrecorded(job: Job | AsyncJob, outcome: object, error: BaseException) -> str:
+    """The line reporting a job whose outcome could not be stored."""
+    what = "failure" if isinstance(outcome, BaseException) else "result"
+    return f"job {job.id} ({job.type}): could not record its {what}: {error}"
+
+
+def run_sync(fn: WorkerFn, jobs: Sequence[Job], batch: bool) -> list[str]:
+    """Run a blocking worker on its job(s) and settle whatever it left unsettled."""
+    return settle(jobs, *call_worker(fn, jobs, batch))
 
 
 def ignore_interrupts() -> None:
@@ -106,7 +148,25 @@ def _child_collection(spec: ChildSpec) -> Any:
     return jc
 
 
-def run_in_child(fn: WorkerFn, spec: ChildSpec, docs: list[dict[str, Any]], batch: bool) -> None:
-    """Entry point inside a pool process: rebuild the jobs on the child's own connection."""
-    jc = _child_collection(spec)
-    run_sync(fn, [Job(jc, doc) for doc in docs], batch)
+def run_in_child(
+    fn: WorkerFn, spec: ChildSpec, docs: list[dict[str, Any]], batch: bool
+) -> tuple[str | None, list[str]]:
+    """Entry point inside a pool process: rebuild the jobs on the child's own connection, run
+    and settle them there. Returns (why the jobs could not be run at all, or None; the
+    problems to report). Only strings go back to the parent: an exception raised here would
+    have to cross the process boundary, and one that does not unpickle breaks the pool."""
+    try:
+        jc = _child_collection(spec)
+    except BaseException as error:
+        return f"the pool process could not reach the collection: {describe(error)}", []
+    try:
+        return None, run_sync(fn, [Job(jc, doc) for doc in docs], batch)
+    except BaseException as error:
+        ids = ", ".join(str(doc.get("_id")) for doc in docs)
+        return None, [f"job {ids}: the pool process failed to settle it: {describe(error)}"]
+
+
+def describe(error: BaseException) -> str:
+    """`Type: message` of an exception, for a report line."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
 from ._portal import Portal, running_on
@@ -22,6 +22,7 @@ from ._queue_options import QueueOptions
 from ._runners import (
     call_worker,
     child_spec,
+    describe,
     ignore_interrupts,
     run_async,
     run_in_child,
@@ -220,8 +221,11 @@ class AsyncJobQueue:
     async def _invoke(self, batch: list[AsyncJob]) -> None:
         try:
             await self._run_worker(batch)
-        except Exception as error:
-            self.options.error_callback(error)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # never out of the task: it would stop the loop
+            ids = ", ".join(str(job.id) for job in batch)
+            self.options.error_callback(f"job {ids}: {describe(error)}")
         finally:
             self._running -= 1
             self._untrack(job.doc for job in batch)
@@ -232,16 +236,40 @@ class AsyncJobQueue:
         if self._is_coroutine:
             for job in batch:
                 job.strict = self.options.callback_strict
-            await run_async(fn, batch, batch_mode)
+            self._report(await run_async(fn, batch, batch_mode))
         elif self.options.processes:
-            docs = [job.doc for job in batch]
-            spec = child_spec(self._source)  # read per batch: a remote login's token may change
-            await self._loop.run_in_executor(
-                self._executor, run_in_child, fn, spec, docs, batch_mode
-            )
+            await self._run_in_pool(batch)
         else:
             docs = [job.doc for job in batch]
             await self._loop.run_in_executor(self._executor, self._thread_slot, docs)
+
+    async def _run_in_pool(self, batch: list[AsyncJob]) -> None:
+        """Run a batch in a pool process, which settles it. A pool whose process died (killed,
+        `os._exit`, out of memory) is broken for every batch it holds: those batches fail,
+        and the next ones go to a new pool."""
+        docs = [job.doc for job in batch]
+        spec = child_spec(self._source)  # read per batch: a remote login's token may change
+        pool = self._executor
+        try:
+            why, problems = await self._loop.run_in_executor(
+                pool, run_in_child, self.options.worker, spec, docs, self._batch
+            )
+        except BrokenExecutor as error:  # BrokenProcessPool (imported only with a pool)
+            if pool is not None and pool is self._executor and not self._stopping:
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._make_executor()
+            why, problems = f"its pool process died ({error})", []
+        self._report(problems)
+        if why is not None:
+            await self._fail(batch, why)
+
+    def _report(self, problems: Iterable[str]) -> None:
+        for problem in problems:
+            self.options.error_callback(problem)
+
+    def _report_threadsafe(self, problems: list[str]) -> None:
+        if problems:
+            self._loop.call_soon_threadsafe(self._report, problems)
 
     def _thread_slot(self, docs: list[dict[str, Any]]) -> None:
         """One concurrency slot, in a worker thread: run this batch, then, while the queue has
@@ -259,10 +287,16 @@ class AsyncJobQueue:
                 ok, outcome = call_worker(o.worker, jobs, self._batch)
                 pending = [job for job in jobs if not job.finished] if ok else []
                 go_on = not (self._paused or self._stopping or self._queue or o.prefetch)
+                claimed = None
                 if go_on and pending and combined is not None:
-                    claimed = combined(pending, outcome, o.types, wanted, o.work_timeout)
-                else:
-                    settle(jobs, ok, outcome)
+                    try:
+                        claimed = combined(pending, outcome, o.types, wanted, o.work_timeout)
+                    except Exception as error:  # e.g. a result that cannot be stored
+                        for job in pending:
+                            job.finished = False
+                        ok, outcome = False, error
+                if claimed is None:
+                    self._report_threadsafe(settle(jobs, ok, outcome))
                     claimed = sync_jc.get_work(o.types, wanted, o.work_timeout) if go_on else []
             finally:
                 self._untrack(docs)
@@ -359,12 +393,12 @@ class AsyncJobQueue:
         await self._fail(self._take_queued() + running)
         self._drained.set()
 
-    async def _fail(self, jobs: list[AsyncJob]) -> None:
+    async def _fail(self, jobs: list[AsyncJob], why: str = _SHUTDOWN_ERROR) -> None:
         for job in jobs:
             try:
-                await job.fail(_SHUTDOWN_ERROR)
+                await job.fail(why)
             except Exception as error:
-                self.options.error_callback(f"could not fail job {job.id} at shutdown: {error}")
+                self.options.error_callback(f"could not fail job {job.id} ({why}): {error}")
 
 
 class JobQueue:

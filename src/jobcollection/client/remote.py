@@ -23,6 +23,7 @@ from ..api._runners import ChildSpec
 from ..api.collection import AsyncJobCollection, JobCollection
 from ..core.live import JobChange, LiveQuery, Query
 from ..core.params import parse_params
+from ..core.storable import naming_unstorable, unstorable_param, unstorable_value
 from ..core.wire import doc_from_wire, result_from_wire
 from ..engine.clock import SystemClock
 from ..engine.events import Events, LogStream
@@ -90,11 +91,24 @@ class RemoteManager:
 
     # -- calls ------------------------------------------------------------------------------
 
-    async def acall(self, method: str, params: Sequence[object]) -> Any:
+    async def acall(
+        self,
+        method: str,
+        params: Sequence[object],
+        unstorable: Callable[[], JobCollectionError | None] | None = None,
+    ) -> Any:
+        """One method on the server. A param the wire cannot carry (a `set`...) raises the
+        validation error a local collection raises (`unstorable` names it, by default the
+        param it is in); nothing was sent."""
+
+        def named() -> JobCollectionError | None:
+            return unstorable_param(method, params) if unstorable is None else unstorable()
+
         try:
-            result = await self.client.call(
-                f"{self.root}_{method}", *params, timeout=self._reconnect_wait
-            )
+            with naming_unstorable(named):
+                result = await self.client.call(
+                    f"{self.root}_{method}", *params, timeout=self._reconnect_wait
+                )
         except RemoteError as error:
             raise _local_error(error) from error
         return result_from_wire(method, result)
@@ -140,7 +154,12 @@ class RemoteManager:
         self, runs: Sequence[tuple[str, str, object]], get_work: list[object] | None
     ) -> tuple[list[bool | str], list[JobDoc]]:
         wire_runs = [[job_id, run_id, result] for job_id, run_id, result in runs]
-        outcomes, docs = await self.acall("jobDoneAndGetWork", [wire_runs, get_work])
+
+        def unstorable() -> JobCollectionError | None:
+            found = (unstorable_value("result", result) for _, _, result in runs)
+            return next((error for error in found if error is not None), None)
+
+        outcomes, docs = await self.acall("jobDoneAndGetWork", [wire_runs, get_work], unstorable)
         return outcomes, [doc_from_wire(doc) for doc in docs]
 
     # -- queries over the publication -------------------------------------------------------

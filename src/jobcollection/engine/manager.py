@@ -26,6 +26,12 @@ from ..core.params import (
     parse_params,
 )
 from ..core.permissions import Permissions
+from ..core.storable import (
+    ENCODING_ERRORS,
+    naming_unstorable,
+    unstorable_param,
+    unstorable_value,
+)
 from ..errors import JobCollectionError, ValidationError
 from ..storage.port import JobDoc, Storage
 from . import _control, _work
@@ -99,7 +105,8 @@ class JobManager:
         """Validate and run one method the way a DDP call would (no permission check)."""
         params = list(params)
         try:
-            result = self.execute(method, parse_params(method, params))
+            with naming_unstorable(lambda: unstorable_param(method, params)):
+                result = self.execute(method, parse_params(method, params))
         except JobCollectionError as error:
             if self._observed:
                 self._announce("error", CallEvent(method, params, user_id, connection, error))
@@ -139,7 +146,9 @@ class JobManager:
 
         try:
             values = self.run(serve, None) if runnable else []
-        except JobCollectionError:  # nothing was written: let each call meet its own fate
+        except (JobCollectionError, *ENCODING_ERRORS):
+            # Nothing was written: let each call meet its own fate (a value that cannot be
+            # stored fails only the call that carries it).
             return [self._call_one(m, p, user_id, connection) for m, p in calls]
         for (index, method, _), value in zip(runnable, values, strict=True):
             outcomes[index] = (True, self._scrubbed(value) if method == "getWork" else value)
@@ -214,7 +223,8 @@ class JobManager:
                 raise ValidationError(f"jobs[{number}] is already saved ({valid['_id']})")
             checked.append(valid)
         new_id = self._ids_for(len(checked))
-        return list(self.run(lambda op, jobs: _control.save_many(op, jobs, new_id), checked))
+        with naming_unstorable(lambda: unstorable_param("jobSaveMany", [list(docs)])):
+            return list(self.run(lambda op, jobs: _control.save_many(op, jobs, new_id), checked))
 
     def _ids_for(self, count: int) -> Callable[[], str]:
         """The id factory for a batch: the default one draws all `count` ids in one urandom
@@ -255,12 +265,30 @@ class JobManager:
         return results, claimed
 
     def _complete_and_claim_all(self, requests: list[Request[_Completion, _Outcome]]) -> None:
-        """Serve several callers' completions and claims in one transaction."""
+        """Serve several callers' completions and claims in one transaction. Should that fail
+        (one caller's result cannot be stored), each is served alone: one caller's bad
+        request must not fail the others'."""
 
-        def serve(op: Op, _: object) -> list[_Outcome]:
-            return [_complete_then_claim(op, *request.work, self.stopped) for request in requests]
+        def serve(op: Op, batch: list[Request[_Completion, _Outcome]]) -> list[_Outcome]:
+            return [_complete_then_claim(op, *request.work, self.stopped) for request in batch]
 
-        for request, outcome in zip(requests, self.run(serve, None), strict=True):
+        def serve_named(batch: list[Request[_Completion, _Outcome]]) -> list[_Outcome]:
+            with naming_unstorable(lambda: _unstorable_result(batch)):
+                outcomes: list[_Outcome] = self.run(serve, batch)
+            return outcomes
+
+        try:
+            outcomes = serve_named(requests)
+        except Exception:
+            if len(requests) == 1:
+                raise
+            for request in requests:
+                try:
+                    request.result = serve_named([request])[0]
+                except Exception as error:
+                    request.error = error
+            return
+        for request, outcome in zip(requests, outcomes, strict=True):
             request.result = outcome
 
     def _scrubbed(self, found: Any) -> Any:
@@ -467,6 +495,18 @@ def _complete_then_claim(
         outcomes.update(_work.complete_runs(op, ids, run_id, result))
     claimed = [] if claim is None or stopped else _work.get_work(op, claim)
     return outcomes, claimed
+
+
+def _unstorable_result(
+    requests: Sequence[Request[_Completion, _Outcome]],
+) -> JobCollectionError | None:
+    """The error naming a completion's result that cannot be stored, if there is one."""
+    for request in requests:
+        for _, _, result in request.work[0]:
+            error = unstorable_value("result", result)
+            if error is not None:
+                return error
+    return None
 
 
 _SELECTOR_KEYS = {"_id": "ids", "status": "statuses", "type": "types"}

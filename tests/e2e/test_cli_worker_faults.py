@@ -1,0 +1,127 @@
+"""`jobcollection worker` as a real process: a job that calls `sys.exit()` fails, the worker goes
+on, and SIGTERM still stops it in time (threads, asyncio and a process pool alike)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from jobcollection import JobCollection
+
+WAIT_S = 20.0
+
+TASKS = textwrap.dedent(
+    """
+    import sys
+
+    def exit_sync(job):
+        if not job.data.get("ok"):
+            sys.exit(4)
+        return {"ran": True}
+
+    async def exit_async(job):
+        if not job.data.get("ok"):
+            sys.exit(4)
+        return {"ran": True}
+
+    def interrupt(job):
+        if not job.data.get("ok"):
+            raise KeyboardInterrupt
+        return {"ran": True}
+    """
+)
+
+
+def poll(predicate: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "tasks.py").write_text(TASKS)
+    return tmp_path
+
+
+@pytest.fixture
+def run_worker(workdir: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+
+    def run(*args: str) -> subprocess.Popen[str]:
+        env = {k: v for k, v in os.environ.items() if k != "JOBCOLLECTION_DB"}
+        env["PYTHONUNBUFFERED"] = "1"
+        argv = [sys.executable, "-m", "jobcollection", "--db", str(workdir / "jobs.db")]
+        proc = subprocess.Popen(
+            [*argv, "worker", *args, "--poll-interval", "100"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield run
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
+def status_of(db: Path, job_id: str) -> str:
+    with JobCollection("queue", db) as jc:
+        job = jc.get_job(job_id)
+        assert job is not None
+        return job.status
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["tasks:exit_sync"],
+        ["tasks:exit_async"],
+        ["tasks:interrupt"],
+        ["tasks:exit_sync", "--processes", "2"],
+    ],
+    ids=["thread", "asyncio", "keyboard-interrupt", "process-pool"],
+)
+def test_a_job_calling_sys_exit_fails_and_sigterm_still_stops_the_worker(
+    workdir: Path, run_worker: Callable[..., subprocess.Popen[str]], options: list[str]
+) -> None:
+    db = workdir / "jobs.db"
+    with JobCollection("queue", db) as jc:
+        bad = jc.job("t", {}).save()
+        good = jc.job("t", {"ok": True}).save()
+    assert bad
+    assert good
+    worker = run_worker(*options, "--type", "t")
+    poll(lambda: status_of(db, bad) == "failed", "the exiting job to fail")
+    poll(lambda: status_of(db, good) == "completed", "the next job to complete")
+    assert worker.poll() is None  # the job's exit did not end the worker
+    with JobCollection("queue", db) as jc:
+        failed = jc.get_job(bad, get_failures=True)
+        assert failed is not None
+        assert failed.doc["failures"][0]["type"] in ("SystemExit", "KeyboardInterrupt")
+    worker.send_signal(signal.SIGTERM)
+    try:
+        _, err = worker.communicate(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        _, err = worker.communicate(timeout=10)
+        pytest.fail(f"the worker ignored SIGTERM; stderr:\n{err}")
+    assert worker.returncode == 0, err
+    assert "Task exception was never retrieved" not in err
+    assert "Traceback" not in err
+    assert "stopped" in err
