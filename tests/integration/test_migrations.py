@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from _schema import drop_worker_registry
+
 from jobcollection import Job, JobCollection
 from jobcollection.storage.sqlite import SCHEMA_VERSION
 
@@ -23,6 +25,7 @@ def _make_version_1(path: Path) -> str:
         (first,) = conn.execute("SELECT log FROM jobs WHERE id = ?", (job_id,)).fetchone()
         conn.execute("INSERT INTO job_log (n, job_id, entries) VALUES (0, ?, ?)", (job_id, first))
         conn.execute("ALTER TABLE jobs DROP COLUMN log")
+        drop_worker_registry(conn)
         conn.execute("PRAGMA user_version = 1")
         conn.execute("COMMIT")
     finally:

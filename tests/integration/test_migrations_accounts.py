@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from _schema import drop_worker_registry
+
 from jobcollection import Job, JobCollection
 from jobcollection.server.accounts import Accounts
 from jobcollection.storage.sqlite import SCHEMA_VERSION, SqliteStorage
@@ -27,6 +29,7 @@ def _make_version_2(path: Path) -> str:
         conn.execute("BEGIN")
         for table in ACCOUNT_TABLES:
             conn.execute(f"DROP TABLE {table}")
+        drop_worker_registry(conn)
         conn.execute("PRAGMA user_version = 2")
         conn.execute("COMMIT")
         assert not set(ACCOUNT_TABLES) & set(_tables(conn))

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from _schema import drop_worker_registry
 
 from jobcollection import Job, JobCollection
 from jobcollection.storage.sqlite import SCHEMA_VERSION, SqliteStorage
@@ -101,6 +102,7 @@ def test_a_version_3_database_is_migrated(tmp_path: Path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("DROP INDEX jobs_status")
     conn.execute("CREATE INDEX jobs_status ON jobs (collection, status, type)")
+    drop_worker_registry(conn)
     conn.execute("PRAGMA user_version = 3")
     conn.close()
     with JobCollection("q", str(path)) as jc:
@@ -110,7 +112,7 @@ def test_a_version_3_database_is_migrated(tmp_path: Path) -> None:
             "SELECT sql FROM sqlite_master WHERE name = 'jobs_status'"
         ).fetchone()
         assert "WHERE status != 'ready'" in index_sql
-        assert storage._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert storage._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert [c.job_id for c in storage.changes_since(0)] == [job_id]  # an old one-job row
         assert [job.id for job in jc.find({"status": "ready"})] == [job_id]
 

@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from . import _columns as cols
+from ._sqlite_workers import SqliteWorkers
 from .port import NO_GUARD, ChangeOp, Guard, JobDoc, LogEntry, iter_chunks
 
 _CHUNK = 500  # ids per statement, well under SQLite's parameter limit
@@ -57,7 +58,7 @@ def _by_status_index(
     return parts
 
 
-class SqliteTransaction:
+class SqliteTransaction(SqliteWorkers):
     """Implements `storage.port.Transaction`; collects the change feed rows it causes."""
 
     def __init__(self, conn: sqlite3.Connection, collection: str) -> None:
@@ -301,7 +302,12 @@ class SqliteTransaction:
         )
 
     def claim(
-        self, types: Sequence[str], limit: int, fields: Mapping[str, Any], log: LogEntry
+        self,
+        types: Sequence[str],
+        limit: int,
+        fields: Mapping[str, Any],
+        log: LogEntry,
+        worker: str | None = None,
     ) -> list[JobDoc]:
         # One statement: per type, the best `limit` ready jobs straight off the partial index
         # (no sort, no scan); the best `limit` of those are moved to running.
@@ -310,12 +316,13 @@ class SqliteTransaction:
             return []
         sets = ", ".join(f"{cols.COLUMN_OF[key]} = ?" for key in fields)
         sql = (
-            f"UPDATE jobs SET {sets}, retries = retries - 1, retried = retried + 1 "
+            f"UPDATE jobs SET {sets}, worker_id = ?, retries = retries - 1, retried = retried + 1 "
             f"WHERE seq IN (SELECT seq FROM ({_best_ready_union(len(unique))}) "
             f"ORDER BY {_CLAIM_ORDER} LIMIT ?) "
             f"RETURNING priority, retry_until, after, seq, {cols.SELECT_LIST}"
         )
         args: list[Any] = [cols.encode(key, value) for key, value in fields.items()]
+        args.append(worker)
         for job_type in unique:
             args += [self.collection, job_type, limit]
         rows = sorted(self._conn.execute(sql, [*args, limit]), key=lambda row: row[:4])

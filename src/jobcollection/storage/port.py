@@ -16,6 +16,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, Protocol
 
+from ..core.workers import WorkerRecord
+
 JobDoc = dict[str, Any]
 LogEntry = dict[str, Any]
 
@@ -131,9 +133,15 @@ class Transaction(Protocol):
         ...
 
     def claim(
-        self, types: Sequence[str], limit: int, fields: Mapping[str, Any], log: LogEntry
+        self,
+        types: Sequence[str],
+        limit: int,
+        fields: Mapping[str, Any],
+        log: LogEntry,
+        worker: str | None = None,
     ) -> list[JobDoc]:
-        """Atomically move up to `limit` ready jobs of `types` to running, best first."""
+        """Atomically move up to `limit` ready jobs of `types` to running, best first,
+        recording `worker` as their claimant (None: claimed without a worker)."""
         ...
 
     def remove(self, ids: Sequence[str], statuses: Collection[str]) -> list[str]:
@@ -154,6 +162,53 @@ class Transaction(Protocol):
 
     def next_wakeup(self) -> int | None:
         """Earliest time at which a waiting job becomes due or a running job expires."""
+        ...
+
+    # -- the worker registry (`core.workers`) ------------------------------------------------
+
+    def put_worker(self, record: WorkerRecord) -> None:
+        """Store a worker's record (replacing the one with its id; `running` is not stored)."""
+        ...
+
+    def beat_workers(self, ids: Sequence[str], now: int) -> list[str]:
+        """Renew these workers (`last_seen = now`, status active); the ids found."""
+        ...
+
+    def set_worker_status(self, worker_id: str, status: str) -> bool:
+        """Change a worker's status (its times stay); False if there is no such worker."""
+        ...
+
+    def remove_worker(self, worker_id: str) -> bool:
+        """Forget a worker; False if there was none."""
+        ...
+
+    def workers(self) -> list[WorkerRecord]:
+        """Every worker, oldest first, each with the number of running jobs it claimed."""
+        ...
+
+    def lapsed_workers(self, now: int) -> list[WorkerRecord]:
+        """Workers (lost ones too) whose `last_seen + lost_after` is before `now`."""
+        ...
+
+    def next_worker_deadline(self) -> int | None:
+        """The earliest `last_seen + lost_after` of a worker not yet lost."""
+        ...
+
+    def running_of(self, worker_ids: Sequence[str]) -> list[tuple[str, JobDoc]]:
+        """(worker id, document) of every running job these workers claimed."""
+        ...
+
+    def orphans(self) -> list[JobDoc]:
+        """Running jobs claimed by a worker that has no record (any more)."""
+        ...
+
+    def move_running(self, from_id: str, to_id: str) -> int:
+        """Make `to_id` the claimant of every running job `from_id` claimed; how many."""
+        ...
+
+    def adopt(self, job_id: str, worker_id: str) -> bool:
+        """Make `worker_id` the claimant of a running job whose claimant is another worker
+        that is not active (disconnected, lost or unknown); False if it was not."""
         ...
 
 
