@@ -140,8 +140,8 @@ def test_completions_combined_with_a_bad_one_are_served_alone(jc: JobCollection)
         jc.job("pair", {}).save()
     good, bad = jc.get_work("pair", max_jobs=2)
     requests: list[Any] = [
-        Request(([(good.id, good.run_id, {"ok": 1})], None)),
-        Request(([(bad.id, bad.run_id, {"value": {1}})], None)),
+        Request(([(good.id, good.run_id, {"ok": 1})], None, None)),
+        Request(([(bad.id, bad.run_id, {"value": {1}})], None, None)),
     ]
     jc.manager._complete_and_claim_all(requests)
     assert requests[0].error is None

@@ -10,9 +10,11 @@ from typing import Any
 from ..core import constants
 from ..core.live import JobChange, JobDoc
 from ..core.params import to_duration_ms
+from ..core.workers import WorkerRecord, check_lost_after
 from ..engine.clock import Clock
 from ..engine.events import CallEvent, LogStream
 from ..engine.manager import JobManager
+from ..engine.workers import WorkerRef
 from ..storage import open_storage
 from ..storage.port import Storage
 from . import _collection_flows as flows
@@ -22,10 +24,25 @@ from .job import AsyncJob, Job
 DB = str | os.PathLike[str] | Storage | None
 
 
-def open_manager(name: str, db: DB, clock: Clock | None) -> tuple[JobManager, bool]:
+def open_manager(
+    name: str, db: DB, clock: Clock | None, lost_after: int | timedelta | None = None
+) -> tuple[JobManager, bool]:
+    lapse = None if lost_after is None else check_lost_after(lost_after)  # before opening
     if isinstance(db, str | os.PathLike) or db is None:
-        return JobManager(open_storage(db), name, clock=clock), True
-    return JobManager(db, name, clock=clock), False
+        manager, owned = JobManager(open_storage(db), name, clock=clock), True
+    else:
+        manager, owned = JobManager(db, name, clock=clock), False
+    if lapse is not None:
+        manager.lost_after = lapse
+    return manager, owned
+
+
+def worker_extras(manager: object, worker_id: str | None) -> dict[str, Any]:
+    """The engine keyword recording a claim for the local worker `worker_id` (a server
+    knows its connections' workers itself: nothing is sent for a remote collection)."""
+    if worker_id is None or not isinstance(manager, JobManager):
+        return {}
+    return {"worker": WorkerRef(worker_id)}
 
 
 def completion_runs(
@@ -76,6 +93,18 @@ class CollectionBase:
 
     def now_ms(self) -> int:
         return self.manager.clock.now_ms()
+
+    @property
+    def lost_after(self) -> int:
+        """A worker's default heartbeat lapse in ms: after it, a silent worker's (or a
+        disconnected remote worker's) running jobs are failed and retried."""
+        return self.manager.lost_after
+
+    def workers(self) -> list[WorkerRecord]:
+        """The collection's workers (queues of every process sharing the database, remote
+        connections of servers), oldest first: who, where, which types, how many jobs they
+        run, when last seen; lost ones stay listed for an hour."""
+        return list(self.manager.workers())
 
     def events(self, name: str, listener: Callable[[CallEvent], None]) -> Callable[[], None]:
         """Listen to `call`, `error` or a method name; returns a function that stops listening."""

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from ..core.constants import DEFAULT_POLL_INTERVAL_MS
 from ..core.params import to_duration_ms
+from ..core.workers import check_lost_after
 from ..errors import JobValidationError
 from . import _collection_flows as flows
 from ._runners import WorkerFn
@@ -39,6 +40,7 @@ class QueueOptions:
     callback_strict: bool = False
     error_callback: Callable[[object], None] = field(default=_report)
     processes: int | None = None
+    lost_after: int | None = None  # ms; None: the collection's (30 s unless set)
 
     @classmethod
     def build(
@@ -54,6 +56,7 @@ class QueueOptions:
         callback_strict: bool = False,
         error_callback: Callable[[object], None] | None = None,
         processes: int | None = None,
+        lost_after: int | timedelta | None = None,
     ) -> QueueOptions:
         if not callable(worker):
             raise JobValidationError("worker", f"must be callable, got {worker!r}")
@@ -81,4 +84,5 @@ class QueueOptions:
             callback_strict=bool(callback_strict),
             error_callback=error_callback or _report,
             processes=processes,
+            lost_after=None if lost_after is None else check_lost_after(lost_after),
         )

@@ -10,10 +10,11 @@ import asyncio
 import functools
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ValidationError
 from .job import AsyncJob, Job
 
 log = logging.getLogger(__name__)
@@ -32,64 +33,112 @@ def call_worker(fn: WorkerFn, jobs: Sequence[Job], batch: bool) -> tuple[bool, A
         return False, error
 
 
+# An outcome whose call failed for another reason than bad input (a lost connection: "outcome
+# unknown", a locked database) is sent once more: a second completion of one run cannot
+# happen (the run id guards it), and a job left running by a living worker would stay so.
+ATTEMPTS = 2
+
+
+def _attempt(call: Callable[[], object], jobs: Sequence[Job], notes: list[str]) -> Exception | None:
+    """Call `call` (a completion or failure of `jobs`) up to ATTEMPTS times; the last error.
+    A call sent again is noted in `notes` (the queue reports it)."""
+    error: Exception | None = None
+    for _ in range(ATTEMPTS):
+        if error is not None:
+            notes.append(f"job {_ids(jobs)}: {error}; sent again")
+        for job in jobs:
+            job.finished = False  # a done() or fail() that raised marked it finished: it is not
+        try:
+            call()
+            return None
+        except ValidationError as refused:  # the same input is refused again
+            return refused
+        except Exception as failed:
+            error = failed
+    return error
+
+
+def _ids(jobs: Sequence[Job] | Sequence[AsyncJob]) -> str:
+    return ", ".join(str(job.id) for job in jobs)
+
+
 def settle(jobs: Sequence[Job], ok: bool, outcome: Any) -> list[str]:
     """Finish what the worker left unfinished: its return value completes, its error fails.
 
     A completion the collection refuses (a result that cannot be stored: a `set`, a
     `datetime`...) fails the jobs instead, with that error, so that they are retried per their
-    policy. Returns what could not be recorded at all, one line per problem, naming the jobs.
+    policy. Returns the lines to report, naming the jobs: outcomes sent again, and outcomes
+    that could not be recorded at all.
     """
     pending = [job for job in jobs if not job.finished]
     if not pending:
         return []
+    problems: list[str] = []
     if ok:
-        try:
-            if len(pending) > 1:  # one transaction for the whole batch
-                pending[0].collection.complete_jobs(pending, outcome)
-            else:
-                pending[0].done(outcome)
-            return []
-        except Exception as error:
-            outcome = error
-    problems = []
+        complete: Callable[[], object]
+        if len(pending) > 1:  # one transaction for the whole batch
+            complete = functools.partial(pending[0].collection.complete_jobs, pending, outcome)
+        else:
+            complete = functools.partial(pending[0].done, outcome)
+        error = _attempt(complete, pending, problems)
+        if error is None:
+            return problems
+        outcome = error
     for job in pending:
-        try:
-            job.finished = False  # a refused done() marked it finished: it is not
-            job.fail(outcome)
-        except Exception as error:
+        error = _attempt(functools.partial(job.fail, outcome), [job], problems)
+        if error is not None:
             problems.append(unrecorded(job, outcome, error))
     return problems
 
 
+async def _attempt_async(
+    call: Callable[[], Awaitable[object]], jobs: Sequence[AsyncJob], notes: list[str]
+) -> Exception | None:
+    """The coroutine twin of `_attempt`."""
+    error: Exception | None = None
+    for _ in range(ATTEMPTS):
+        if error is not None:
+            notes.append(f"job {_ids(jobs)}: {error}; sent again")
+        for job in jobs:
+            job.finished = False
+        try:
+            await call()
+            return None
+        except ValidationError as refused:
+            return refused
+        except Exception as failed:
+            error = failed
+    return error
+
+
 async def run_async(fn: WorkerFn, jobs: Sequence[AsyncJob], batch: bool) -> list[str]:
-    """The coroutine-worker twin of `run_sync`: settles its jobs, returns the problems."""
+    """The coroutine-worker twin of `run_sync`: settles its jobs, returns what to report."""
     try:
         ok, outcome = True, await fn(list(jobs) if batch else jobs[0])
-    except asyncio.CancelledError as error:
+    except asyncio.CancelledError as cancelled:
         task = asyncio.current_task()
         if task is not None and task.cancelling():  # our task is cancelled: let it end
             raise
-        ok, outcome = False, error  # the job's own cancellation of something it awaited
-    except BaseException as error:  # see call_worker
-        ok, outcome = False, error
+        ok, outcome = False, cancelled  # the job's own cancellation of something it awaited
+    except BaseException as raised:  # see call_worker
+        ok, outcome = False, raised
     pending = [job for job in jobs if not job.finished]
     if not pending:
         return []
+    problems: list[str] = []
     if ok:
-        try:
-            if len(pending) > 1:
-                await pending[0].collection.complete_jobs(pending, outcome)
-            else:
-                await pending[0].done(outcome)
-            return []
-        except Exception as error:
-            outcome = error
-    problems = []
+        complete: Callable[[], Awaitable[object]]
+        if len(pending) > 1:
+            complete = functools.partial(pending[0].collection.complete_jobs, pending, outcome)
+        else:
+            complete = functools.partial(pending[0].done, outcome)
+        error = await _attempt_async(complete, pending, problems)
+        if error is None:
+            return problems
+        outcome = error
     for job in pending:
-        try:
-            job.finished = False
-            await job.fail(outcome)
-        except Exception as error:
+        error = await _attempt_async(functools.partial(job.fail, outcome), [job], problems)
+        if error is not None:
             problems.append(unrecorded(job, outcome, error))
     return problems
 

@@ -8,7 +8,8 @@ the network transport too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from queue import Empty, Queue
@@ -16,6 +17,7 @@ from typing import Any, Self
 
 from ..core import constants
 from ..core.live import JobChange
+from ..core.workers import WorkerRecord
 from ..engine.clock import Clock
 from ..engine.manager import JobManager
 from ..storage.port import JobDoc
@@ -26,6 +28,7 @@ from ._collection_base import (
     completion_and_claim,
     completion_runs,
     open_manager,
+    worker_extras,
 )
 from ._drive import adrive, drive
 from ._portal import Portal
@@ -44,12 +47,15 @@ class JobCollection(CollectionBase):
         db: DB = None,
         *,
         clock: Clock | None = None,
+        lost_after: int | timedelta | None = None,
         _manager: JobManager | None = None,
     ) -> None:
+        """`lost_after` (ms or timedelta, default 30 s): the heartbeat lapse of this
+        collection's queues (see `process_jobs`) and of remote workers its server serves."""
         if _manager is not None:
             self.manager, self._owns_storage = _manager, False
         else:
-            self.manager, self._owns_storage = open_manager(name, db, clock)
+            self.manager, self._owns_storage = open_manager(name, db, clock, lost_after)
         self._portal: Portal | None = None
         self._owns_portal = True
         self._async: AsyncJobCollection | None = None
@@ -77,11 +83,21 @@ class JobCollection(CollectionBase):
         return [Job(self, d) for d in drive(flows.get_jobs(ids, get_log, get_failures), self.call)]
 
     def get_work(
-        self, types: str | Sequence[str], max_jobs: int = 1, work_timeout: int | None = None
+        self,
+        types: str | Sequence[str],
+        max_jobs: int = 1,
+        work_timeout: int | None = None,
+        *,
+        worker_id: str | None = None,
     ) -> list[Job]:
-        return [
-            Job(self, d) for d in drive(flows.get_work(types, max_jobs, work_timeout), self.call)
-        ]
+        """Claim ready jobs. Without a registered `worker_id` (a queue's) only `work_timeout`
+        brings the jobs back if this process dies while running them."""
+        extras = worker_extras(self.manager, worker_id)
+        if not extras:
+            flow = flows.get_work(types, max_jobs, work_timeout)
+            return [Job(self, d) for d in drive(flow, self.call)]
+        params = flows.get_work_params(types, max_jobs, work_timeout)
+        return [Job(self, d) for d in self.manager.call("getWork", params, **extras)]
 
     def find(self, selector: dict[str, Any] | None = None, limit: int | None = None) -> list[Job]:
         return [Job(self, doc) for doc in self.manager.find(selector, limit)]
@@ -110,11 +126,25 @@ class JobCollection(CollectionBase):
         types: str | Sequence[str],
         max_jobs: int = 1,
         work_timeout: int | None = None,
+        *,
+        worker_id: str | None = None,
     ) -> list[Job]:
         """Complete `jobs` with `result` and claim new work, in one transaction."""
         runs, request = completion_and_claim(jobs, result, types, max_jobs, work_timeout)
-        _, docs = self.manager.complete_and_claim(runs, request)
+        extras = worker_extras(self.manager, worker_id)
+        _, docs = self.manager.complete_and_claim(runs, request, **extras)
         return [Job(self, doc) for doc in docs]
+
+    def register_worker(
+        self, record: WorkerRecord, known_jobs: Callable[[], list[str]] | None = None
+    ) -> None:
+        """Register a worker living in this process (a queue does at its start); it is kept
+        alive until `unregister_worker`, and its claims (`get_work(worker_id=...)`) are
+        rescued if the process dies. For `known_jobs`, see `AsyncJobCollection`."""
+        self.manager.register_worker(record, **_known(self.manager, known_jobs))
+
+    def unregister_worker(self, worker_id: str) -> None:
+        self.manager.unregister_worker(worker_id)
 
     def ready_jobs(
         self, ids: Sequence[str] | None = None, force: bool = False, time: Any = None
@@ -208,6 +238,13 @@ class JobCollection(CollectionBase):
             self.manager.storage.close()
 
 
+def _known(manager: object, known_jobs: Callable[[], list[str]] | None) -> dict[str, Any]:
+    """`known_jobs` for a remote manager (a local one has no reconnects)."""
+    if known_jobs is None or isinstance(manager, JobManager):
+        return {}
+    return {"known_jobs": known_jobs}
+
+
 class AsyncJobCollection(CollectionBase):
     """The same collection with coroutine methods.
 
@@ -222,6 +259,7 @@ class AsyncJobCollection(CollectionBase):
         db: DB = None,
         *,
         clock: Clock | None = None,
+        lost_after: int | timedelta | None = None,
         run_inline: bool = False,
         _manager: JobManager | None = None,
         _sync: JobCollection | None = None,
@@ -230,7 +268,7 @@ class AsyncJobCollection(CollectionBase):
         if _manager is not None:
             self.manager, self._owns_storage = _manager, False
         else:
-            self.manager, self._owns_storage = open_manager(name, db, clock)
+            self.manager, self._owns_storage = open_manager(name, db, clock, lost_after)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"jobcollection-{name}")
         self.sync = _sync or JobCollection(_manager=self.manager)
         self._queues: list[AsyncJobQueue] = []
@@ -241,14 +279,22 @@ class AsyncJobCollection(CollectionBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _inline(self, operation: str, *args: Any) -> Any:
+    async def _inline(self, operation: str, *args: Any, **kwargs: Any) -> Any:
         """A manager operation run on this loop: a remote manager's coroutine form (this is
         then its client's loop, see `JobCollection.process_jobs`), else the blocking form (a
         local engine call takes microseconds)."""
         native = getattr(self.manager, f"a{operation}", None)
         if native is not None:
-            return await native(*args)
-        return getattr(self.manager, operation)(*args)
+            return await native(*args, **kwargs)
+        return getattr(self.manager, operation)(*args, **kwargs)
+
+    async def _engine(self, operation: str, *args: Any, **kwargs: Any) -> Any:
+        """A manager operation: inline (see `_inline`) or on the helper thread."""
+        if self.run_inline:
+            return await self._inline(operation, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        call = functools.partial(getattr(self.manager, operation), *args, **kwargs)
+        return await loop.run_in_executor(self.executor, call)
 
     async def call(self, method: str, params: list[Any]) -> Any:
         if self.run_inline:
@@ -272,9 +318,20 @@ class AsyncJobCollection(CollectionBase):
         return [AsyncJob(self, d) for d in docs]
 
     async def get_work(
-        self, types: str | Sequence[str], max_jobs: int = 1, work_timeout: int | None = None
+        self,
+        types: str | Sequence[str],
+        max_jobs: int = 1,
+        work_timeout: int | None = None,
+        *,
+        worker_id: str | None = None,
     ) -> list[AsyncJob]:
-        docs = await adrive(flows.get_work(types, max_jobs, work_timeout), self.call)
+        """Claim ready jobs (see `JobCollection.get_work`)."""
+        extras = worker_extras(self.manager, worker_id)
+        if not extras:
+            docs = await adrive(flows.get_work(types, max_jobs, work_timeout), self.call)
+        else:
+            params = flows.get_work_params(types, max_jobs, work_timeout)
+            docs = await self._engine("call", "getWork", params, **extras)
         return [AsyncJob(self, d) for d in docs]
 
     async def find(
@@ -315,16 +372,25 @@ class AsyncJobCollection(CollectionBase):
         types: str | Sequence[str],
         max_jobs: int = 1,
         work_timeout: int | None = None,
+        *,
+        worker_id: str | None = None,
     ) -> list[AsyncJob]:
         """Complete `jobs` with `result` and claim new work, in one transaction."""
         runs, request = completion_and_claim(jobs, result, types, max_jobs, work_timeout)
-        if self.run_inline:
-            _, docs = await self._inline("complete_and_claim", runs, request)
-        else:
-            loop = asyncio.get_running_loop()
-            call = self.manager.complete_and_claim
-            _, docs = await loop.run_in_executor(self.executor, call, runs, request)
+        extras = worker_extras(self.manager, worker_id)
+        _, docs = await self._engine("complete_and_claim", runs, request, **extras)
         return [AsyncJob(self, doc) for doc in docs]
+
+    async def register_worker(
+        self, record: WorkerRecord, known_jobs: Callable[[], list[str]] | None = None
+    ) -> None:
+        """Register a worker living in this process (a queue does at its start); it is kept
+        alive until `unregister_worker`. `known_jobs` tells a remote collection, after a
+        reconnect, which running jobs the worker holds."""
+        await self._engine("register_worker", record, **_known(self.manager, known_jobs))
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self._engine("unregister_worker", worker_id)
 
     async def ready_jobs(
         self, ids: Sequence[str] | None = None, force: bool = False, time: Any = None

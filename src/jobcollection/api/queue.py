@@ -11,12 +11,17 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
+import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
+from ..core.ids import random_id
+from ..core.workers import WorkerRecord
+from ..errors import ValidationError
 from ._portal import Portal, running_on
 from ._queue_options import QueueOptions
 from ._runners import (
@@ -47,11 +52,25 @@ class WorkSource(AsyncCollection, Protocol):
     @property
     def sync(self) -> Any: ...
 
+    @property
+    def lost_after(self) -> int: ...
+
     async def call(self, method: str, params: list[Any]) -> Any: ...
 
     async def get_work(
-        self, types: str | Sequence[str], max_jobs: int = 1, work_timeout: int | None = None
+        self,
+        types: str | Sequence[str],
+        max_jobs: int = 1,
+        work_timeout: int | None = None,
+        *,
+        worker_id: str | None = None,
     ) -> list[AsyncJob]: ...
+
+    async def register_worker(
+        self, record: WorkerRecord, known_jobs: Callable[[], list[str]] | None = None
+    ) -> None: ...
+
+    async def unregister_worker(self, worker_id: str) -> None: ...
 
     def watch_ready(
         self, types: Sequence[str], callback: Callable[[], None]
@@ -59,10 +78,16 @@ class WorkSource(AsyncCollection, Protocol):
 
 
 class AsyncJobQueue:
-    """Runs a worker on jobs of some types; create with `await AsyncJobQueue.start(...)`."""
+    """Runs a worker on jobs of some types; create with `await AsyncJobQueue.start(...)`.
 
-    def __init__(self, source: WorkSource, options: QueueOptions) -> None:
+    A queue is a registered worker (`jc.workers()`): its jobs are claimed under its id, and
+    its process keeps it alive; if the process dies, another one fails its running jobs once
+    `lost_after` has passed without a heartbeat, and they are retried.
+    """
+
+    def __init__(self, source: WorkSource, options: QueueOptions, worker_id: str = "") -> None:
         self.options = options
+        self.worker_id = worker_id or random_id()
         self._source = source
         self._loop = asyncio.get_running_loop()
         self._queue: deque[AsyncJob] = deque()
@@ -106,8 +131,28 @@ class AsyncJobQueue:
     @classmethod
     async def start(cls, source: WorkSource, options: QueueOptions) -> AsyncJobQueue:
         queue = cls(source, options)
+        try:
+            record = _record(queue.worker_id, source, options)
+            await source.register_worker(record, queue.known_jobs)
+        except BaseException:
+            queue._release()
+            raise
         queue.resume()
         return queue
+
+    def known_jobs(self) -> list[str]:
+        """The jobs this queue holds (claimed: queued or running; from any thread)."""
+        with self._active_lock:
+            held = list(self._active)
+        return held + [str(job.id) for job in list(self._queue)]
+
+    def _release(self) -> None:
+        """Undo what the constructor started (a queue that could not register)."""
+        self._unwatch()
+        if self._keeper is not None:
+            self._keeper.cancel()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -191,7 +236,7 @@ class AsyncJobQueue:
     async def _get_work(self, wanted: int) -> None:
         try:
             jobs = await self._source.get_work(
-                self.options.types, wanted, self.options.work_timeout
+                self.options.types, wanted, self.options.work_timeout, worker_id=self.worker_id
             )
         except Exception as error:
             self.options.error_callback(f"Received error from getWork(): {error}")
@@ -278,7 +323,7 @@ class AsyncJobQueue:
         single transaction. (With `prefetch`, batches come from the local queue as usual.)"""
         o, sync_jc = self.options, self._source.sync
         combined = getattr(sync_jc, "complete_and_claim", None)
-        wanted = o.payload if self._batch else 1
+        wanted, me = (o.payload if self._batch else 1), self.worker_id
         while docs:
             jobs = [Job(sync_jc, doc) for doc in docs]
             for job in jobs:
@@ -290,14 +335,22 @@ class AsyncJobQueue:
                 claimed = None
                 if go_on and pending and combined is not None:
                     try:
-                        claimed = combined(pending, outcome, o.types, wanted, o.work_timeout)
-                    except Exception as error:  # e.g. a result that cannot be stored
+                        claimed = combined(
+                            pending, outcome, o.types, wanted, o.work_timeout, worker_id=me
+                        )
+                    except Exception as error:  # settle() below tries the completion again
                         for job in pending:
                             job.finished = False
-                        ok, outcome = False, error
+                        if not isinstance(error, ValidationError):  # (one that cannot be stored)
+                            ids = ", ".join(str(job.id) for job in pending)
+                            self._report_threadsafe([f"job {ids}: {error}; sent again"])
                 if claimed is None:
                     self._report_threadsafe(settle(jobs, ok, outcome))
-                    claimed = sync_jc.get_work(o.types, wanted, o.work_timeout) if go_on else []
+                    claimed = (
+                        sync_jc.get_work(o.types, wanted, o.work_timeout, worker_id=me)
+                        if go_on
+                        else []
+                    )
             finally:
                 self._untrack(docs)
             docs = [job.doc for job in claimed]
@@ -378,6 +431,10 @@ class AsyncJobQueue:
         self._drained.set()
         if self._executor is not None:
             self._executor.shutdown(wait=not self._hard, cancel_futures=True)
+        try:
+            await self._source.unregister_worker(self.worker_id)
+        except Exception as error:  # its record then lapses (it has no running job left)
+            self.options.error_callback(f"could not unregister worker {self.worker_id}: {error}")
 
     def _take_queued(self) -> list[AsyncJob]:
         taken = list(self._queue)
@@ -399,6 +456,23 @@ class AsyncJobQueue:
                 await job.fail(why)
             except Exception as error:
                 self.options.error_callback(f"could not fail job {job.id} ({why}): {error}")
+
+
+def _record(worker_id: str, source: WorkSource, options: QueueOptions) -> WorkerRecord:
+    """The registry record of a queue starting now in this process."""
+    now = source.now_ms()
+    return WorkerRecord(
+        id=worker_id,
+        kind="local",
+        status="active",
+        types=tuple(options.types),
+        started=now,
+        last_seen=now,
+        lost_after=options.lost_after or source.lost_after,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        concurrency=options.concurrency,
+    )
 
 
 class JobQueue:
@@ -434,3 +508,8 @@ class JobQueue:
 
     def shutdown(self, level: ShutdownLevel = "normal", quiet: bool = False) -> None:
         self._portal.run(self._queue.shutdown(level, quiet))
+
+    @property
+    def worker_id(self) -> str:
+        """This queue's id in the worker registry (`jc.workers()`)."""
+        return self._queue.worker_id

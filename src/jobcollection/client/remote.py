@@ -15,22 +15,29 @@ and is triggered when one gets ready jobs, so it does not depend on polling.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from ..api._portal import Portal, running_on
 from ..api._runners import ChildSpec
 from ..api.collection import AsyncJobCollection, JobCollection
+from ..core.ids import random_id
 from ..core.live import JobChange, LiveQuery, Query
 from ..core.params import parse_params
 from ..core.storable import naming_unstorable, unstorable_param, unstorable_value
 from ..core.wire import doc_from_wire, result_from_wire
+from ..core.workers import DEFAULT_LOST_AFTER_MS, WorkerRecord, check_lost_after
 from ..engine.clock import SystemClock
 from ..engine.events import Events, LogStream
 from ..engine.manager import parse_selector
 from ..errors import JobCollectionError, PermissionDenied, RemoteError, ValidationError
 from .ddp import DdpClient
 
+log = logging.getLogger(__name__)
 JobDoc = dict[str, Any]
 CLOSING_RECONNECT_WAIT_S = 1.0
 _SERVER_SIDE = "is configured on the server (jobcollection serve), not through a remote client"
@@ -57,10 +64,18 @@ class RemoteManager:
         email: str | None = None,
         password: str | None = None,
         token: str | None = None,
+        lost_after: int | timedelta | None = None,
         **client_options: Any,
     ) -> None:
         if not isinstance(root, str) or not root:
             raise ValidationError("collection name must be a non-empty string")
+        self.lost_after = DEFAULT_LOST_AFTER_MS
+        if lost_after is not None:
+            self.lost_after = check_lost_after(lost_after)
+        # The worker the server knows this client's queues as: one id for the client's life,
+        # so that after a reconnect the server gives it back its running jobs.
+        self.worker_id = random_id()
+        self._queues: dict[str, tuple[WorkerRecord, Callable[[], list[str]] | None]] = {}
         self.root = root
         self.url = url
         self.clock = SystemClock()
@@ -71,6 +86,7 @@ class RemoteManager:
         # How long a call waits for a lost connection to come back (None: as long as it
         # takes); short once the collection is closing, so a close never hangs on a dead server.
         self._reconnect_wait: float | None = None
+        self.client.on_reconnect.append(self._hello_again)
         try:
             self.portal.run(self._open(username, email, password, token))
         except BaseException:
@@ -283,6 +299,62 @@ class RemoteManager:
             raise _local_error(error) from error
         return lambda: self._unfollow(handle, sub)
 
+    # -- the worker registry ----------------------------------------------------------------
+
+    async def aregister_worker(
+        self, record: WorkerRecord, known_jobs: Callable[[], list[str]] | None = None
+    ) -> None:
+        """A queue starts on this connection: tell the server who works here (and, after a
+        reconnect, which jobs its queues hold: `known_jobs`)."""
+        self._queues[record.id] = (record, known_jobs)
+        await self._hello()
+
+    async def aunregister_worker(self, worker_id: str) -> None:
+        self._queues.pop(worker_id, None)
+        await self._hello()
+
+    def register_worker(
+        self, record: WorkerRecord, known_jobs: Callable[[], list[str]] | None = None
+    ) -> None:
+        self.portal.run(self.aregister_worker(record, known_jobs))
+
+    def unregister_worker(self, worker_id: str) -> None:
+        self.portal.run(self.aunregister_worker(worker_id))
+
+    async def _hello(self, reconnected: bool = False) -> None:
+        """`<root>_registerWorker`: this client's worker (its queues together), or null once
+        no queue works here. A server that refuses it still registers the connection at its
+        first claim, only without our id, host and pid. After a reconnect it also lists the
+        jobs the queues hold: the server fails the worker's other running jobs, claimed by
+        calls whose replies were lost with the old connection."""
+        queues = [record for record, _ in self._queues.values()]
+        hello: dict[str, Any] | None = None
+        if queues:
+            hello = {
+                "workerId": self.worker_id,
+                "host": socket.gethostname()[:200],
+                "pid": os.getpid(),
+                "types": sorted({t for q in queues for t in q.types}),
+                "concurrency": sum(q.concurrency or 0 for q in queues),
+                "lostAfter": min(q.lost_after for q in queues),
+            }
+            knowns = [known for _, known in self._queues.values()]
+            if reconnected and all(known is not None for known in knowns):
+                hello["jobs"] = sorted({job for known in knowns if known for job in known()})
+        try:
+            await self.acall("registerWorker", [hello])
+        except JobCollectionError as error:
+            log.warning("%s: the server did not register this worker: %s", self.root, error)
+
+    def _hello_again(self) -> Awaitable[None] | None:
+        """After a reconnect: the new connection is the same worker."""
+        return self._hello(reconnected=True) if self._queues else None
+
+    def workers(self) -> list[WorkerRecord]:
+        """The server's worker registry for this collection (admin and manager groups)."""
+        found = self.call("workers", [])
+        return [WorkerRecord.from_wire(entry) for entry in found]
+
     def child_spec(self) -> ChildSpec:
         """How a worker's pool process reaches this collection: the same server, logged in
         with this connection's resume token."""
@@ -313,7 +385,8 @@ class RemoteManager:
 
 def connect(url: str, name: str = "queue", **login: Any) -> JobCollection:
     """A `JobCollection` served by `jobcollection serve` at ``url`` (ws:// or http://), e.g.
-    ``connect("ws://host:3000", username="ada", password=pw)`` or ``token=...``."""
+    ``connect("ws://host:3000", username="ada", password=pw)`` or ``token=...``;
+    ``lost_after=`` sets its queues' default heartbeat lapse."""
     return JobCollection(_manager=RemoteManager(url, name, **login))  # type: ignore[arg-type]
 
 

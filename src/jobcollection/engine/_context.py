@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..storage.port import Transaction
+from .workers import WorkerRef
 
 
 @dataclass(slots=True)
@@ -16,7 +17,16 @@ class Op:
     now: int
     new_id: Callable[[], str]
     wakeups: list[int] = field(default_factory=list)
+    worker: WorkerRef | None = None  # whom claims are recorded for (None: no worker)
 
     def wake_at(self, when: int) -> None:
         """Ask the scheduler to look again at `when` (a job becomes due or expires)."""
         self.wakeups.append(when)
+
+    def enroll_worker(self) -> None:
+        """Store the record of the worker this op is for, if it has none yet (its first claim
+        or adoption; see `workers.WorkerRef`)."""
+        worker = self.worker
+        if worker is not None and worker.enroll is not None and not worker.enrolled:
+            self.tx.put_worker(worker.enroll(self.now))
+            worker.enrolled = True

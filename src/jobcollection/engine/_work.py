@@ -49,7 +49,10 @@ def get_work(op: Op, p: GetWorkParams) -> list[JobDoc]:
     else:
         fields.update(workTimeout=UNSET, expiresAfter=UNSET)
     log = rules.entry(op.now, "Job Running", run_id=run_id)
-    docs = op.tx.claim(p.types, p.max_jobs, fields, log)
+    worker = None if op.worker is None else op.worker.id
+    docs = op.tx.claim(p.types, p.max_jobs, fields, log, worker)
+    if docs and worker is not None:
+        op.enroll_worker()
     for doc in docs:
         doc.pop("failures", None)
         doc.pop("_private", None)
@@ -78,7 +81,19 @@ def job_log(op: Op, p: LogParams) -> bool:
     if p.data is not None:
         entry["data"] = p.data
     fields = {"updated": op.now, **_renewal(op, found[0])}
-    return bool(op.tx.update([p.id], fields, log=[entry]))
+    if not op.tx.update([p.id], fields, log=[entry]):
+        return False
+    if p.run_id is not None and p.run_id == found[0].get("runId"):  # from the run's worker
+        _adopt(op, p.id)
+    return True
+
+
+def _adopt(op: Op, job_id: str) -> None:
+    """A worker reporting on a running job claimed by another worker that is no longer active
+    (a connection that dropped, then came back as a new one) takes the job over: its
+    heartbeat guards the job from now on, and the old claimant's lapse will not fail it."""
+    if op.worker is not None and op.tx.adopt(job_id, op.worker.id):
+        op.enroll_worker()
 
 
 def _running(op: Op, job_id: str, run_id: str) -> JobDoc | None:
@@ -94,7 +109,10 @@ def job_progress(op: Op, p: ProgressParams) -> bool:
         return False
     progress = {"completed": p.completed, "total": p.total, "percent": 100 * p.completed / p.total}
     fields = {"progress": progress, "updated": op.now, **_renewal(op, doc)}
-    return bool(op.tx.update([p.id], fields, Guard(statuses=_RUNNING, run_id=p.run_id)))
+    if not op.tx.update([p.id], fields, Guard(statuses=_RUNNING, run_id=p.run_id)):
+        return False
+    _adopt(op, p.id)
+    return True
 
 
 def job_done(op: Op, p: DoneParams) -> bool | str:

@@ -32,14 +32,17 @@ from ..core.storable import (
     unstorable_param,
     unstorable_value,
 )
+from ..core.workers import DEFAULT_LOST_AFTER_MS, WorkerRecord
 from ..errors import JobCollectionError, ValidationError
 from ..storage.port import JobDoc, Storage
 from . import _control, _work
 from ._combiner import Combiner, Request
 from ._context import Op
+from ._liveness import Liveness, fail_orphans
 from .clock import Clock, SystemClock
 from .events import CallEvent, CallLog, Events, LogStream
 from .scheduler import Scheduler
+from .workers import WorkerRef
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +88,11 @@ class JobManager:
         self.new_id = id_factory
         self.scrub = scrub
         self.stopped = True
+        self.lost_after = DEFAULT_LOST_AFTER_MS  # workers' default heartbeat lapse (ms)
         self.events = Events()
         self.call_log = CallLog()
         self.permissions = Permissions()  # checked by the server for remote calls only
+        self.liveness = Liveness(self)  # before the scheduler, whose thread tends it
         self.scheduler = Scheduler(self, DEFAULT_PROMOTE_INTERVAL_MS)
         # Worker threads finishing batches at once share one transaction (see _combiner).
         self._combiner: Combiner[_Completion, _Outcome] = Combiner(self._complete_and_claim_all)
@@ -101,12 +106,14 @@ class JobManager:
         *,
         user_id: str | None = None,
         connection: object | None = None,
+        worker: WorkerRef | None = None,
     ) -> Any:
-        """Validate and run one method the way a DDP call would (no permission check)."""
+        """Validate and run one method the way a DDP call would (no permission check);
+        `worker`: whom a claim is recorded for, whose heartbeat then guards the jobs."""
         params = list(params)
         try:
             with naming_unstorable(lambda: unstorable_param(method, params)):
-                result = self.execute(method, parse_params(method, params))
+                result = self.execute(method, parse_params(method, params), worker)
         except JobCollectionError as error:
             if self._observed:
                 self._announce("error", CallEvent(method, params, user_id, connection, error))
@@ -121,6 +128,7 @@ class JobManager:
         *,
         user_id: str | None = None,
         connection: object | None = None,
+        worker: WorkerRef | None = None,
     ) -> list[tuple[bool, Any]]:
         """Several calls as if made one after another, their writes in ONE transaction.
 
@@ -132,7 +140,7 @@ class JobManager:
         if any(m not in _OPERATIONS for m, _ in calls) or (
             self.stopped and any(m in ("getWork", "jobProgress") for m, _ in calls)
         ):
-            return [self._call_one(m, p, user_id, connection) for m, p in calls]
+            return [self._call_one(m, p, user_id, connection, worker) for m, p in calls]
         outcomes: list[tuple[bool, Any]] = [(False, None)] * len(calls)
         runnable: list[tuple[int, str, Any]] = []
         for index, (method, params) in enumerate(calls):
@@ -145,11 +153,11 @@ class JobManager:
             return _run_calls(op, [(method, parsed) for _, method, parsed in runnable])
 
         try:
-            values = self.run(serve, None) if runnable else []
+            values = self.run(serve, None, worker) if runnable else []
         except (JobCollectionError, *ENCODING_ERRORS):
             # Nothing was written: let each call meet its own fate (a value that cannot be
             # stored fails only the call that carries it).
-            return [self._call_one(m, p, user_id, connection) for m, p in calls]
+            return [self._call_one(m, p, user_id, connection, worker) for m, p in calls]
         for (index, method, _), value in zip(runnable, values, strict=True):
             outcomes[index] = (True, self._scrubbed(value) if method == "getWork" else value)
         if self._observed:
@@ -160,10 +168,17 @@ class JobManager:
         return outcomes
 
     def _call_one(
-        self, method: str, params: list[object], user_id: str | None, connection: object | None
+        self,
+        method: str,
+        params: list[object],
+        user_id: str | None,
+        connection: object | None,
+        worker: WorkerRef | None,
     ) -> tuple[bool, Any]:
         try:
-            return True, self.call(method, params, user_id=user_id, connection=connection)
+            return True, self.call(
+                method, params, user_id=user_id, connection=connection, worker=worker
+            )
         except JobCollectionError as error:
             return False, error
 
@@ -179,8 +194,8 @@ class JobManager:
             self.events.emit(kind, event)
             self.events.emit(event.method, event)
 
-    def execute(self, method: str, parsed: Any) -> Any:
-        """Run an already-validated operation."""
+    def execute(self, method: str, parsed: Any, worker: WorkerRef | None = None) -> Any:
+        """Run an already-validated operation (for `worker`, see `call`)."""
         if method in _START:
             return self.start()
         if method in _SHUTDOWN:
@@ -193,13 +208,13 @@ class JobManager:
             return self._scrubbed(found)
         if self.stopped and method in ("getWork", "jobProgress"):
             return [] if method == "getWork" else None
-        result = self.run(_OPERATIONS[method], parsed)
+        result = self.run(_OPERATIONS[method], parsed, worker)
         return self._scrubbed(result) if method == "getWork" else result
 
-    def run(self, operation: Operation, parsed: Any) -> Any:
+    def run(self, operation: Operation, parsed: Any, worker: WorkerRef | None = None) -> Any:
         """Run one operation in a write transaction and pass its wake-up times on."""
         with self.storage.write(self.root) as tx:
-            op = Op(tx, self.clock.now_ms(), self.new_id)
+            op = Op(tx, self.clock.now_ms(), self.new_id, worker=worker)
             result = operation(op, parsed)
         for when in op.wakeups:
             self.scheduler.wake_at(when)
@@ -239,7 +254,10 @@ class JobManager:
         return self.complete_and_claim(runs, None)[0]
 
     def complete_and_claim(
-        self, runs: Sequence[tuple[str, str, object]], get_work: list[object] | None
+        self,
+        runs: Sequence[tuple[str, str, object]],
+        get_work: list[object] | None,
+        worker: WorkerRef | None = None,
     ) -> tuple[list[bool | str], list[JobDoc]]:
         """`jobDone` for several runs, then (optionally) `getWork` params, in ONE transaction.
 
@@ -253,7 +271,7 @@ class JobManager:
                 parse_params("jobDone", params)  # raises, naming the bad field
         claim = None if get_work is None else parse_params("getWork", get_work)
         assert claim is None or isinstance(claim, GetWorkParams)
-        outcomes, claimed = self._combiner.submit((runs, claim))
+        outcomes, claimed = self._combiner.submit((runs, claim, worker))
         results: list[bool | str] = [bool(outcomes.get(job_id, False)) for job_id, _, _ in runs]
         if get_work is not None:
             claimed = self._scrubbed(claimed)
@@ -332,6 +350,7 @@ class JobManager:
 
         def both(op: Op, _: object) -> None:
             _work.fail_expired(op)
+            fail_orphans(op)
             _control.ready(op, [])
 
         self.run(both, None)
@@ -342,6 +361,34 @@ class JobManager:
 
     def set_log_stream(self, stream: LogStream) -> None:
         self.call_log.set(stream)
+
+    # -- the worker registry ----------------------------------------------------------------
+
+    def register_worker(
+        self,
+        record: WorkerRecord,
+        *,
+        moved_from: str | None = None,
+        keep_only: frozenset[str] | None = None,
+    ) -> None:
+        """Store a worker that lives in this process and keep it alive until unregistered
+        (the running jobs of worker `moved_from` become its own, and that worker goes; with
+        `keep_only`, its running jobs but those are failed: see `Liveness.host`)."""
+        self.liveness.host(record, store=True, moved_from=moved_from, keep_only=keep_only)
+
+    def keep_alive(self, record: WorkerRecord) -> None:
+        """Keep alive a worker whose record a call already stored (`WorkerRef.enroll`)."""
+        self.liveness.host(record, store=False)
+
+    def unregister_worker(self, worker_id: str, *, keep: bool = False) -> None:
+        """Stop keeping a worker alive: its record goes (a graceful stop), or with `keep` it
+        stays until it lapses (a remote worker that may reconnect for its running jobs)."""
+        self.liveness.unhost(worker_id, keep=keep)
+
+    def workers(self) -> list[WorkerRecord]:
+        """The collection's workers (of every process), oldest first."""
+        with self.storage.read(self.root) as tx:
+            return tx.workers()
 
     # -- queries for the Python API -----------------------------------------------------------
 
@@ -475,12 +522,16 @@ def _same_result(one: object, other: object) -> bool:
         return False
 
 
-_Completion = tuple[Sequence[tuple[str, str, object]], GetWorkParams | None]
+_Completion = tuple[Sequence[tuple[str, str, object]], GetWorkParams | None, WorkerRef | None]
 _Outcome = tuple[dict[str, bool | str], list[JobDoc]]
 
 
 def _complete_then_claim(
-    op: Op, runs: Sequence[tuple[str, str, object]], claim: GetWorkParams | None, stopped: bool
+    op: Op,
+    runs: Sequence[tuple[str, str, object]],
+    claim: GetWorkParams | None,
+    worker: WorkerRef | None,
+    stopped: bool,
 ) -> _Outcome:
     """Complete runs (consecutive ones sharing runId and result in one statement), then claim."""
     groups: list[tuple[str, object, list[str]]] = []
@@ -493,6 +544,7 @@ def _complete_then_claim(
     for run_id, result, ids in groups:
         assert isinstance(result, dict)
         outcomes.update(_work.complete_runs(op, ids, run_id, result))
+    op.worker = worker  # one transaction may serve several callers (see `Combiner`)
     claimed = [] if claim is None or stopped else _work.get_work(op, claim)
     return outcomes, claimed
 

@@ -34,6 +34,7 @@ class Scheduler:
         self._next_wake: int | None = None
         self._next_sweep = manager.clock.now_ms() + interval_ms
         self._shutdown_at: int | None = None
+        self._next_tend = 0  # workers' heartbeats and the rescue of lost ones (_liveness)
         self._recheck = True
         self._last_recheck = 0.0
         manager.clock.on_jump(self.poke)
@@ -44,6 +45,8 @@ class Scheduler:
         self._thread.start()
 
     def poke(self) -> None:
+        """Look again now (the clock jumped; a worker to keep alive was added)."""
+        self._next_tend = 0
         self._event.set()
 
     def wake_at(self, when: int) -> None:
@@ -77,11 +80,13 @@ class Scheduler:
             self._thread.join(timeout=5)
 
     def _sleep_seconds(self, now: int) -> float:
-        if self._manager.stopped:  # only the shutdown deadline matters while stopped
-            times = [self._shutdown_at] if self._shutdown_at is not None else []
+        if self._manager.stopped:  # only the shutdown deadline and heartbeats matter
+            times = [t for t in (self._shutdown_at, self._next_tend) if t is not None]
         else:
             times = [
-                t for t in (self._next_wake, self._next_sweep, self._shutdown_at) if t is not None
+                t
+                for t in (self._next_wake, self._next_sweep, self._shutdown_at, self._next_tend)
+                if t is not None
             ]
         if self._recheck and not self._manager.stopped:
             wait = _RECHECK_GAP_S - (time.monotonic() - self._last_recheck)
@@ -115,6 +120,8 @@ class Scheduler:
                 self._next_sweep = now + self._interval
         if shutdown_due:
             manager.finish_shutdown()
+        if self._next_tend <= now:
+            self._next_tend = manager.liveness.tend(now, rescuing=not manager.stopped)
         if manager.stopped:
             return
         if sweep_due or wake_due:

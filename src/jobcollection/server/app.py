@@ -15,12 +15,15 @@ import secrets
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from datetime import timedelta
 from types import FrameType
 from typing import Any
 
 from ..api._portal import new_event_loop
 from ..api.collection import JobCollection
 from ..core.permissions import Caller
+from ..core.workers import check_lost_after
+from .connection_workers import ConnectionWorkers
 from .dispatch import Dispatcher
 from .session import Limits, Session, SessionServices
 
@@ -83,13 +86,18 @@ class Server:
         *collections: JobCollection,
         limits: Limits | None = None,
         accounts: bool = True,
+        lost_after: int | timedelta | None = None,
     ) -> None:
+        """`lost_after`: how long a remote worker's connection may be gone (or a worker
+        silent) before its running jobs are failed and retried; default: each collection's
+        (30 s unless set). A client may ask for its own (`process_jobs(lost_after=...)`)."""
         if not collections:
             raise ValueError("Server needs at least one JobCollection")
         self.collections: tuple[JobCollection, ...] = collections
         self.limits = limits or Limits()
         managers = [jc.manager for jc in collections]
-        self.dispatcher = Dispatcher(managers)
+        lapse = None if lost_after is None else check_lost_after(lost_after)
+        self.dispatcher = Dispatcher(managers, ConnectionWorkers(lapse))
         self.accounts = _open_accounts(collections[0]) if accounts else None
         self._published: list[tuple[str, SelectorFunction, str]] = []
         self._registry: Any = None

@@ -18,10 +18,11 @@ from typing import Any
 from ..core.permissions import Caller
 from ..core.wire import result_to_wire
 from ..engine.manager import JobManager
+from ..engine.workers import WorkerRef
 from ..errors import ValidationError
 from .meteor_error import not_authorized
 
-BatchMethod = Callable[[JobManager, list[object], Caller], object]
+BatchMethod = Callable[[JobManager, list[object], Caller, WorkerRef | None], object]
 
 
 def _permit(manager: JobManager, caller: Caller, method: str, params: list[object]) -> None:
@@ -29,7 +30,9 @@ def _permit(manager: JobManager, caller: Caller, method: str, params: list[objec
         raise not_authorized()
 
 
-def save_many(manager: JobManager, params: list[object], caller: Caller) -> object:
+def save_many(
+    manager: JobManager, params: list[object], caller: Caller, worker: WorkerRef | None
+) -> object:
     docs = params[0] if params else None
     if not isinstance(docs, list):
         raise ValidationError("jobSaveMany: expected [docs], a list of job documents")
@@ -47,7 +50,9 @@ def _run(entry: object, index: int) -> tuple[str, str, object]:
     return job_id, run_id, result
 
 
-def done_and_get_work(manager: JobManager, params: list[object], caller: Caller) -> object:
+def done_and_get_work(
+    manager: JobManager, params: list[object], caller: Caller, worker: WorkerRef | None
+) -> object:
     if not params or not isinstance(params[0], list):
         raise ValidationError("jobDoneAndGetWork: expected [runs, getWorkParams | null]")
     runs = [_run(entry, n) for n, entry in enumerate(params[0])]
@@ -58,7 +63,7 @@ def done_and_get_work(manager: JobManager, params: list[object], caller: Caller)
         _permit(manager, caller, "jobDone", [job_id, run_id, result, {}])
     if get_work is not None:
         _permit(manager, caller, "getWork", get_work)
-    outcomes, docs = manager.complete_and_claim(runs, get_work)
+    outcomes, docs = manager.complete_and_claim(runs, get_work, worker)
     return [outcomes, result_to_wire("getWork", docs)]
 
 
@@ -68,5 +73,12 @@ BATCH_METHODS: dict[str, BatchMethod] = {
 }
 
 
-def call_batch(name: str, manager: JobManager, params: list[Any], caller: Caller) -> object:
-    return BATCH_METHODS[name](manager, params, caller)
+def call_batch(
+    name: str,
+    manager: JobManager,
+    params: list[Any],
+    caller: Caller,
+    worker: WorkerRef | None = None,
+) -> object:
+    """Run a batch method; `worker`: whom its claim is recorded for."""
+    return BATCH_METHODS[name](manager, params, caller, worker)

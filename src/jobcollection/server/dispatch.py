@@ -15,6 +15,7 @@ from ..core.permissions import Caller
 from ..core.wire import result_to_wire
 from ..engine.manager import BATCHABLE_METHODS, JobManager
 from .batch_methods import BATCH_METHODS, call_batch
+from .connection_workers import REGISTRY_METHODS, ConnectionWorkers
 from .meteor_error import MeteorError, as_meteor_error, not_authorized
 
 
@@ -27,14 +28,17 @@ class Route:
 class Dispatcher:
     """The job methods of the served collections, by their DDP names."""
 
-    def __init__(self, managers: Iterable[JobManager]) -> None:
+    def __init__(
+        self, managers: Iterable[JobManager], workers: ConnectionWorkers | None = None
+    ) -> None:
         self.managers: dict[str, JobManager] = {}
         self.routes: dict[str, Route] = {}
+        self.workers = workers or ConnectionWorkers()  # the connections that work on jobs
         for manager in managers:
             if manager.root in self.managers:
                 raise ValueError(f"collection {manager.root!r} is served twice")
             self.managers[manager.root] = manager
-            for method in (*DDP_METHODS, *BATCH_METHODS):
+            for method in (*DDP_METHODS, *BATCH_METHODS, *REGISTRY_METHODS):
                 self.routes[f"{manager.root}_{method}"] = Route(manager, method)
 
     def knows(self, name: str) -> bool:
@@ -75,17 +79,22 @@ class Dispatcher:
         if len(managers) != 1:
             raise ValueError("call_many: calls to several collections (see batch_key)")
         manager = managers.pop()
+        refs = [self.workers.ref_for(connection, manager, m, p, caller) for _, m, p in allowed]
+        worker = next((ref for ref in refs if ref is not None), None)
         try:
             results = manager.call_many(
                 [(method, params) for _, method, params in allowed],
                 user_id=caller.user_id,
                 connection=connection,
+                worker=worker,
             )
         except Exception as error:  # the calls that got this far share its failure
             failure = as_meteor_error(error)
             for index, _, _ in allowed:
                 outcomes[index] = (False, failure)
             return outcomes
+        finally:
+            self.workers.settle(manager, worker, connection)
         for (index, method, _), (ok, value) in zip(allowed, results, strict=True):
             outcomes[index] = (
                 (True, result_to_wire(method, value)) if ok else (False, as_meteor_error(value))
@@ -104,17 +113,29 @@ class Dispatcher:
         route = self.routes.get(name)
         if route is None:
             raise MeteorError(404, f"Method '{name}' not found")
-        if route.method in BATCH_METHODS:
+        manager, method = route.manager, route.method
+        if method in REGISTRY_METHODS:
             try:
-                return call_batch(route.method, route.manager, params, caller)
+                return self.workers.call(method, manager, params, caller, connection)
             except Exception as error:
                 raise as_meteor_error(error) from error
-        if not route.manager.permissions.permits(caller, route.method, params):
-            raise not_authorized()
+        worker = None
         try:
-            result = route.manager.call(
-                route.method, params, user_id=caller.user_id, connection=connection
+            if method in BATCH_METHODS:
+                worker = self.workers.ref_for(connection, manager, method, params, caller)
+                return call_batch(method, manager, params, caller, worker)
+            if not manager.permissions.permits(caller, method, params):
+                raise not_authorized()
+            worker = self.workers.ref_for(connection, manager, method, params, caller)
+            result = manager.call(
+                method, params, user_id=caller.user_id, connection=connection, worker=worker
             )
         except Exception as error:
             raise as_meteor_error(error) from error
-        return result_to_wire(route.method, result)
+        finally:
+            self.workers.settle(manager, worker, connection)
+        return result_to_wire(method, result)
+
+    def connection_closed(self, connection: object) -> None:
+        """A connection went away: the workers it hosted are left to reconnect or lapse."""
+        self.workers.closed(connection)

@@ -165,6 +165,7 @@ class Session:
             await self._reader()
         finally:
             self._closing = True
+            self.services.dispatcher.connection_closed(self)
             self._view.close()
             for task in tasks:
                 task.cancel()

@@ -1,0 +1,234 @@
+"""Remote workers: the DDP connections that work on jobs, registered as workers of a collection.
+
+A connection becomes a worker of a collection with its first claim there (`getWork`, our
+`jobDoneAndGetWork`): the claim's transaction stores its record (kind remote, the peer's
+address, the user, the types it asked for), and the server keeps it alive while the
+connection is open. When the connection closes, the record is left to lapse, so a worker
+that reconnects in time finds its jobs still running: it finishes them on the new
+connection, and one that reports on them (`jobProgress`, `jobLog`) takes them over.
+
+Our Python client also says who it is, once per connection (`<root>_registerWorker`, an
+addition the original's clients never call): a worker id it keeps across reconnects, host,
+pid, types, concurrency and heartbeat lapse. A reconnected client thus keeps its record and
+its jobs; whatever the connection claimed before it said so moves to that record.
+`<root>_workers` lists the registry (for the admin and manager groups).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Protocol, runtime_checkable
+
+from ..core.ids import random_id
+from ..core.permissions import Caller
+from ..core.workers import WorkerHello, WorkerRecord, parse_hello
+from ..engine.manager import JobManager
+from ..engine.workers import WorkerRef
+from ..errors import ValidationError
+from .meteor_error import not_authorized
+
+log = logging.getLogger(__name__)
+
+# Calls that make a connection a worker (claims) or let it take over a lost worker's job.
+_CLAIMS: Final = frozenset({"getWork", "jobDoneAndGetWork"})
+_REPORTS: Final = frozenset({"jobProgress", "jobLog"})
+REGISTRY_METHODS: Final = ("registerWorker", "workers")
+LIST_GROUPS: Final = ("admin", "manager")  # who may list workers (those who may list jobs)
+_MAX_NOTED: Final = 100  # types listed in the record of a connection that did not say them
+_MAX_TYPE_LENGTH: Final = 200
+
+
+@runtime_checkable
+class DdpConnection(Protocol):
+    """What the registry needs of a DDP session (an HTTP request is none)."""
+
+    id: str
+    client_address: str
+
+
+@dataclass(slots=True)
+class _Membership:
+    """One connection as a worker of one collection."""
+
+    manager: JobManager
+    ref: WorkerRef
+    record: WorkerRecord
+    identified: bool = False  # the client named its worker id (registerWorker)
+    hosted: bool = False  # stored, and kept alive by this server
+    types: set[str] = field(default_factory=set)
+
+
+class ConnectionWorkers:
+    """The registry's server side (see the module doc); one per `Server`, used on its loop."""
+
+    def __init__(self, lost_after: int | None = None) -> None:
+        self.lost_after = lost_after  # None: each collection's own default
+        self._members: dict[tuple[str, str], _Membership] = {}  # (connection id, root)
+        self._owners: dict[tuple[str, str], str] = {}  # (root, worker id) -> connection id
+
+    # -- calls of the 16 methods and the batch ones ------------------------------------------
+
+    def ref_for(
+        self,
+        connection: object,
+        manager: JobManager,
+        method: str,
+        params: list[object],
+        caller: Caller,
+    ) -> WorkerRef | None:
+        """The worker a DDP call is made for: claims always have one (registered with the
+        first claim that gets a job); reports have one too, which registers only if it takes
+        over a lost worker's job. None for every other call."""
+        if not isinstance(connection, DdpConnection) or method not in _CLAIMS | _REPORTS:
+            return None
+        member = self._members.get((connection.id, manager.root))
+        if member is None:
+            anonymous = WorkerHello(random_id(), None, None, (), None, None)
+            member = self._join(connection, manager, caller, anonymous)
+        if method == "getWork":
+            self._note_types(member, params[0] if params else None)
+        return member.ref
+
+    def settle(self, manager: JobManager, ref: WorkerRef | None, connection: object) -> None:
+        """After a call: a connection the call registered is kept alive from now on."""
+        if ref is None or not ref.enrolled or not isinstance(connection, DdpConnection):
+            return
+        member = self._members.get((connection.id, manager.root))
+        if member is None or member.ref is not ref or member.hosted:
+            return
+        ref.enroll = None
+        member.hosted = True
+        self._owners[(manager.root, ref.id)] = connection.id
+        manager.keep_alive(member.record)
+
+    def closed(self, connection: object) -> None:
+        """The connection is gone: its records stay until they lapse (see the module doc)."""
+        if not isinstance(connection, DdpConnection):
+            return
+        for key, member in list(self._members.items()):
+            if key[0] == connection.id:
+                self._leave(key, member, keep=True)
+
+    # -- registerWorker, workers -------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        manager: JobManager,
+        params: list[object],
+        caller: Caller,
+        connection: object,
+    ) -> object:
+        """`<root>_workers()` or `<root>_registerWorker(worker | null)`."""
+        if method == "workers":
+            if not manager.permissions.permits_under(LIST_GROUPS, caller, method, params):
+                raise not_authorized()
+            return [record.to_wire() for record in manager.workers()]
+        return self._register(manager, params, caller, connection)
+
+    def _register(
+        self, manager: JobManager, params: list[object], caller: Caller, connection: object
+    ) -> bool:
+        if not params:
+            raise ValidationError("registerWorker: expected [worker], an object (or null)")
+        hello = None if params[0] is None else parse_hello(params[0])
+        types = [] if hello is None else list(hello.types)
+        if not manager.permissions.permits(caller, "getWork", [types, {}]):
+            raise not_authorized()
+        if not isinstance(connection, DdpConnection):
+            raise ValidationError("registerWorker: only a DDP connection can be a worker")
+        key = (connection.id, manager.root)
+        before = self._members.get(key)
+        if hello is None:  # the connection's queues stopped: it is no worker any more
+            if before is not None:
+                self._leave(key, before, keep=False)
+            return True
+        stored = next((w for w in manager.workers() if w.id == hello.worker_id), None)
+        if stored is not None and stored.user_id != caller.user_id:
+            raise ValidationError(
+                f"registerWorker: worker.workerId {hello.worker_id!r} is another user's worker"
+            )
+        started = stored.started if stored is not None else None
+        member = self._join(connection, manager, caller, hello, started)
+        member.identified = member.hosted = True
+        member.ref.enroll = None
+        self._owners[(manager.root, hello.worker_id)] = connection.id
+        moved = None
+        if before is not None and before.hosted and before.ref.id != hello.worker_id:
+            moved = before.ref.id  # what the connection claimed before it said who it is
+            self._owners.pop((manager.root, moved), None)
+        # After a reconnect the client lists the jobs it runs: the rest of this worker's
+        # running jobs were claimed by calls whose replies were lost with the old connection.
+        keep_only = hello.jobs if stored is not None else None
+        manager.register_worker(member.record, moved_from=moved, keep_only=keep_only)
+        return True
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def _join(
+        self,
+        connection: DdpConnection,
+        manager: JobManager,
+        caller: Caller,
+        hello: WorkerHello,
+        started: int | None = None,
+    ) -> _Membership:
+        now = manager.clock.now_ms()
+        record = WorkerRecord(
+            id=hello.worker_id,
+            kind="remote",
+            status="active",
+            types=hello.types,
+            started=now if started is None else started,
+            last_seen=now,
+            lost_after=hello.lost_after or self.lost_after or manager.lost_after,
+            host=hello.host,
+            pid=hello.pid,
+            concurrency=hello.concurrency,
+            address=connection.client_address or None,
+            user_id=caller.user_id,
+            username=caller.username,
+        )
+        member = _Membership(manager, WorkerRef(hello.worker_id), record, types=set(hello.types))
+        member.ref.enroll = self._enroller(member)
+        self._members[(connection.id, manager.root)] = member
+        return member
+
+    @staticmethod
+    def _enroller(member: _Membership) -> Callable[[int], WorkerRecord]:
+        def enroll(now: int) -> WorkerRecord:
+            member.record = replace(member.record, started=now, last_seen=now)
+            return member.record
+
+        return enroll
+
+    @staticmethod
+    def _note_types(member: _Membership, types: Any) -> None:
+        """The record of a connection that did not say who it is lists the types it claims
+        (the first `_MAX_NOTED` of them; a bad param is the claim's to refuse)."""
+        listed = [types] if isinstance(types, str) else types
+        if member.identified or not isinstance(listed, list | tuple):
+            return
+        wanted = {t for t in listed if isinstance(t, str) and 0 < len(t) <= _MAX_TYPE_LENGTH}
+        wanted = set(list(wanted - member.types)[: _MAX_NOTED - len(member.types)])
+        if not wanted:
+            return
+        member.types |= wanted
+        member.record = replace(member.record, types=tuple(sorted(member.types)))
+        if member.hosted:
+            member.manager.register_worker(member.record)
+
+    def _leave(self, key: tuple[str, str], member: _Membership, *, keep: bool) -> None:
+        """Forget a connection's membership; stop keeping its record alive (`keep`: leave it
+        to lapse, else remove it) unless another connection took the worker over."""
+        del self._members[key]
+        root, worker_id = key[1], member.ref.id
+        if not member.hosted or self._owners.get((root, worker_id)) != key[0]:
+            return
+        del self._owners[(root, worker_id)]
+        try:
+            member.manager.unregister_worker(worker_id, keep=keep)
+        except Exception:  # the record then lapses, as a dead connection's would
+            log.exception("%s: could not release worker %s", root, worker_id)
