@@ -21,6 +21,7 @@ from ..storage import ENV_VAR
 from . import args as conv
 from . import commands, target, users
 from . import serve as serve_command
+from . import workers as workers_command
 from .errors import EXIT_FAILURE, EXIT_USAGE, CliError, UsageError
 from .worker import cmd_worker
 
@@ -194,6 +195,12 @@ def _add_worker(sub: argparse._SubParsersAction[Parser], common: Parser) -> None
     p.add_argument("--processes", metavar="N", type=conv.positive, help="use N processes")
     p.add_argument("--poll-interval", metavar="MS", type=conv.count, help="0: no polling")
     p.add_argument("--work-timeout", metavar="MS", type=conv.positive)
+    p.add_argument(
+        "--lost-after",
+        metavar="MS",
+        type=workers_command.lost_after_ms,
+        help=workers_command.LOST_AFTER_HELP,
+    )
     p.set_defaults(handler=cmd_worker)
 
 
@@ -219,6 +226,7 @@ def build_parser() -> Parser:
     _add_queries(sub, common)
     _add_controls(sub, common)
     _add_worker(sub, common)
+    workers_command.add_parser(sub, parents=[common])
     users.add_parser(sub, parents=[local])
     serve_command.add_parser(sub, parents=[serve_only])
     return parser

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..core.permissions import RULE_NAMES
 from .errors import UsageError
+from .workers import LOST_AFTER_HELP, lost_after_ms
 
 DEFAULT_PORT = 3000
 Rules = dict[str, list[object]]
@@ -40,6 +41,7 @@ class ServePlan:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     promote: int | None = None
+    lost_after: int | None = None
     collections: dict[str, tuple[Rules, Rules]] = field(default_factory=dict)  # allow, deny
 
 
@@ -67,6 +69,12 @@ def add_parser(sub: Any, *, parents: Sequence[argparse.ArgumentParser] = ()) -> 
     p.add_argument("--allow", metavar="GROUP=WHO", action="append", type=_rule, default=[])
     p.add_argument("--deny", metavar="GROUP=WHO", action="append", type=_rule, default=[])
     p.add_argument("--promote", metavar="MS", type=_positive, help="safety-net sweep interval")
+    p.add_argument(
+        "--lost-after",
+        metavar="MS",
+        type=lost_after_ms,
+        help="for remote workers: " + LOST_AFTER_HELP,
+    )
     p.add_argument("--config", metavar="FILE", help="TOML file with the same settings and rules")
     p.set_defaults(handler=cmd_serve)
 
@@ -126,7 +134,7 @@ def _merge(into: Rules, more: Rules) -> None:
         into.setdefault(name, []).extend(values)
 
 
-_TOP_KEYS = {"db", "host", "port", "promote", "allow", "deny", "collections"}
+_TOP_KEYS = {"db", "host", "port", "promote", "lost_after", "allow", "deny", "collections"}
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -152,6 +160,12 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
     port = args.port if args.port is not None else _typed(config, "port", int)
     plan.port = DEFAULT_PORT if port is None else port
     plan.promote = args.promote or _typed(config, "promote", int)
+    plan.lost_after = args.lost_after or _typed(config, "lost_after", int)
+    if plan.lost_after is not None:
+        try:
+            lost_after_ms(str(plan.lost_after))
+        except argparse.ArgumentTypeError as error:
+            raise UsageError(f"config: lost_after {error}") from None
     shared_allow = _rules_table(config.get("allow", {}), "allow")
     shared_deny = _rules_table(config.get("deny", {}), "deny")
     for name, who in args.allow:
@@ -198,7 +212,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if plan.promote:
             jc.promote(plan.promote)
         collections.append(jc)
-    server = Server(*collections)
+    server = Server(*collections, lost_after=plan.lost_after)
     names = ", ".join(plan.collections)
 
     def ready(url: str) -> None:

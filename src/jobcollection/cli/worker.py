@@ -65,6 +65,7 @@ def queue_options(args: argparse.Namespace) -> dict[str, Any]:
         "processes": args.processes,
         "poll_interval": args.poll_interval,
         "work_timeout": args.work_timeout,
+        "lost_after": args.lost_after,
     }
     return {key: value for key, value in given.items() if value is not None}
 

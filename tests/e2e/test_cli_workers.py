@@ -1,0 +1,131 @@
+"""`jobcollection workers`: the registry as a table and as JSON; `--lost-after` on `worker`
+and `serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+WAIT_S = 20.0
+
+
+def cli(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobcollection", *args],
+        cwd=workdir,
+        env={k: v for k, v in os.environ.items() if k != "JOBCOLLECTION_DB"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def poll(predicate: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "tasks.py").write_text("def work(job):\n    return None\n")
+    return tmp_path
+
+
+@pytest.fixture
+def worker(workdir: Path) -> Iterator[subprocess.Popen[str]]:
+    env = {k: v for k, v in os.environ.items() if k != "JOBCOLLECTION_DB"}
+    db = str(workdir / "jobs.db")
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "jobcollection", "--db", db, "worker", "tasks:work"),
+            *("--type", "mail", "sms", "--concurrency", "2", "--lost-after", "4000"),
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate(timeout=10)
+
+
+def test_workers_lists_nothing_without_workers(workdir: Path) -> None:
+    done = cli(workdir, "--db", str(workdir / "jobs.db"), "workers")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "no workers\n", "")
+    done = cli(workdir, "--db", str(workdir / "jobs.db"), "workers", "--json")
+    assert (done.returncode, done.stdout) == (0, "")
+
+
+@pytest.mark.slow
+def test_workers_shows_a_running_worker_then_forgets_it_when_it_stops(
+    workdir: Path, worker: subprocess.Popen[str]
+) -> None:
+    db = str(workdir / "jobs.db")
+
+    def listed() -> str:
+        done = cli(workdir, "--db", db, "workers")
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    poll(lambda: "local" in listed(), "the worker to register")
+    header, row = listed().splitlines()
+    assert header.split() == [
+        "ID", "KIND", "STATUS", "TYPES", "CONC", "RUNNING", "WHERE", "USER", "STARTED", "SEEN"
+    ]  # fmt: skip
+    cells = row.split()
+    where = f"{socket.gethostname()}:{worker.pid}"
+    assert cells[1:7] == ["local", "active", "mail,sms", "2", "0", where]
+    assert cells[7] == "-"
+    assert cells[-1] == "ago"
+    done = cli(workdir, "--db", db, "workers", "--json")
+    [line] = done.stdout.splitlines()
+    record = json.loads(line)
+    assert record["kind"] == "local"
+    assert (record["pid"], record["types"]) == (worker.pid, ["mail", "sms"])
+    assert record["lostAfter"] == 4000
+    assert set(record) == {
+        "id", "kind", "status", "types", "started", "lastSeen", "lostAfter", "host", "pid",
+        "concurrency", "address", "userId", "username", "running",
+    }  # fmt: skip
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=WAIT_S) == 0
+    assert listed() == "no workers\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["worker", "tasks:work", "--type", "t", "--lost-after", "999"],
+        ["worker", "tasks:work", "--type", "t", "--lost-after", "soon"],
+        ["serve", "--lost-after", "0"],
+        ["serve", "--lost-after", "86400001"],
+    ],
+)
+def test_a_bad_lapse_is_one_line_and_exit_2(workdir: Path, args: list[str]) -> None:
+    done = cli(workdir, "--db", str(workdir / "jobs.db"), *args)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("jobcollection: error: --lost-after: must be a number of ms")
+    assert done.stderr.count("\n") == 1
+    assert not (workdir / "jobs.db").exists()
+
+
+def test_a_bad_lapse_in_the_serve_config_is_refused(workdir: Path) -> None:
+    (workdir / "serve.toml").write_text("lost_after = 10\n")
+    done = cli(workdir, "--db", str(workdir / "jobs.db"), "serve", "--config", "serve.toml")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("jobcollection: error: config: lost_after must be a number")
