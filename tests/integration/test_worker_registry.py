@@ -312,6 +312,35 @@ def test_a_running_job_of_an_unregistered_worker_fails_at_the_sweep(
     assert "not registered" in job.doc["failures"][0]["message"]
 
 
+def test_a_worker_enrolled_by_a_rolled_back_claim_is_not_taken_for_registered(
+    jc: JobCollection, clock: ManualClock
+) -> None:
+    """A server registers a connection inside its first claim's transaction: if that
+    transaction rolls back, so does the registration, and the next claim registers it."""
+    from jobcollection.engine import _work
+    from jobcollection.engine.workers import WorkerRef
+
+    jc.save_jobs([jc.job("t", {}) for _ in range(2)])
+    ref = WorkerRef("conn", enroll=lambda now: ghost(clock, "conn", kind="remote"))
+    params = jc.manager.call("getWork", [["t"], {}], worker=ref)  # a plain call: it commits
+    assert ref.enrolled
+    assert len(params) == 1
+    second = WorkerRef("conn2", enroll=lambda now: ghost(clock, "conn2", kind="remote"))
+
+    def claim_then_fail(op: Any, parsed: Any) -> None:
+        assert _work.get_work(op, parsed)
+        raise RuntimeError("the transaction fails after the claim")
+
+    parsed = _work.GetWorkParams(["t"])
+    with pytest.raises(RuntimeError):
+        jc.manager.run(claim_then_fail, parsed, second)
+    assert not second.enrolled
+    assert [w.id for w in jc.workers()] == ["conn"]
+    jc.manager.call("getWork", [["t"], {}], worker=second)
+    assert second.enrolled
+    assert sorted(w.id for w in jc.workers()) == ["conn", "conn2"]
+
+
 # -- storage -----------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ class Op:
     new_id: Callable[[], str]
     wakeups: list[int] = field(default_factory=list)
     worker: WorkerRef | None = None  # whom claims are recorded for (None: no worker)
+    enrolled: list[WorkerRef] = field(default_factory=list)  # registered by this op
 
     def wake_at(self, when: int) -> None:
         """Ask the scheduler to look again at `when` (a job becomes due or expires)."""
@@ -27,6 +28,8 @@ class Op:
         """Store the record of the worker this op is for, if it has none yet (its first claim
         or adoption; see `workers.WorkerRef`)."""
         worker = self.worker
-        if worker is not None and worker.enroll is not None and not worker.enrolled:
+        if worker is None or worker.enroll is None or worker.enrolled:
+            return
+        if not any(ref is worker for ref in self.enrolled):
             self.tx.put_worker(worker.enroll(self.now))
-            worker.enrolled = True
+            self.enrolled.append(worker)  # marked enrolled once the transaction commits

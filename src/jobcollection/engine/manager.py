@@ -216,6 +216,8 @@ class JobManager:
         with self.storage.write(self.root) as tx:
             op = Op(tx, self.clock.now_ms(), self.new_id, worker=worker)
             result = operation(op, parsed)
+        for ref in op.enrolled:
+            ref.enrolled = True
         for when in op.wakeups:
             self.scheduler.wake_at(when)
         return result

@@ -20,4 +20,4 @@ class WorkerRef:
 
     id: str
     enroll: Callable[[int], WorkerRecord] | None = None  # its record at a time, if unregistered
-    enrolled: bool = False  # set by the call that stored the record
+    enrolled: bool = False  # set once the call that stored the record committed
