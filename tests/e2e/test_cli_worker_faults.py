@@ -3,20 +3,16 @@ on, and SIGTERM still stops it in time (threads, asyncio and a process pool alik
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _worker_processes import WAIT_S, WorkerProcesses, poll
 
 from jobcollection import JobCollection
-
-WAIT_S = 20.0
 
 TASKS = textwrap.dedent(
     """
@@ -40,13 +36,6 @@ TASKS = textwrap.dedent(
 )
 
 
-def poll(predicate: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     (tmp_path / "tasks.py").write_text(TASKS)
@@ -55,28 +44,13 @@ def workdir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run_worker(workdir: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
+    workers = WorkerProcesses(workdir, workdir / "jobs.db")
 
     def run(*args: str) -> subprocess.Popen[str]:
-        env = {k: v for k, v in os.environ.items() if k != "JOBCOLLECTION_DB"}
-        env["PYTHONUNBUFFERED"] = "1"
-        argv = [sys.executable, "-m", "jobcollection", "--db", str(workdir / "jobs.db")]
-        proc = subprocess.Popen(
-            [*argv, "worker", *args, "--poll-interval", "100"],
-            cwd=workdir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        started.append(proc)
-        return proc
+        return workers(*args, "--poll-interval", "100")
 
     yield run
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+    workers.stop_all()
 
 
 def status_of(db: Path, job_id: str) -> str:

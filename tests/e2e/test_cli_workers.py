@@ -4,37 +4,27 @@ and `serve`."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-WAIT_S = 20.0
+from _worker_processes import WAIT_S, WorkerProcesses, cli_env, poll
 
 
 def cli(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "jobcollection", *args],
         cwd=workdir,
-        env={k: v for k, v in os.environ.items() if k != "JOBCOLLECTION_DB"},
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
-
-
-def poll(predicate: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -45,23 +35,10 @@ def workdir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def worker(workdir: Path) -> Iterator[subprocess.Popen[str]]:
-    env = {k: v for k, v in os.environ.items() if k != "JOBCOLLECTION_DB"}
-    db = str(workdir / "jobs.db")
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "jobcollection", "--db", db, "worker", "tasks:work"),
-            *("--type", "mail", "sms", "--concurrency", "2", "--lost-after", "4000"),
-        ],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.communicate(timeout=10)
+    workers = WorkerProcesses(workdir, workdir / "jobs.db")
+    options = ("--type", "mail", "sms", "--concurrency", "2", "--lost-after", "4000")
+    yield workers("tasks:work", *options)
+    workers.stop_all()
 
 
 def test_workers_lists_nothing_without_workers(workdir: Path) -> None:

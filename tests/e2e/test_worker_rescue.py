@@ -4,21 +4,19 @@ jobs once the heartbeat lapses, so that they are retried. Real processes, real t
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _worker_processes import WAIT_S, WorkerProcesses, poll
 
 from jobcollection import JobCollection
 
 LAPSE_MS = 1000
-WAIT_S = 20.0
 # How much later than the lapse the rescue may come and still count as "in time": the
 # sweeper wakes at the earliest deadline it knows of, and at least once a second; the rest
 # is this shared machine's scheduling.
@@ -37,13 +35,6 @@ TASKS = textwrap.dedent(
 )
 
 
-def poll(predicate: Callable[[], object], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     (tmp_path / "tasks.py").write_text(TASKS)
@@ -60,27 +51,13 @@ def sweeper(workdir: Path) -> Iterator[JobCollection]:
 
 @pytest.fixture
 def spawn(workdir: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
+    workers = WorkerProcesses(workdir, workdir / "jobs.db")
 
     def run(*args: str) -> subprocess.Popen[str]:
-        env = {k: v for k, v in os.environ.items() if k != "JOBCOLLECTION_DB"}
-        argv = [sys.executable, "-m", "jobcollection", "--db", str(workdir / "jobs.db")]
-        proc = subprocess.Popen(
-            [*argv, "worker", "tasks:slow", "--poll-interval", "100", *args],
-            cwd=workdir,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        started.append(proc)
-        return proc
+        return workers("tasks:slow", "--poll-interval", "100", *args)
 
     yield run
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
+    workers.stop_all()
 
 
 def status(jc: JobCollection, job_id: str) -> str:
