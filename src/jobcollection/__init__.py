@@ -28,6 +28,7 @@ from .core.constants import (
 from .core.cron import parse_cron
 from .core.ejson import Date
 from .core.schedule import next_occurrence
+from .core.workers import WorkerRecord
 from .engine.clock import ManualClock, SystemClock
 from .errors import (
     ConflictError,
@@ -91,6 +92,7 @@ __all__ = [
     "StorageUnavailable",
     "SystemClock",
     "ValidationError",
+    "WorkerRecord",
     "__version__",
     "connect",
     "connect_async",

@@ -92,6 +92,7 @@ def test_public_names_are_pinned() -> None:
             "StorageUnavailable",
             "SystemClock",
             "ValidationError",
+            "WorkerRecord",
             "__version__",
             "connect",
             "connect_async",
