@@ -34,6 +34,8 @@ from interop_harness import (
 
 from jobcollection import FOREVER, FOREVER_DATE, Date, Job, JobCollection, next_occurrence
 
+pytestmark = pytest.mark.node
+
 EVERY_5_MINS = {"schedules": [{"m": list(range(0, 60, 5))}], "exceptions": []}
 WEEKDAYS_AT_9 = {"schedules": [{"s": [0], "m": [0], "h": [9], "d": [2, 3, 4, 5, 6]}]}
 FIVE_MIN = 300_000
