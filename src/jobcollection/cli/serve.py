@@ -19,6 +19,8 @@ WHO is ``anyone``, ``users`` or user names (a list, or one comma-separated strin
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.permissions import RULE_NAMES
-from .errors import UsageError
+from .errors import CommandFailed, UsageError
 
 DEFAULT_PORT = 3000
 Rules = dict[str, list[object]]
@@ -181,11 +183,43 @@ def _typed(config: Mapping[str, Any], key: str, kind: type) -> Any:
     return value
 
 
+def check_listen(host: str, port: int) -> None:
+    """Fail with one line if the server could not listen on ``host:port`` (bound and released
+    here, before the collections are opened; uvicorn would exit with a traceback)."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        problem = f"--host {host}: not an address of this machine ({error.strerror})"
+        raise CommandFailed(problem) from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind(address)
+            except OSError as error:
+                raise CommandFailed(_cannot_listen(host, port, where, error)) from None
+
+
+def _cannot_listen(host: str, port: int, where: str, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"--port {port}: {where} is already in use (another server is listening there;"
+            " choose another port with --port)"
+        )
+    if error.errno == errno.EACCES:
+        return f"--port {port}: not permitted to listen on {where} (ports below 1024 need root)"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"--host {host}: not an address of this machine"
+    return f"cannot listen on {where}: {error.strerror or error}"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..api.collection import JobCollection
     from ..server.app import Server
 
     plan = plan_from(args)
+    check_listen(plan.host, plan.port)
     collections = []
     for name, (allow, deny) in plan.collections.items():
         jc = JobCollection(name, db=plan.db)
