@@ -189,7 +189,12 @@ def _add_worker(sub: argparse._SubParsersAction[Parser], common: Parser) -> None
         required=True,
         help="job type(s) to serve",
     )
-    p.add_argument("--concurrency", metavar="N", type=conv.positive, help="default 1")
+    p.add_argument(
+        "--concurrency",
+        metavar="N",
+        type=conv.positive,
+        help="jobs run at once (default: as many as --processes, else 1)",
+    )
     p.add_argument("--payload", metavar="N", type=conv.positive, help="jobs per call (default 1)")
     p.add_argument("--processes", metavar="N", type=conv.positive, help="use N processes")
     p.add_argument("--poll-interval", metavar="MS", type=conv.count, help="0: no polling")
