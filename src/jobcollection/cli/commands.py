@@ -103,7 +103,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     doc = build_job_doc(args)
     if args.depends and nothing_stored(args):
         raise UsageError(f"--depends: no job with id {args.depends[0]!r} (no database yet)")
-    with open_collection(args) as jc:
+    with open_collection(args, create=True) as jc:
         job = Job(jc, doc)
         if args.depends:
             job.depends(_antecedents(jc, args.depends, args))
@@ -127,10 +127,8 @@ def _selector(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    docs: list[dict[str, Any]] = []
-    if not nothing_stored(args):
-        with open_collection(args) as jc:
-            docs = [job.doc for job in jc.find(_selector(args))]
+    with open_collection(args) as jc:
+        docs = [job.doc for job in jc.find(_selector(args))]
     docs.sort(key=lambda doc: doc.get("updated", 0))  # stable: ties stay in insertion order
     docs = docs[-args.limit :]
     if args.json:
@@ -149,8 +147,6 @@ def _not_found(job_id: str, args: argparse.Namespace) -> CommandFailed:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    if nothing_stored(args):
-        raise _not_found(args.id, args)
     with open_collection(args) as jc:
         job = jc.get_job(args.id, get_log=True, get_failures=True)
     if job is None:
@@ -173,10 +169,8 @@ def stats_summary(rows: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    rows: list[tuple[str, str, int]] = []
-    if not nothing_stored(args):
-        with open_collection(args) as jc:
-            rows = jc.stats()
+    with open_collection(args) as jc:
+        rows = jc.stats()
     summary = stats_summary(rows)
     if args.json:
         print(render.to_json(summary))
@@ -220,8 +214,6 @@ ACTION_HELP = {
 def cmd_control(args: argparse.Namespace) -> int:
     ids: list[str] = list(dict.fromkeys(args.ids))
     action = ACTIONS[args.command]
-    if nothing_stored(args):
-        raise _not_found(ids[0], args)
     with open_collection(args) as jc:
         known = {job.id for job in jc.find({"_id": {"$in": ids}})}
         missing = [job_id for job_id in ids if job_id not in known]

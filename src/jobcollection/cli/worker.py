@@ -217,7 +217,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     check_queue_options(args.type, fn, options)
     signals = Signals()
     status = StatusLine(sys.stderr)
-    jc = open_collection(args, quiet=False)  # a long-lived client's reconnects are news
+    # A worker may start before the first job is submitted: it creates the database. A
+    # long-lived client's reconnects are news (not quiet).
+    jc = open_collection(args, quiet=False, create=True)
     tracker = Tracker()
     try:
         tracker.attach(jc)
