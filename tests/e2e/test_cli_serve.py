@@ -3,10 +3,16 @@ server cannot listen, what `--help` offers, and what the server says to callers 
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,3 +76,82 @@ def test_serve_on_a_foreign_host_says_so_in_one_line(
     assert problem in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
     assert not (tmp_path / "jobs.db").exists()
+
+
+# -- what a refused or misdirected remote caller is told ---------------------------------------
+
+RULES = ("--collection", "emails", "--allow", "admin=ada")
+_SERVING = re.compile(r"jobcollection: serving \S+ at (ws://\S+)/websocket and (http://\S+)/api")
+
+
+@pytest.fixture
+def emails_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`serve` of collection `emails` only, `ada` its admin, `bob` a user without rights."""
+    for user in ("ada", "bob"):
+        done = run("--db", "jobs.db", "users", "add", user, "--password", "pw", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    out = (tmp_path / "serve.out").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jobcollection", "serve", "--db", "jobs.db", "--port", "0", *RULES],
+        cwd=tmp_path,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := _SERVING.search((tmp_path / "serve.out").read_text())):
+            assert server.poll() is None, "serve stopped"
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.05)
+        yield found.group(1), found.group(2)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        out.close()
+
+
+def test_remote_refusals_say_what_is_missing(
+    tmp_path: Path, emails_server: tuple[str, str]
+) -> None:
+    ws, http = emails_server
+    login = {"PW": "pw"}
+
+    def fails(*args: str) -> str:
+        done = run("--server", ws, *args, cwd=tmp_path, env=login)
+        assert done.returncode == 1, done.stdout
+        assert done.stderr.count("\n") == 1, done.stderr
+        return done.stderr
+
+    assert fails("--user", "ada", "--password-env", "PW", "submit", "t") == (
+        "jobcollection: error: Method 'queue_jobSave' not found;"
+        " this server serves collections: emails [404]\n"
+    )
+    assert fails("--collection", "emails", "submit", "t") == (
+        "jobcollection: error: Method not authorized; no user is logged in, and emails_jobSave"
+        " needs one allowed under admin, creator or jobSave\n"
+    )
+    assert fails("--collection", "emails", "ls") == (
+        "jobcollection: error: Subscription not authorized; no user is logged in, and"
+        " 'emails.jobs' needs one allowed under admin or manager\n"
+    )
+    assert fails(
+        "--collection", "emails", "--user", "bob", "--password-env", "PW", "submit", "t"
+    ) == (
+        "jobcollection: error: Method not authorized;"
+        " Authenticated user is not permitted to invoke this method.\n"
+    )
+
+    request = urllib.request.Request(
+        f"{http}/api/emails/jobSave", b"[]", {"content-type": "application/json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(request, timeout=10)
+    assert anonymous.value.code == 401
+    details = json.loads(anonymous.value.read())["error"]["details"]
+    assert "no user is logged in" in details
+    assert "Log in with POST /api/login" in details
+    wrong = urllib.request.Request(f"{http}/api/queue/jobSave", b"[]")
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(wrong, timeout=10)
+    assert missing.value.code == 404
+    assert "this server serves collections: emails" in missing.value.read().decode()

@@ -176,13 +176,34 @@ async def test_permission_refusal_is_403_and_writes_nothing(
         ("shutdownJobServer", [{}]),
     ]
     for method, params in attempts:
-        response = await call(client, method, *params)
+        response = await call(client, method, *params, token="tok-alice")
         assert response.status_code == 403, method
         error = error_of(response)
         assert error["error"] == 403
         assert error["reason"] == "Method not authorized"
+        assert error["details"] == "Authenticated user is not permitted to invoke this method."
     assert dump(jc) == before
     assert (await call(client, "getJob", job_id)).status_code == 200  # the worker group
+
+
+async def test_anonymous_refusal_is_401_with_a_login_hint(
+    jc: JobCollection, client: httpx.AsyncClient
+) -> None:
+    jc.allow(worker="anyone")
+    before = dump(jc)
+    response = await call(client, "jobSave", new_job(jc))  # no token: nobody logged in
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="jobcollection"'
+    error = error_of(response)
+    assert (error["error"], error["reason"]) == (401, "Method not authorized")
+    assert error["details"] == (
+        "no user is logged in, and q_jobSave needs one allowed under admin, creator or jobSave."
+        " Log in with POST /api/login and send the token it returns as"
+        " 'Authorization: Bearer <token>'."
+    )
+    assert dump(jc) == before
+    ok = await call(client, "jobSave", new_job(jc), token="tok-alice")
+    assert ok.status_code == 403  # logged in, and still not allowed: 403, not 401
 
 
 async def test_validation_error_is_400_match_failed(
@@ -309,7 +330,7 @@ async def test_bearer_token_calls_as_the_user(jc: JobCollection, client: httpx.A
     jc.allow(admin=["alice"])
     events: list[CallEvent] = []
     jc.events("call", events.append)
-    assert (await call(client, "startJobServer")).status_code == 403
+    assert (await call(client, "startJobServer")).status_code == 401  # not logged in
     response = await call(client, "startJobServer", token="tok-alice")
     assert response.json() == {"result": True}
     (event,) = events

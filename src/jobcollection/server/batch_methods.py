@@ -26,7 +26,7 @@ BatchMethod = Callable[[JobManager, list[object], Caller], object]
 
 def _permit(manager: JobManager, caller: Caller, method: str, params: list[object]) -> None:
     if not manager.permissions.permits(caller, method, params):
-        raise not_authorized()
+        raise not_authorized(caller, manager.root, method)
 
 
 def save_many(manager: JobManager, params: list[object], caller: Caller) -> object:

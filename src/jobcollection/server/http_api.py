@@ -10,7 +10,8 @@ Routes (relative to the app's ``root_path``; ``prefix`` defaults to ``/api``):
 - ``GET <prefix>/openapi.json``: the OpenAPI document (see :mod:`.openapi`).
 
 HTTP status: 200 on success; a Meteor error's code when it is 400, 403 or 404, else 500; 401
-for a bad or unknown token; 405 for a wrong HTTP method; 400 for a body that is not a JSON
+for a bad or unknown token, and for a call refused to a caller who sent none (with a hint to
+log in); 405 for a wrong HTTP method; 400 for a body that is not a JSON
 array (or has the wrong Content-Type) and 413 for one over ``max_body`` bytes. A request
 refused before the dispatcher runs writes nothing. Job methods run inline (they take
 microseconds); login runs in a worker thread (bcrypt is slow on purpose).
@@ -29,7 +30,7 @@ from ..core import ejson
 from ..core.constants import DDP_METHODS
 from ..core.permissions import ANONYMOUS, Caller
 from .dispatch import Dispatcher
-from .meteor_error import MeteorError, as_meteor_error
+from .meteor_error import MeteorError, Refused, as_meteor_error
 from .openapi import build_openapi
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,9 @@ class HttpApi:
             return 200, await self._logout(scope), ()
         root, _, name = rest.rpartition("/")
         if root not in self.dispatcher.managers or name not in _METHODS:
-            raise _refuse(404, "Not found", f"no collection method at {path!r}")
+            served = ", ".join(self.dispatcher.managers) or "none"
+            where = f"no collection method at {path!r}; this server serves collections: {served}"
+            raise _refuse(404, "Not found", where)
         _allow(method, "POST")
         return 200, await self._call(scope, receive, root, name), ()
 
@@ -203,9 +206,23 @@ class HttpApi:
         connection = HttpConnection(_peer(scope))
         try:
             result = self.dispatcher.call(f"{root}_{method}", params, caller, connection)
+        except Refused as refusal:
+            if refusal.anonymous and self.login is not None:
+                raise self._login_required(scope, refusal) from refusal
+            raise _Refusal(403, refusal) from refusal
         except MeteorError as error:
             raise _Refusal(_status_for(error), error) from error
         return _encode({"result": result})
+
+    def _login_required(self, scope: Scope, refusal: Refused) -> _Refusal:
+        """401 for a call refused to a caller who sent no token, saying how to log in."""
+        login = f"{scope.get('root_path') or ''}{self.prefix}/login"
+        hint = (
+            f"{refusal.details}. Log in with POST {login} and send the token it returns as"
+            " 'Authorization: Bearer <token>'."
+        )
+        challenge = (("www-authenticate", 'Bearer realm="jobcollection"'),)
+        return _Refusal(401, MeteorError(401, refusal.reason, hint), challenge)
 
     async def _login(self, scope: Scope, receive: Receive) -> bytes:
         assert self.login is not None

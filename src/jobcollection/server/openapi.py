@@ -27,7 +27,7 @@ INT32_MIN: Final = -(2**31)
 INT32_MAX: Final = 2**31 - 1
 ERROR_STATUSES: Final = {
     "400": "Invalid request: body, params or options (Meteor error 400 `Match failed`)",
-    "401": "Bearer token missing (where required), malformed, unknown or expired",
+    "401": "Bearer token malformed, unknown or expired, or missing for a call that needs a user",
     "403": "Not permitted (Meteor error 403 `Method not authorized`, or a refused login)",
     "404": "No such collection, method or route",
     "413": "Request body larger than the server's limit",

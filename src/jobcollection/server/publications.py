@@ -45,7 +45,7 @@ from ..errors import JobCollectionError
 from ..storage.port import Change, JobDoc, Storage
 from .doorbell import BellSub, ReadyBell, ReadyNews
 from .mergebox import MergeBox, Message, same
-from .meteor_error import MeteorError, as_meteor_error
+from .meteor_error import MeteorError, as_meteor_error, not_subscribable
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,6 @@ RETRY_AFTER_S: Final = 0.05  # a failed re-read (database busy) is tried again t
 Selector = dict[str, Any]
 PublishFunction = Callable[..., Selector | None]  # fn(user_id, *params)
 Send = Callable[[Message], None]
-
-
-def not_subscribable(name: str) -> MeteorError:
-    return MeteorError(
-        403,
-        "Subscription not authorized",
-        f"Authenticated user is not permitted to subscribe to '{name}'.",
-    )
 
 
 # -- selectors ---------------------------------------------------------------------------------
@@ -196,7 +188,7 @@ class _Publication:
     def _builtin(self, caller: Caller, params: list[Any]) -> Matcher:
         permissions = self.source.manager.permissions
         if not permissions.permits_under(PUBLISH_GROUPS, caller, self.name, params):
-            raise not_subscribable(self.name)
+            raise not_subscribable(self.name, caller, PUBLISH_GROUPS)
         if len(params) > 2:
             usage = f"{self.name} takes [selector?, options?], got {params!r}"
             raise MeteorError(400, "Match failed", usage)
