@@ -155,3 +155,33 @@ def test_remote_refusals_say_what_is_missing(
         urllib.request.urlopen(wrong, timeout=10)
     assert missing.value.code == 404
     assert "this server serves collections: emails" in missing.value.read().decode()
+
+
+# -- help --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve"],
+        ["users", "list"],
+        ["users", "add", "ada", "--password", "pw"],
+        ["users", "passwd", "ada", "--password", "pw"],
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_commands_that_refuse_server_do_not_offer_it(tmp_path: Path, command: list[str]) -> None:
+    for shown in (run(*command[:2], "--help", cwd=tmp_path), run("users", "--help", cwd=tmp_path)):
+        assert shown.returncode == 0, shown.stderr
+        assert "--db" in shown.stdout
+        assert "--server" not in shown.stdout
+    refused = run(*command, "--server", "ws://127.0.0.1:1", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "works on the database itself, not through a server" in refused.stderr
+
+
+@pytest.mark.parametrize("command", [["submit"], ["ls"], ["worker"], ["cancel"]], ids=" ".join)
+def test_commands_that_take_server_offer_it(tmp_path: Path, command: list[str]) -> None:
+    shown = run(*command, "--help", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "--server URL" in shown.stdout

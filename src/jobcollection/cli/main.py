@@ -67,13 +67,16 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 def _server_options(parser: argparse.ArgumentParser, *, top: bool, login: bool = True) -> None:
     """--server (and how to log in to it), placed like `_global_options`. Commands that work
-    on the database itself get --server alone, so that they can refuse it clearly."""
+    on the database itself get --server alone, kept out of their help, so that they can
+    refuse it clearly."""
     parser.add_argument(
         "--server",
         metavar="URL",
         type=conv.server_url,
         default=None if top else argparse.SUPPRESS,
-        help="act through the server at URL (jobcollection serve) instead of opening --db",
+        help="act through the server at URL (jobcollection serve) instead of opening --db"
+        if login
+        else argparse.SUPPRESS,
     )
     if not login:
         return
