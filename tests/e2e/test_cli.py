@@ -206,17 +206,21 @@ def test_control_commands_change_status(cli: Cli) -> None:
 
     assert cli.ok("pause", job, later) == f"{job}: ok\n{later}: ok\n"
     assert status(job) == status(later) == "paused"
-    assert cli.ok("pause", job) == f"{job}: unchanged\n"
+    assert cli.ok("pause", job) == (
+        f"{job}: unchanged (it is paused; pause takes ready or waiting jobs)\n"
+    )
     assert cli.ok("resume", job, later) == f"{job}: ok\n{later}: ok\n"
     assert (status(job), status(later)) == ("ready", "waiting")
     assert cli.ok("ready", later) == f"{later}: ok\n"
     assert status(later) == "ready"
     assert cli.ok("cancel", job) == f"{job}: ok\n"
     assert status(job) == "cancelled"
-    assert cli.ok("cancel", job) == f"{job}: unchanged\n"
+    assert cli.ok("cancel", job) == (
+        f"{job}: unchanged (it is cancelled; cancel takes running, ready, waiting or paused jobs)\n"
+    )
     assert cli.ok("restart", job) == f"{job}: ok\n"
     assert status(job) == "ready"
-    assert cli.ok("rerun", job) == f"{job}: unchanged\n"  # not completed
+    assert cli.ok("rerun", job) == f"{job}: unchanged (it is ready; rerun takes completed jobs)\n"
 
     with JobCollection("queue", str(cli.db)) as jc:  # complete `job` as a worker would
         jc.start_job_server()

@@ -16,7 +16,14 @@ from typing import Any
 from ..api._job_core import JobCore
 from ..api.collection import JobCollection
 from ..api.job import Job
-from ..core.constants import FOREVER_DATE, JOB_STATUSES
+from ..core.constants import (
+    FOREVER_DATE,
+    JOB_STATUS_CANCELLABLE,
+    JOB_STATUS_PAUSABLE,
+    JOB_STATUS_REMOVABLE,
+    JOB_STATUS_RESTARTABLE,
+    JOB_STATUSES,
+)
 from ..core.params import validate_job_doc
 from ..core.schedule import is_schedule, next_occurrence
 from ..errors import JobValidationError, ValidationError
@@ -225,6 +232,37 @@ def cmd_control(args: argparse.Namespace) -> int:
             outcome = action(job) if job is not None else False
             if isinstance(outcome, str):
                 print(f"{job_id}: ok (new job {outcome})", flush=True)
+            elif outcome:
+                print(f"{job_id}: ok", flush=True)
             else:
-                print(f"{job_id}: {'ok' if outcome else 'unchanged'}", flush=True)
+                why = unchanged_reason(args.command, jc.get_job(job_id))
+                print(f"{job_id}: unchanged ({why})", flush=True)
     return EXIT_OK
+
+
+ACCEPTS: dict[str, tuple[str, ...]] = {
+    "cancel": JOB_STATUS_CANCELLABLE,
+    "restart": JOB_STATUS_RESTARTABLE,
+    "pause": JOB_STATUS_PAUSABLE,
+    "resume": ("paused",),
+    "ready": ("waiting",),
+    "remove": JOB_STATUS_REMOVABLE,
+    "rerun": ("completed",),
+}
+
+
+def _either(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def unchanged_reason(command: str, job: Job | None) -> str:
+    """Why control `command` left a job as it was: its status, as it is now."""
+    if job is None:
+        return "not found"
+    status, accepts = job.status, ACCEPTS[command]
+    if status not in accepts:
+        return f"it is {status}; {command} takes {_either(accepts)} jobs"
+    if command == "ready" and job.doc.get("depends"):
+        waiting = len(job.doc["depends"])
+        return f"it waits for {waiting} job{'s' if waiting > 1 else ''} it depends on"
+    return f"it is {status}"

@@ -201,7 +201,7 @@ class HttpApi:
             raise _refuse(
                 400,
                 "Request body must be a JSON array of the method's positional params",
-                f"got {_json_type(params)}",
+                f"got {ejson.json_type(params)}",
             )
         connection = HttpConnection(_peer(scope))
         try:
@@ -228,7 +228,8 @@ class HttpApi:
         assert self.login is not None
         options = await self._read_json(scope, receive, empty=None)
         if not isinstance(options, dict):
-            raise _refuse(400, "Login options must be a JSON object", f"got {_json_type(options)}")
+            got = f"got {ejson.json_type(options)}"
+            raise _refuse(400, "Login options must be a JSON object", got)
         client = scope.get("client")
         key = str(client[0]) if client else "unknown"
         try:
@@ -363,20 +364,6 @@ def _peer(scope: Scope) -> str | None:
         return None
     host, port = client[0], client[1]
     return f"{host}:{port}"
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    return "a number" if isinstance(value, int | float) else type(value).__name__
 
 
 def _encode(value: object) -> bytes:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from ..api._portal import running_on
+from ..core import ejson
 from ..core.live import Query
 from ..core.permissions import Caller
 from ..core.wire import times_to_wire
@@ -194,8 +195,8 @@ class _Publication:
             raise MeteorError(400, "Match failed", usage)
         selector = params[0] if params else None
         if selector is not None and not isinstance(selector, dict):
-            kind = type(selector).__name__
-            raise MeteorError(400, "Match failed", f"selector must be an object, got {kind}")
+            got = ejson.json_type(selector)
+            raise MeteorError(400, "Match failed", f"selector must be an object, got {got}")
         try:
             matcher = Matcher.parse(selector)
         except JobCollectionError as error:
