@@ -19,7 +19,7 @@ from ..core.constants import JOB_RETRY_BACKOFF_METHODS, JOB_STATUSES
 from ..errors import JobCollectionError, StorageError, ValidationError
 from ..storage import ENV_VAR
 from . import args as conv
-from . import commands, target, users
+from . import commands, logs, target, users
 from . import serve as serve_command
 from .errors import EXIT_FAILURE, EXIT_USAGE, CliError, UsageError
 from .worker import cmd_worker
@@ -202,6 +202,7 @@ def _add_worker(sub: argparse._SubParsersAction[Parser], common: Parser) -> None
     p.add_argument("--processes", metavar="N", type=conv.positive, help="use N processes")
     p.add_argument("--poll-interval", metavar="MS", type=conv.count, help="0: no polling")
     p.add_argument("--work-timeout", metavar="MS", type=conv.positive)
+    logs.add_option(p, "problems and one line per failed job")
     p.set_defaults(handler=cmd_worker)
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.permissions import RULE_NAMES
+from . import logs
 from .errors import CommandFailed, UsageError
 
 DEFAULT_PORT = 3000
@@ -70,6 +71,7 @@ def add_parser(sub: Any, *, parents: Sequence[argparse.ArgumentParser] = ()) -> 
     p.add_argument("--deny", metavar="GROUP=WHO", action="append", type=_rule, default=[])
     p.add_argument("--promote", metavar="MS", type=_positive, help="safety-net sweep interval")
     p.add_argument("--config", metavar="FILE", help="TOML file with the same settings and rules")
+    logs.add_option(p)
     p.set_defaults(handler=cmd_serve)
 
 
@@ -239,8 +241,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ws = url.replace("http://", "ws://", 1)
         print(f"jobcollection: serving {names} at {ws}/websocket and {url}/api", flush=True)
 
+    logs.setup(args.log_level)
     try:
-        server.run(plan.host, plan.port, ready=ready)
+        server.run(plan.host, plan.port, ready=ready, log_level=args.log_level)
     finally:
         for jc in collections:
             jc.close()
