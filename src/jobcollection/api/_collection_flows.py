@@ -1,4 +1,4 @@
-"""Collection-level operations as flows (see `_drive`), chunked like meteor-job (SPEC 6.1)."""
+"""Collection-level operations as flows (see `_drive`), chunked like meteor-job."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""JobQueue settings, validated before anything starts (SPEC 6.2's option table)."""
+"""JobQueue settings, validated before anything starts (docs/jobs.md, "Workers")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""EJSON values and the JSON codec used for user data (SPEC.md section 8).
+"""EJSON values and the JSON codec used for user data.
 
 User data (`data`, `result`, failures, log `data`) may hold dates, bytes, non-finite numbers and
 custom types. They are decoded to the value types below and encoded back unchanged, so a value

@@ -1,4 +1,4 @@
-"""Validation of the positional params of the 16 DDP methods (SPEC.md section 4).
+"""Validation of the positional params of the 16 DDP methods (docs/jobs.md, "Operations").
 
 `parse_params(method, params)` checks one call's params list and returns a frozen dataclass per
 method, in the internal form: times are `int` ms, durations `int` ms, user data plain dicts.

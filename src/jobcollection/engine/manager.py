@@ -298,7 +298,7 @@ class JobManager:
         self.scheduler.set_interval(interval_ms)
 
     def sweep(self) -> None:
-        """Fail expired runs, then promote every due waiting job (SPEC 3.2)."""
+        """Fail expired runs, then promote every due waiting job."""
         if self.stopped:
             return
 

@@ -1,4 +1,4 @@
-"""Accounts: Meteor's `login` / `logout` (SPEC.md section 9) and user administration.
+"""Accounts: Meteor's `login` / `logout` (docs/protocol.md, "Logging in") and user administration.
 
 Blocking, synchronous logic over a `UserStore` (bcrypt takes tens of milliseconds: call
 `Accounts.login` off the event loop). Passwords are kept as Meteor keeps them: bcrypt of the

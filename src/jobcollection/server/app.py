@@ -286,7 +286,7 @@ def _relative_path(scope: Scope) -> str:
 
 
 def _sockjs_info() -> dict[str, Any]:
-    # No `base_url`: node ddp then uses the plain /websocket path (SPEC 8).
+    # No `base_url`: node ddp then uses the plain /websocket path.
     return {
         "websocket": True,
         "origins": ["*:*"],

@@ -1,4 +1,4 @@
-"""Publications: live queries on job collections, merged per DDP connection (SPEC.md section 8).
+"""Publications: live queries on job collections, merged per DDP connection.
 
 Each served collection (a `JobManager`) has the built-in publication ``<root>.jobs`` with
 params ``[selector?]``: the small equality/``$in`` selector on ``_id``, ``status`` and ``type``

@@ -5,7 +5,7 @@ per connection:
 
 - the *reader* answers what needs no ordering at once (pings, the handshake, malformed
   frames) and queues methods and subscriptions;
-- the *processor* runs the queued messages one at a time, in order (SPEC 8): each method's
+- the *processor* runs the queued messages one at a time, in order (as DDP requires): each method's
   `result`, then the data messages it caused, then its `updated`;
 - the *writer* sends every outgoing message in the order it was produced.
 
@@ -364,7 +364,7 @@ class Session:
 
     async def _sub(self, request: protocol.SubRequest) -> None:
         if request.id in self._subs:
-            return  # duplicate id: ignored (SPEC 8)
+            return  # duplicate id: ignored, as Meteor does
         if len(self._subs) >= self.limits.max_subscriptions:
             self.send({"msg": "nosub", "id": request.id, "error": _TOO_MANY_SUBS.to_wire()})
             return

@@ -293,7 +293,7 @@ _server_entry_values = operator.itemgetter("time", "runId", "level", "message")
 
 
 def _entry_text(entry: dict[str, Any]) -> str:
-    """JSON for one log entry. Server-made entries (time, runId, level, message; SPEC 3.5) are
+    """JSON for one log entry. Server-made entries (time, runId, level, message) are
     formatted directly — they are most of all writes — anything else goes through EJSON."""
     if entry.keys() == _SERVER_ENTRY_KEYS:
         time, run_id, level, message = _server_entry_values(entry)

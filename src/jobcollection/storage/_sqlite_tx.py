@@ -20,7 +20,7 @@ def _job_insert(columns: tuple[str, ...]) -> str:
     return f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
-# Claim order (SPEC 3.2): priority, retryUntil, after, then insertion order.
+# Claim order (docs/jobs.md, "Runs"): priority, retryUntil, after, then insertion order.
 _CLAIM_ORDER = "priority, retry_until, after, seq"
 _BEST_READY = (
     "SELECT * FROM (SELECT priority, retry_until, after, seq FROM jobs INDEXED BY jobs_ready "

@@ -193,7 +193,7 @@ def iter_chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
-# -- accounts (SPEC.md section 9) -------------------------------------------------------------
+# -- accounts ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +218,7 @@ class UserRecord:
 class UserStore(Protocol):
     """The users and login tokens of one database.
 
-    Lookups by name or address follow Meteor (SPEC 9): the exact match if there is one, else
+    Lookups by name or address follow Meteor: the exact match if there is one, else
     the case-insensitive match if it is unique, else None. Tokens are stored hashed; the store
     never sees a token itself.
     """
