@@ -185,3 +185,29 @@ def test_commands_that_take_server_offer_it(tmp_path: Path, command: list[str]) 
     shown = run(*command, "--help", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "--server URL" in shown.stdout
+
+
+# -- where serve listens -----------------------------------------------------------------------
+
+
+def test_port_comes_from_the_flag_the_config_or_the_environment(
+    tmp_path: Path, taken_port: int
+) -> None:
+    env = {"JOBCOLLECTION_PORT": str(taken_port)}
+    from_env = run("serve", "--db", "jobs.db", cwd=tmp_path, env=env)
+    assert from_env.returncode == 1  # it tried the port the environment named
+    assert f"--port {taken_port}: 127.0.0.1:{taken_port} is already in use" in from_env.stderr
+    unusable = {"JOBCOLLECTION_PORT": "http"}  # read only when nothing else names a port
+    (tmp_path / "serve.toml").write_text(f"port = {taken_port}\n", "utf-8")
+    from_file = run(
+        "serve", "--config", "serve.toml", "--db", "jobs.db", cwd=tmp_path, env=unusable
+    )
+    assert f"--port {taken_port}: 127.0.0.1:{taken_port} is already in use" in from_file.stderr
+    flag = run("serve", "--db", "jobs.db", "--port", str(taken_port), cwd=tmp_path, env=unusable)
+    assert f"--port {taken_port}: 127.0.0.1:{taken_port} is already in use" in flag.stderr
+    bad = run("serve", "--db", "jobs.db", cwd=tmp_path, env=unusable)
+    assert bad.returncode == 2
+    assert bad.stderr == (
+        "jobcollection: error: $JOBCOLLECTION_PORT: expected a port number 0-65535, got 'http'\n"
+    )
+    assert not (tmp_path / "jobs.db").exists()

@@ -4,7 +4,7 @@ A config file says what the flags say, and can give each collection its own rule
 
     db = "jobs.db"          # flags win over the file
     host = "127.0.0.1"
-    port = 3000
+    port = 3000             # else $JOBCOLLECTION_PORT, else 3000
     promote = 1000
     [allow]                 # for every served collection
     admin = ["alice"]
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import socket
 import sys
 import tomllib
@@ -32,6 +33,7 @@ from . import logs
 from .errors import CommandFailed, UsageError
 
 DEFAULT_PORT = 3000
+PORT_VAR = "JOBCOLLECTION_PORT"
 Rules = dict[str, list[object]]
 
 
@@ -66,7 +68,12 @@ def add_parser(sub: Any, *, parents: Sequence[argparse.ArgumentParser] = ()) -> 
         help="collection(s) to serve (default: queue)",
     )
     p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=None, help=f"default {DEFAULT_PORT}; 0 = any")
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help=f"default: the config file's, else ${PORT_VAR}, else {DEFAULT_PORT}; 0: any free one",
+    )
     p.add_argument("--allow", metavar="GROUP=WHO", action="append", type=_rule, default=[])
     p.add_argument("--deny", metavar="GROUP=WHO", action="append", type=_rule, default=[])
     p.add_argument("--promote", metavar="MS", type=_positive, help="safety-net sweep interval")
@@ -154,7 +161,7 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
     plan.db = getattr(args, "db", None) or _typed(config, "db", str)
     plan.host = args.host or _typed(config, "host", str) or plan.host
     port = args.port if args.port is not None else _typed(config, "port", int)
-    plan.port = DEFAULT_PORT if port is None else port
+    plan.port = port if port is not None else _env_port()
     plan.promote = args.promote or _typed(config, "promote", int)
     shared_allow = _rules_table(config.get("allow", {}), "allow")
     shared_deny = _rules_table(config.get("deny", {}), "deny")
@@ -176,6 +183,17 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
         _merge(deny, shared_deny)
         plan.collections[name] = (allow, deny)
     return plan
+
+
+def _env_port() -> int:
+    """$JOBCOLLECTION_PORT, else the default port."""
+    text = os.environ.get(PORT_VAR, "").strip()
+    if not text:
+        return DEFAULT_PORT
+    try:
+        return _port(text)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"${PORT_VAR}: {error}") from None
 
 
 def _typed(config: Mapping[str, Any], key: str, kind: type) -> Any:
