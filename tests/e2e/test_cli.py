@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import poll
 
 from jobcollection import FOREVER, Job, JobCollection
 
@@ -80,14 +81,6 @@ def cli(tmp_path: Path) -> Cli:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def poll(check: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def jobs_in(db: Path) -> dict[str, dict[str, Any]]:

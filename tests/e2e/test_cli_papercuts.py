@@ -4,12 +4,11 @@ database that is not there, a job in the wrong state, a failure's traceback, a w
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import cli_ok, run_cli
 
 from jobcollection import Job, JobCollection
 
@@ -19,22 +18,11 @@ NO_DB = "no such database file (submit, worker, serve and users add create one)"
 def run(
     cwd: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k != "JOBCOLLECTION_DB"}
-    return subprocess.run(
-        [sys.executable, "-m", "jobcollection", *args],
-        cwd=cwd,
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(cwd, *args, env=env)
 
 
 def ok(cwd: Path, *args: str) -> str:
-    done = run(cwd, *args)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return cli_ok(cwd, *args)
 
 
 # -- read-only commands and a database that does not exist -----------------------------------

@@ -4,7 +4,6 @@ server cannot listen, what `--help` offers, and what the server says to callers 
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -17,21 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli
 
 
 def run(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k != "JOBCOLLECTION_DB"}
-    return subprocess.run(
-        [sys.executable, "-m", "jobcollection", *args],
-        cwd=cwd,
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(cwd, *args, env=env)
 
 
 @pytest.fixture

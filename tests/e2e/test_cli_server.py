@@ -11,13 +11,13 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import poll
 
 from jobcollection import JobCollection
 
@@ -39,14 +39,6 @@ WORKER_MODULE = """
         time.sleep(job.data.get("sleep", 0))
         return {"double": job.data.get("n", 0) * 2, "pid": os.getpid(), "jc": id(job.collection)}
 """
-
-
-def poll(check: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -4,19 +4,16 @@ with `--processes`, and what it prints per job (`--log-level`, one line per fail
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-WAIT_S = 30.0
+from cli_run import WAIT_S, clean_env, cli_ok, poll, run_cli
 
 TASKS = """
     import logging
@@ -45,32 +42,10 @@ TASKS = """
 """
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "JOBCOLLECTION_DB"}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def cli(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "jobcollection", "--db", "jobs.db", *args],
-        cwd=cwd,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return (
+        cli_ok(cwd, *args) if args[:1] == ("--server",) else cli_ok(cwd, "--db", "jobs.db", *args)
     )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def poll(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def status(cwd: Path, job_id: str) -> str:
@@ -84,7 +59,7 @@ class Worker:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "jobcollection", *where, "worker", *args],
                 cwd=cwd,
-                env=_env(),
+                env=clean_env(),
                 stdout=out,
                 stderr=err,  # files, not a terminal: what a service manager collects
             )
@@ -136,25 +111,9 @@ def failure_lines(stderr: str) -> set[str]:
 
 def _submit_three(cwd: Path, *login: str) -> tuple[str, str, str]:
     def submit(data: str) -> str:
-        return cli_at(cwd, *login, "submit", "flaky", "--data", data).strip()
+        return cli(cwd, *login, "submit", "flaky", "--data", data).strip()
 
     return submit('{"fail": 1}'), submit("{}"), submit('{"self": 1}')
-
-
-def cli_at(cwd: Path, *args: str) -> str:
-    if args and args[0] == "--server":
-        done = subprocess.run(
-            [sys.executable, "-m", "jobcollection", *args],
-            cwd=cwd,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-    return cli(cwd, *args)
 
 
 def _expected(raised: str, gave_up: str) -> set[str]:
@@ -198,15 +157,7 @@ def test_log_level_error_hides_them_and_info_shows_the_workers_own_logs(
 
 def test_bad_log_level_is_refused(tmp_path: Path) -> None:
     for command in (["worker", "tasks:flaky", "--type", "t"], ["serve"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "jobcollection", *command, "--log-level", "loud"],
-            cwd=tmp_path,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_cli(tmp_path, *command, "--log-level", "loud")
         assert done.returncode == 2
         assert "--log-level: invalid choice: 'loud'" in done.stderr
 
@@ -221,7 +172,7 @@ def open_server(tmp_path: Path) -> Iterator[str]:
     server = subprocess.Popen(
         [sys.executable, "-m", "jobcollection", "serve", "--db", "server.db", "--port", "0", *OPEN],
         cwd=tmp_path,
-        env=_env(),
+        env=clean_env(),
         stdout=out,
         stderr=subprocess.STDOUT,
     )
@@ -243,7 +194,7 @@ def test_one_line_per_failed_job_through_a_server(
     tmp_path: Path, workers: Callable[..., Worker], open_server: str, processes: list[str]
 ) -> None:
     def remote_status(job_id: str) -> str:
-        shown = cli_at(tmp_path, "--server", open_server, "show", job_id, "--json")
+        shown = cli(tmp_path, "--server", open_server, "show", job_id, "--json")
         return str(json.loads(shown)["status"])
 
     raised, fine, _ = _submit_three(tmp_path, "--server", open_server)

@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import WAIT_S, poll
 
 from jobcollection import JobCollection
 from node_clients import NODE_DIR, require_node
@@ -33,7 +33,6 @@ from node_clients import NODE_DIR, require_node
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 PASSWORD = "correct horse battery staple"
-WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -108,14 +107,6 @@ def run(
     )
     assert done.returncode == 0, f"{argv}:\n{done.stdout}\n{done.stderr}"
     return done
-
-
-def poll(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Background:
