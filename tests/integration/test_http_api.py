@@ -147,6 +147,7 @@ async def test_save_get_work_done_flow(jc: JobCollection, client: httpx.AsyncCli
     fetched = await call(client, "getJob", job_id, {"getLog": True})
     stored = fetched.json()["result"]
     assert stored["status"] == "completed"
+    assert stored["runId"] == run_id  # the run that completed it
     assert stored["result"] == {"sent": True}
     assert [entry["level"] for entry in stored["log"]][-2:] == ["success", "success"]
     assert all(set(entry["time"]) == {"$date"} for entry in stored["log"])

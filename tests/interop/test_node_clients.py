@@ -140,6 +140,14 @@ def test_readme_worker_completes_jobs_saved_by_python_and_the_cli(
             ("Job Completed", "success", run_id),
         ]
         assert doc["log"][-2]["data"] == {"to": sent["address"]}
+        assert doc["runId"] == run_id  # a completed job keeps the runId of its run
+
+    # ...and node reads it back so too.
+    steps = run_node("control.js", served, f"doc:{first}", f"doc:{second}").ok()
+    assert [s["result"] for s in steps.all("step")] == [
+        {"status": "completed", "runId": jobs[first]["runId"]},
+        {"status": "completed", "runId": jobs[second]["runId"]},
+    ]
 
 
 # -- b. save from node, read back -----------------------------------------------------------------

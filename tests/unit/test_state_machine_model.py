@@ -180,8 +180,9 @@ class Model:
         return j
 
     def complete(self, j: MJob) -> int | None:
-        """jobDone's own update; returns the repeat's wait when a repeat is due."""
-        j.status, j.run_id = "completed", None
+        """jobDone's own update (the job keeps its runId); returns the repeat's wait when a
+        repeat is due."""
+        j.status = "completed"
         return j.repeat_wait if j.repeats > 0 else None
 
     def copy(self, old: MJob, new_id: str, now: int, repeats: int, after: int) -> MJob:
@@ -629,10 +630,10 @@ class JobStateMachine(RuleBasedStateMachine):
     # -- invariants ---------------------------------------------------------------------------
 
     @invariant()
-    def run_ids_only_while_running(self) -> None:
+    def run_ids_only_while_running_or_completed(self) -> None:
         for doc in self.jc.manager.find():
-            if doc["status"] == "running":
-                assert doc["runId"] is not None, f"running job {doc['_id']} has no runId"
+            if doc["status"] in ("running", "completed"):
+                assert doc["runId"] is not None, f"{doc['status']} job {doc['_id']} has no runId"
             else:
                 assert doc["runId"] is None, f"{doc['status']} job {doc['_id']} has a runId"
 
@@ -675,15 +676,16 @@ def _status(jc: JobCollection, job: Job) -> str:
     return job.status
 
 
-def test_completed_job_has_no_run_id(jc: JobCollection) -> None:
+def test_completed_job_keeps_the_run_id_of_its_run(jc: JobCollection) -> None:
     job = jc.job("t", {})
     job.save()
     [run] = jc.get_work("t")
     assert run.run_id is not None
     assert run.done() is True
+    assert run.run_id is not None  # the worker's own copy keeps it too
     assert job.refresh()
     assert job.status == "completed"
-    assert job.run_id is None
+    assert job.run_id == run.run_id
 
 
 def test_get_work_orders_by_retry_until_before_after(jc: JobCollection) -> None:

@@ -274,9 +274,10 @@ class SqliteTransaction:
         self, job_ids: Sequence[str], run_id: str, result: Any, now: int, log: LogEntry
     ) -> list[tuple[str, int]]:
         # One statement for the whole batch: compare-and-set on the run, progress filled up
-        # to its total. Returns (id, repeats) of each job completed.
+        # to its total. The job keeps the runId of the run that completed it, as the original
+        # does. Returns (id, repeats) of each job completed.
         sql = (
-            "UPDATE jobs SET status = 'completed', run_id = NULL, result = ?, updated = ?, "
+            "UPDATE jobs SET status = 'completed', result = ?, updated = ?, "
             f"progress = json_object('completed', {_TOTAL}, 'total', {_TOTAL}, 'percent', 100) "
             f"WHERE collection = ? AND id IN ({_marks(len(job_ids))}) AND status = 'running' "
             "AND run_id = ? RETURNING id, type, repeats"
@@ -287,7 +288,7 @@ class SqliteTransaction:
             return []
         entry = cols.log_row("", [log])[1]
         self._conn.executemany(_LOG_INSERT, [(job_id, entry) for job_id, _, _ in rows])
-        fields = "status,runId,result,updated,progress"
+        fields = "status,result,updated,progress"
         self.changes.extend(
             (self.collection, job_id, "update", t, "completed", fields) for job_id, t, _ in rows
         )

@@ -126,7 +126,8 @@ class Transaction(Protocol):
         self, job_ids: Sequence[str], run_id: str, result: Any, now: int, log: LogEntry
     ) -> list[tuple[str, int]]:
         """Finish these runs (all under `run_id`): completed, `result`, progress = total (1 if
-        unknown), `updated = now`, `log` appended — only jobs running under `run_id`.
+        unknown), `updated = now`, `log` appended — only jobs running under `run_id`, which keep
+        it as their `runId`.
         Returns (id, repeats) of each job completed."""
         ...
 
