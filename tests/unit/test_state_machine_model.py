@@ -657,7 +657,9 @@ class JobStateMachine(RuleBasedStateMachine):
         self.before = statuses
 
 
-TestJobStateMachine = JobStateMachine.TestCase
+# 150 random walks of up to 40 steps: seconds on a quiet machine, more on a loaded one, so
+# this test gets more than the suite's default timeout (which is for catching hangs).
+TestJobStateMachine = pytest.mark.timeout(600)(JobStateMachine.TestCase)
 TestJobStateMachine.settings = settings(
     max_examples=150,
     stateful_step_count=40,
