@@ -34,7 +34,7 @@ class FakeAccounts:
     def login(self, options: object, key: str) -> dict[str, object]:
         self.logins.append((options, key, threading.get_ident()))
         if options != {"user": {"username": "alice"}, "password": "pw"}:
-            raise MeteorError(403, "Incorrect password")
+            raise MeteorError(403, "Incorrect username or password")
         self.tokens["tok-alice"] = TOKENS["tok-alice"]
         return {
             "id": "uid-alice",
@@ -365,7 +365,11 @@ async def test_login_runs_in_a_thread_and_returns_a_token(
 @pytest.mark.parametrize(
     ("body", "status", "reason"),
     [
-        (b'{"user": {"username": "alice"}, "password": "bad"}', 403, "Incorrect password"),
+        (
+            b'{"user": {"username": "alice"}, "password": "bad"}',
+            403,
+            "Incorrect username or password",
+        ),
         (b"[]", 400, "must be a JSON object"),
         (b"", 400, "must be a JSON object"),
         (b"{", 400, "not valid JSON"),

@@ -37,6 +37,7 @@ T0 = 1_700_000_000_000
 NINETY_DAYS = 7_776_000_000
 LOGGED_OUT = "You've been logged out by the server. Please log in again."
 EXPIRED = "Your session has expired. Please log in again."
+REFUSED = "Incorrect username or password"
 
 
 class Clock:
@@ -183,7 +184,7 @@ def test_user_by_id_username_or_email(accounts: Accounts, query: dict[str, str])
 
 def test_id_lookup_is_exact(accounts: Accounts) -> None:
     user_id = accounts.add_user("bob", "pw")
-    with raises(403, "User not found"):
+    with raises(403, REFUSED):
         login(accounts, {"user": {"id": user_id.lower()}, "password": "pw"})
 
 
@@ -201,11 +202,11 @@ def test_exact_match_wins_and_ambiguous_case_insensitive_is_not_found(
     raw_user(storage, "u-upper", "BOB", "BOB@example.org")
     assert login(accounts, by_name("bob", "pw")).user_id == "u-lower"
     assert login(accounts, by_name("BOB", "pw")).user_id == "u-upper"
-    with raises(403, "User not found"):
+    with raises(403, REFUSED):
         login(accounts, by_name("Bob", "pw"))
     email = {"user": {"email": "BOB@example.org"}, "password": "pw"}
     assert login(accounts, email).user_id == "u-upper"
-    with raises(403, "User not found"):
+    with raises(403, REFUSED):
         login(accounts, {"user": {"email": "Bob@Example.org"}, "password": "pw"})
 
 
@@ -219,39 +220,75 @@ def test_one_user_with_two_addresses_differing_in_case_is_still_unique(
 
 def test_unknown_user(accounts: Accounts) -> None:
     accounts.add_user("bob", "pw")
-    with raises(403, "User not found"):
+    with raises(403, REFUSED):
         login(accounts, by_name("alice", "pw"))
-    with raises(403, "User not found"):
+    with raises(403, REFUSED):
         login(accounts, {"user": {"email": "nobody@example.org"}, "password": "pw"})
 
 
 def test_user_without_password(accounts: Accounts, storage: SqliteStorage) -> None:
     user_id = accounts.add_user("bob", "pw")
     storage.users.set_password_hash(user_id, None, revoke_tokens=False)
-    with raises(403, "User has no password set"):
+    with raises(403, REFUSED):  # as if the password were wrong
         login(accounts, by_name("bob", "pw"))
     assert [u.has_password for u in accounts.list_users()] == [False]
 
 
 def test_wrong_password(accounts: Accounts, storage: SqliteStorage) -> None:
     accounts.add_user("bob", "pw")
-    with raises(403, "Incorrect password"):
+    with raises(403, REFUSED):
         login(accounts, by_name("bob", "PW"))
-    with raises(403, "Incorrect password"):
+    with raises(403, REFUSED):
         login(accounts, by_name("bob", digest("nope")))
-    with raises(403, "Incorrect password"):  # longer than bcrypt takes: still just wrong
+    with raises(403, REFUSED):  # longer than bcrypt takes: still just wrong
         login(accounts, by_name("bob", {"digest": "x" * 100, "algorithm": "sha-256"}))
-    with raises(403, "Incorrect password"):
+    with raises(403, REFUSED):
         login(accounts, by_name("bob", {"digest": "", "algorithm": "sha-256"}))
     assert snapshot(storage)[2] == []
 
 
-def test_other_digest_algorithm_is_a_500_after_the_user_checks(accounts: Accounts) -> None:
+def test_unknown_users_and_wrong_passwords_look_the_same(
+    accounts: Accounts, storage: SqliteStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One answer, and one bcrypt check each (against a hash of our cost for a user who does
+    not exist or has no password), so neither the reply nor its timing lists usernames."""
+    accounts.add_user("bob", "pw", "bob@example.org")
+    nopass = accounts.add_user("carol", "pw")
+    storage.users.set_password_hash(nopass, None, revoke_tokens=False)
+    checked: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def counting(password: bytes, hashed: bytes) -> bool:
+        checked.append(hashed)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting)
+    attempts: list[dict[str, object]] = [
+        by_name("bob", "wrong"),
+        by_name("alice", "wrong"),
+        by_name("carol", "pw"),
+        {"user": {"email": "nobody@example.org"}, "password": "pw"},
+        {"user": {"id": "nobody"}, "password": digest("pw")},
+    ]
+    answers = []
+    for options in attempts:
+        with pytest.raises(MeteorError) as refused:
+            login(accounts, options, f"c{len(answers)}")
+        answers.append(refused.value.to_wire())
+    assert answers == [MeteorError(403, REFUSED).to_wire()] * len(attempts)
+    assert len(checked) == len(attempts)
+    assert all(hashed.startswith(b"$2b$04$") for hashed in checked)  # our cost, for all
+    assert snapshot(storage)[2] == []
+
+
+def test_other_digest_algorithm_is_a_500_whether_or_not_the_user_exists(
+    accounts: Accounts,
+) -> None:
     accounts.add_user("bob", "pw")
     sha512 = {"digest": hashlib.sha512(b"pw").hexdigest(), "algorithm": "sha-512"}
     with raises(500, "Internal server error"):
         login(accounts, by_name("bob", sha512))
-    with raises(403, "User not found"):
+    with raises(500, "Internal server error"):  # not a way to tell who exists
         login(accounts, by_name("nobody", sha512))
 
 
@@ -375,7 +412,7 @@ def test_expire_tokens(accounts: Accounts, clock: Clock, storage: SqliteStorage)
 def test_failed_logins_are_limited_per_connection(accounts: Accounts, clock: Clock) -> None:
     accounts.add_user("bob", "pw")
     for _ in range(5):
-        with raises(403, "Incorrect password"):
+        with raises(403, REFUSED):
             login(accounts, by_name("bob", "wrong"), "c1")
     clock.now += 3000
     with pytest.raises(MeteorError) as refused:
@@ -411,7 +448,7 @@ def test_successful_logins_are_not_limited(accounts: Accounts) -> None:
     for _ in range(20):
         assert login(accounts, {"resume": token}, "c1").token == token
     for _ in range(4):
-        with raises(403, "Incorrect password"):
+        with raises(403, REFUSED):
             login(accounts, by_name("bob", "wrong"), "c1")
     assert login(accounts, by_name("bob", "pw"), "c1").type == "password"
 
@@ -420,11 +457,11 @@ def test_failed_logins_are_limited_per_user(accounts: Accounts, clock: Clock) ->
     accounts.add_user("bob", "pw")
     accounts.add_user("alice", "pw")
     for n in range(10):  # a different connection each time
-        with raises(403, "Incorrect password"):
+        with raises(403, REFUSED):
             login(accounts, by_name("bob", "wrong"), f"c{n}")
     with pytest.raises(MeteorError) as refused:
         login(accounts, {"user": {"email": "x@y.z"}, "password": "pw"}, "fresh")
-    assert refused.value.reason == "User not found"  # unknown users are not limited per user
+    assert refused.value.reason == REFUSED  # unknown users are not limited per user
     with pytest.raises(MeteorError) as refused:
         login(accounts, by_name("BOB", "pw"), "fresh")
     assert "wait 60 seconds" in str(refused.value.reason)
@@ -520,14 +557,14 @@ def test_add_list_remove_and_passwd(accounts: Accounts, clock: Clock) -> None:
     changed = accounts.set_password("BOB", "new")
     assert (changed.id, changed.username) == (bob, "bob")
     assert accounts.resume(token) is None  # sessions logged out
-    with raises(403, "Incorrect password"):
+    with raises(403, REFUSED):
         login(accounts, by_name("bob", "pw"), "c2")
     token = login(accounts, by_name("bob", "new")).token
 
     removed = accounts.remove_user("bob")
     assert removed.id == bob
     assert accounts.resume(token) is None
-    with raises(403, "User not found"):
+    with raises(403, REFUSED):
         login(accounts, {"user": {"email": "bob@example.org"}, "password": "new"})
     assert [u.username for u in accounts.list_users()] == ["alice"]
     assert accounts.add_user("bob", "again", "bob@example.org") != bob  # name and address free

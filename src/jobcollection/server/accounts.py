@@ -37,6 +37,9 @@ _BCRYPT_MAX_BYTES: Final = 72
 LOGGED_OUT: Final = "You've been logged out by the server. Please log in again."
 SESSION_EXPIRED: Final = "Your session has expired. Please log in again."
 UNRECOGNIZED: Final = "Unrecognized options for login request"
+# One answer for an unknown user, a user without a password and a wrong password, so that
+# nobody can find out which names exist.
+LOGIN_REFUSED: Final = "Incorrect username or password"
 TOO_MANY_REQUESTS_CODE: Final = 403
 
 _USER_KEYS: Final = ("id", "username", "email")
@@ -106,6 +109,17 @@ def hash_token(token: str) -> str:
     return base64.b64encode(
         hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
     ).decode()
+
+
+def _password_digest_of(password: object) -> str:
+    """The SHA-256 hex digest a login's `password` (checked: a string or {digest, algorithm})
+    stands for."""
+    if isinstance(password, str):
+        return password_digest(password)
+    assert isinstance(password, dict)
+    if password["algorithm"] == "sha-256":
+        return str(password["digest"])
+    raise MeteorError(500, "Internal server error")  # the original threw a plain Error (a 500)
 
 
 def _bcrypt_matches(digest: str, stored: str) -> bool:
@@ -270,6 +284,7 @@ class Accounts:
         self._rounds = bcrypt_rounds
         self._connections = _Limiter(connection_limit)
         self._users = _Limiter(user_limit)
+        self._dummy: str | None = None
 
     # -- login / logout / resume -------------------------------------------------------------
 
@@ -325,32 +340,35 @@ class Accounts:
             and all(isinstance(v, str) for v in password.values())
         ):
             raise _match_failed("password must be a string or {digest, algorithm}")
+        # The digest first: what the answer says must not depend on whether the user exists.
+        digest = _password_digest_of(password)
         ((key, value),) = query.items()
         user = self._find(str(key), str(value))
-        if user is None:
-            raise MeteorError(403, "User not found")
-        mark = self._users.begin(user.id, now)
-        if user.bcrypt is None:
-            raise MeteorError(403, "User has no password set")
-        if isinstance(password, str):
-            digest = password_digest(password)
-        elif password["algorithm"] == "sha-256":
-            digest = str(password["digest"])
-        else:  # the original threw a plain Error here, which clients see as a 500
-            raise MeteorError(500, "Internal server error")
+        mark = None if user is None else self._users.begin(user.id, now)
+        # Unknown users and users without a password cost a bcrypt too, and get the same
+        # answer as a wrong password: neither the reply nor its timing tells who exists.
+        stored = None if user is None else user.bcrypt
         try:
-            matches = _bcrypt_matches(digest, user.bcrypt)
+            matches = _bcrypt_matches(digest, stored or self._dummy_hash())
         except BaseException:
-            self._users.forgive(user.id, mark)
+            if user is not None and mark is not None:
+                self._users.forgive(user.id, mark)
             raise
-        if not matches:
-            raise MeteorError(403, "Incorrect password")
+        if user is None or stored is None or not matches:
+            raise MeteorError(403, LOGIN_REFUSED)
+        assert mark is not None
         token = random_secret()
         if not self.store.add_token(user.id, hash_token(token), now):
             self._users.forgive(user.id, mark)
-            raise MeteorError(403, "User not found")  # removed while we checked
+            raise MeteorError(403, LOGIN_REFUSED)  # removed while we checked
         self._users.forgive(user.id, mark)
         return LoginResult(user.id, user.username, token, now + TOKEN_LIFETIME_MS, "password")
+
+    def _dummy_hash(self) -> str:
+        """A bcrypt hash at our cost that no password matches (made once, on first use)."""
+        if self._dummy is None:
+            self._dummy = self.hash_password(random_secret())
+        return self._dummy
 
     def _find(self, key: str, value: str) -> UserRecord | None:
         if key == "id":
