@@ -64,7 +64,7 @@ def tables(db: Path) -> dict[str, list[Any]]:
 
 def login(accounts: Accounts, name: str, password: str) -> LoginResult:
     options = {"user": {"username": name}, "password": password}
-    return accounts.login(options, connection_key="test")
+    return accounts.login(options)
 
 
 def test_add_list_passwd_remove(cli: Cli) -> None:

@@ -1,4 +1,4 @@
-"""Accounts (SPEC.md section 9): Meteor's `login` / `logout`, resume tokens, rate limiting and
+"""Accounts (SPEC.md section 9): Meteor's `login` / `logout`, resume tokens and
 user administration, over the real SQLite user store."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ import base64
 import hashlib
 import re
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +23,6 @@ from jobcollection.server.accounts import (
     TOKEN_LIFETIME_MS,
     Accounts,
     LoginResult,
-    RateLimit,
     UserNotFound,
     hash_token,
     password_digest,
@@ -73,8 +71,8 @@ def raises(code: int | str, reason: str | None) -> Iterator[None]:
     assert (info.value.code, info.value.reason) == (code, reason), info.value.to_wire()
 
 
-def login(accounts: Accounts, options: object, connection: str = "c1") -> LoginResult:
-    return accounts.login(options, connection_key=connection)
+def login(accounts: Accounts, options: object) -> LoginResult:
+    return accounts.login(options)
 
 
 def by_name(name: str, password: object) -> dict[str, object]:
@@ -273,7 +271,7 @@ def test_unknown_users_and_wrong_passwords_look_the_same(
     answers = []
     for options in attempts:
         with pytest.raises(MeteorError) as refused:
-            login(accounts, options, f"c{len(answers)}")
+            login(accounts, options)
         answers.append(refused.value.to_wire())
     assert answers == [MeteorError(403, REFUSED).to_wire()] * len(attempts)
     assert len(checked) == len(attempts)
@@ -406,139 +404,6 @@ def test_expire_tokens(accounts: Accounts, clock: Clock, storage: SqliteStorage)
     assert len(snapshot(storage)[2]) == 1
 
 
-# -- rate limiting ----------------------------------------------------------------------------
-
-
-def test_failed_logins_are_limited_per_connection(accounts: Accounts, clock: Clock) -> None:
-    accounts.add_user("bob", "pw")
-    for _ in range(5):
-        with raises(403, REFUSED):
-            login(accounts, by_name("bob", "wrong"), "c1")
-    clock.now += 3000
-    with pytest.raises(MeteorError) as refused:
-        login(accounts, by_name("bob", "pw"), "c1")  # even the right password
-    assert refused.value.code == 403
-    assert refused.value.reason is not None
-    assert "too many requests" in refused.value.reason
-    assert "wait 7 seconds" in refused.value.reason
-    assert login(accounts, by_name("bob", "pw"), "c2").type == "password"  # other connection
-    clock.now = T0 + 10_000  # the first failure leaves the window
-    assert login(accounts, by_name("bob", "pw"), "c1").type == "password"
-
-
-def test_every_kind_of_failure_counts_for_the_connection(accounts: Accounts) -> None:
-    failures: list[object] = [
-        None,
-        {},
-        {"resume": "nope"},
-        by_name("nobody", "pw"),
-        {"user": {}, "password": "pw"},
-    ]
-    for options in failures:
-        with pytest.raises(MeteorError):
-            login(accounts, options, "c1")
-    with pytest.raises(MeteorError) as refused:
-        login(accounts, {}, "c1")
-    assert "too many requests" in str(refused.value.reason)
-
-
-def test_successful_logins_are_not_limited(accounts: Accounts) -> None:
-    accounts.add_user("bob", "pw")
-    token = login(accounts, by_name("bob", "pw")).token
-    for _ in range(20):
-        assert login(accounts, {"resume": token}, "c1").token == token
-    for _ in range(4):
-        with raises(403, REFUSED):
-            login(accounts, by_name("bob", "wrong"), "c1")
-    assert login(accounts, by_name("bob", "pw"), "c1").type == "password"
-
-
-def test_failed_logins_are_limited_per_user(accounts: Accounts, clock: Clock) -> None:
-    accounts.add_user("bob", "pw")
-    accounts.add_user("alice", "pw")
-    for n in range(10):  # a different connection each time
-        with raises(403, REFUSED):
-            login(accounts, by_name("bob", "wrong"), f"c{n}")
-    with pytest.raises(MeteorError) as refused:
-        login(accounts, {"user": {"email": "x@y.z"}, "password": "pw"}, "fresh")
-    assert refused.value.reason == REFUSED  # unknown users are not limited per user
-    with pytest.raises(MeteorError) as refused:
-        login(accounts, by_name("BOB", "pw"), "fresh")
-    assert "wait 60 seconds" in str(refused.value.reason)
-    assert login(accounts, by_name("alice", "pw"), "fresh").type == "password"
-    clock.now = T0 + 60_000
-    assert login(accounts, by_name("bob", "pw"), "fresh").type == "password"
-
-
-def test_limits_are_parameters(storage: SqliteStorage, clock: Clock) -> None:
-    accounts = Accounts(
-        storage.users,
-        clock=clock,
-        bcrypt_rounds=4,
-        connection_limit=RateLimit(1, 500),
-        user_limit=RateLimit(100, 1),
-    )
-    with raises(400, "Unrecognized options for login request"):
-        login(accounts, {})
-    with pytest.raises(MeteorError) as refused:
-        login(accounts, {})
-    assert "wait 1 seconds" in str(refused.value.reason)
-    clock.now += 500
-    with raises(400, "Unrecognized options for login request"):
-        login(accounts, {})
-    with pytest.raises(ValidationError):
-        RateLimit(0, 10)
-    with pytest.raises(ValidationError):
-        Accounts(storage.users, bcrypt_rounds=3)
-
-
-def test_refused_attempts_never_reach_bcrypt(
-    accounts: Accounts, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    accounts.add_user("bob", "pw")
-    calls: list[bytes] = []
-    real = bcrypt.checkpw
-
-    def counting(password: bytes, hashed: bytes) -> bool:
-        calls.append(password)
-        return real(password, hashed)
-
-    monkeypatch.setattr(bcrypt, "checkpw", counting)
-    for _ in range(8):
-        with pytest.raises(MeteorError):
-            login(accounts, by_name("bob", "wrong"), "c1")
-    assert len(calls) == 5
-
-
-def test_concurrent_guesses_cannot_pass_the_user_limit(
-    accounts: Accounts, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    accounts.add_user("bob", "pw")
-    calls: list[bytes] = []
-    lock = threading.Lock()
-    real = bcrypt.checkpw
-    start = threading.Barrier(30)
-
-    def counting(password: bytes, hashed: bytes) -> bool:
-        with lock:
-            calls.append(password)
-        return real(password, hashed)
-
-    monkeypatch.setattr(bcrypt, "checkpw", counting)
-
-    def guess(n: int) -> None:
-        start.wait()
-        with pytest.raises(MeteorError):
-            login(accounts, by_name("bob", f"guess{n}"), f"c{n}")
-
-    threads = [threading.Thread(target=guess, args=(n,)) for n in range(30)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(calls) == 10
-
-
 # -- administration ---------------------------------------------------------------------------
 
 
@@ -558,7 +423,7 @@ def test_add_list_remove_and_passwd(accounts: Accounts, clock: Clock) -> None:
     assert (changed.id, changed.username) == (bob, "bob")
     assert accounts.resume(token) is None  # sessions logged out
     with raises(403, REFUSED):
-        login(accounts, by_name("bob", "pw"), "c2")
+        login(accounts, by_name("bob", "pw"))
     token = login(accounts, by_name("bob", "new")).token
 
     removed = accounts.remove_user("bob")

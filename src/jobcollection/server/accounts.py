@@ -4,10 +4,8 @@ Blocking, synchronous logic over a `UserStore` (bcrypt takes tens of millisecond
 `Accounts.login` off the event loop). Passwords are kept as Meteor keeps them: bcrypt of the
 lower-case hex SHA-256 of the UTF-8 password; tokens as base64(sha256(token)).
 
-Failed logins are rate-limited twice: per connection (`connection_limit`) and per user
-(`user_limit`). An attempt is counted as failed from the moment it starts and withdrawn if it
-succeeds, so concurrent guesses cannot slip past the limit while bcrypt runs. A refused attempt
-is not counted and never reaches bcrypt.
+A failed password login gets one answer whether the user exists or not (after a bcrypt check
+either way). Slowing down guessers is the server's job (`login_throttle.py`, `logins.py`).
 """
 
 from __future__ import annotations
@@ -16,9 +14,7 @@ import base64
 import hashlib
 import math
 import re
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -40,7 +36,6 @@ UNRECOGNIZED: Final = "Unrecognized options for login request"
 # One answer for an unknown user, a user without a password and a wrong password, so that
 # nobody can find out which names exist.
 LOGIN_REFUSED: Final = "Incorrect username or password"
-TOO_MANY_REQUESTS_CODE: Final = 403
 
 _USER_KEYS: Final = ("id", "username", "email")
 _EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -175,80 +170,6 @@ def _info(user: UserRecord, *, has_password: bool | None = None) -> UserInfo:
     return UserInfo(user.id, user.username, user.emails, has_password, user.created)
 
 
-# -- rate limiting ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """At most `failures` failed logins within any `window_ms`."""
-
-    failures: int
-    window_ms: int
-
-    def __post_init__(self) -> None:
-        if self.failures < 1 or self.window_ms < 1:
-            raise ValidationError(f"rate limit: failures and window_ms must be >= 1, got {self}")
-
-
-CONNECTION_LIMIT: Final = RateLimit(5, 10_000)  # Meteor's default login rule: 5 per 10 s
-USER_LIMIT: Final = RateLimit(10, 60_000)
-
-
-def too_many_requests(wait_ms: int) -> MeteorError:
-    seconds = max(1, math.ceil(wait_ms / 1000))
-    return MeteorError(
-        TOO_MANY_REQUESTS_CODE,
-        "Error, too many requests. Please slow down. "
-        f"You must wait {seconds} seconds before trying again.",
-    )
-
-
-class _Limiter:
-    """Failure times per key; thread-safe. Keys with no failure in the window are dropped."""
-
-    _SWEEP_AT = 4096
-
-    def __init__(self, limit: RateLimit) -> None:
-        self._limit = limit
-        self._failures: dict[str, deque[int]] = {}
-        self._lock = threading.Lock()
-
-    def begin(self, key: str, now: int) -> int:
-        """Count an attempt as failed (returns its mark), or raise if `key` is over the limit."""
-        with self._lock:
-            failures = self._failures.setdefault(key, deque())
-            self._expire(failures, now)
-            if len(failures) >= self._limit.failures:
-                raise too_many_requests(min(failures) + self._limit.window_ms - now)
-            failures.append(now)
-            if len(self._failures) > self._SWEEP_AT:
-                self._sweep(now)
-            return now
-
-    def forgive(self, key: str, mark: int) -> None:
-        """The attempt marked `mark` succeeded after all."""
-        with self._lock:
-            failures = self._failures.get(key)
-            if failures is None:
-                return
-            try:
-                failures.remove(mark)
-            except ValueError:
-                pass
-            if not failures:
-                del self._failures[key]
-
-    def _expire(self, failures: deque[int], now: int) -> None:
-        while failures and failures[0] <= now - self._limit.window_ms:
-            failures.popleft()
-
-    def _sweep(self, now: int) -> None:
-        for key in list(self._failures):
-            self._expire(self._failures[key], now)
-            if not self._failures[key]:
-                del self._failures[key]
-
-
 # -- accounts ---------------------------------------------------------------------------------
 
 
@@ -274,33 +195,19 @@ class Accounts:
         *,
         clock: Callable[[], int] = _now_ms,
         bcrypt_rounds: int = BCRYPT_ROUNDS,
-        connection_limit: RateLimit = CONNECTION_LIMIT,
-        user_limit: RateLimit = USER_LIMIT,
     ) -> None:
         if not 4 <= bcrypt_rounds <= 31:
             raise ValidationError(f"bcrypt_rounds: must be 4..31, got {bcrypt_rounds}")
         self.store = store
         self._clock = clock
         self._rounds = bcrypt_rounds
-        self._connections = _Limiter(connection_limit)
-        self._users = _Limiter(user_limit)
         self._dummy: str | None = None
 
     # -- login / logout / resume -------------------------------------------------------------
 
-    def login(self, options: object, *, connection_key: str) -> LoginResult:
+    def login(self, options: object) -> LoginResult:
         """Meteor's `login` method (blocking). Raises `MeteorError` when refused."""
-        now = self._clock()
-        mark = self._connections.begin(connection_key, now)
-        try:
-            result = self._login(options, now)
-        except MeteorError:
-            raise
-        except BaseException:
-            self._connections.forgive(connection_key, mark)  # our failure, not the caller's
-            raise
-        self._connections.forgive(connection_key, mark)
-        return result
+        return self._login(options, self._clock())
 
     def _login(self, options: object, now: int) -> LoginResult:
         if not isinstance(options, dict):
@@ -344,24 +251,15 @@ class Accounts:
         digest = _password_digest_of(password)
         ((key, value),) = query.items()
         user = self._find(str(key), str(value))
-        mark = None if user is None else self._users.begin(user.id, now)
         # Unknown users and users without a password cost a bcrypt too, and get the same
         # answer as a wrong password: neither the reply nor its timing tells who exists.
         stored = None if user is None else user.bcrypt
-        try:
-            matches = _bcrypt_matches(digest, stored or self._dummy_hash())
-        except BaseException:
-            if user is not None and mark is not None:
-                self._users.forgive(user.id, mark)
-            raise
+        matches = _bcrypt_matches(digest, stored or self._dummy_hash())
         if user is None or stored is None or not matches:
             raise MeteorError(403, LOGIN_REFUSED)
-        assert mark is not None
         token = random_secret()
         if not self.store.add_token(user.id, hash_token(token), now):
-            self._users.forgive(user.id, mark)
             raise MeteorError(403, LOGIN_REFUSED)  # removed while we checked
-        self._users.forgive(user.id, mark)
         return LoginResult(user.id, user.username, token, now + TOKEN_LIFETIME_MS, "password")
 
     def _dummy_hash(self) -> str:
