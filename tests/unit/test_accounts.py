@@ -20,7 +20,9 @@ from jobcollection.core.ids import SECRET_ALPHABET
 from jobcollection.core.permissions import Caller
 from jobcollection.errors import ConflictError, ValidationError
 from jobcollection.server.accounts import (
+    MAX_TOKENS_PER_USER,
     TOKEN_LIFETIME_MS,
+    TOKEN_SWEEP_INTERVAL_MS,
     Accounts,
     LoginResult,
     UserNotFound,
@@ -402,6 +404,55 @@ def test_expire_tokens(accounts: Accounts, clock: Clock, storage: SqliteStorage)
     assert accounts.resume(old) is None
     assert accounts.resume(new) is not None
     assert len(snapshot(storage)[2]) == 1
+
+
+def test_a_user_keeps_only_the_newest_tokens(
+    accounts: Accounts, clock: Clock, storage: SqliteStorage
+) -> None:
+    """A loop of logins must not grow the table forever: each user keeps its newest 100."""
+    bob = accounts.add_user("bob", "pw")
+    alice = accounts.add_user("alice", "pw")
+    alices = login(accounts, by_name("alice", "pw")).token
+    tokens = []
+    for _ in range(150):
+        clock.now += 1
+        tokens.append(login(accounts, by_name("bob", "pw")).token)
+    rows = snapshot(storage)[2]
+    assert len([row for row in rows if row[1] == bob]) == MAX_TOKENS_PER_USER == 100
+    assert {row[0] for row in rows if row[1] == bob} == {hash_token(t) for t in tokens[-100:]}
+    assert accounts.resume(tokens[49]) is None  # the oldest went
+    assert accounts.resume(tokens[50]) is not None
+    assert accounts.resume(alices) == Caller(alice, "alice")  # others keep theirs
+
+
+def test_the_new_token_is_kept_even_among_tokens_of_the_same_millisecond(
+    accounts: Accounts, storage: SqliteStorage
+) -> None:
+    accounts.add_user("bob", "pw")
+    for _ in range(110):  # the clock stands still: every token has the same time
+        token = login(accounts, by_name("bob", "pw")).token
+        assert accounts.resume(token) is not None
+    assert len(snapshot(storage)[2]) == 100
+
+
+def test_expired_tokens_are_removed_while_the_server_runs(
+    accounts: Accounts, clock: Clock, storage: SqliteStorage
+) -> None:
+    """Not only at start: logging in tidies too, at most every `TOKEN_SWEEP_INTERVAL_MS`."""
+    bob = accounts.add_user("bob", "pw")
+    accounts.add_user("alice", "pw")
+    old = login(accounts, by_name("bob", "pw")).token
+    clock.now = T0 + NINETY_DAYS + 1  # bob's token has expired; nobody restarted anything
+    login(accounts, by_name("alice", "pw"))
+    stored = lambda: {row[0] for row in snapshot(storage)[2]}  # noqa: E731
+    assert hash_token(old) not in stored()
+    assert storage.users.add_token(bob, "soon", clock.now + 1 - NINETY_DAYS)  # expires in 1 ms
+    clock.now += 2
+    login(accounts, by_name("alice", "pw"))
+    assert "soon" in stored()  # refused already, swept at the next round
+    clock.now += TOKEN_SWEEP_INTERVAL_MS
+    login(accounts, by_name("alice", "pw"))
+    assert "soon" not in stored()
 
 
 # -- administration ---------------------------------------------------------------------------

@@ -27,6 +27,12 @@ from ..storage.port import UserEmail, UserRecord, UserStore
 from .meteor_error import MeteorError
 
 TOKEN_LIFETIME_MS: Final = 90 * 24 * 60 * 60 * 1000  # Meteor's default: 90 days
+# Meteor keeps every token; a loop of logins must not grow the table forever, so a user keeps
+# its newest 100 (each device or script that logs in holds one).
+MAX_TOKENS_PER_USER: Final = 100
+# Expired tokens are deleted at start and then, at most this often, by a login (the only thing
+# that adds tokens), like Meteor's 10-minute sweep.
+TOKEN_SWEEP_INTERVAL_MS: Final = 10 * 60 * 1000
 BCRYPT_ROUNDS: Final = 10
 _BCRYPT_MAX_BYTES: Final = 72
 
@@ -202,12 +208,17 @@ class Accounts:
         self._clock = clock
         self._rounds = bcrypt_rounds
         self._dummy: str | None = None
+        self._next_sweep = -1  # the first login sweeps (unless `expire_tokens` ran)
 
     # -- login / logout / resume -------------------------------------------------------------
 
     def login(self, options: object) -> LoginResult:
         """Meteor's `login` method (blocking). Raises `MeteorError` when refused."""
-        return self._login(options, self._clock())
+        now = self._clock()
+        result = self._login(options, now)
+        if now >= self._next_sweep:
+            self.expire_tokens()
+        return result
 
     def _login(self, options: object, now: int) -> LoginResult:
         if not isinstance(options, dict):
@@ -258,7 +269,7 @@ class Accounts:
         if user is None or stored is None or not matches:
             raise MeteorError(403, LOGIN_REFUSED)
         token = random_secret()
-        if not self.store.add_token(user.id, hash_token(token), now):
+        if not self.store.add_token(user.id, hash_token(token), now, keep=MAX_TOKENS_PER_USER):
             raise MeteorError(403, LOGIN_REFUSED)  # removed while we checked
         return LoginResult(user.id, user.username, token, now + TOKEN_LIFETIME_MS, "password")
 
@@ -292,7 +303,9 @@ class Accounts:
 
     def expire_tokens(self) -> int:
         """Delete the tokens that have expired; how many went."""
-        return self.store.delete_tokens_issued_before(self._clock() - TOKEN_LIFETIME_MS)
+        now = self._clock()
+        self._next_sweep = now + TOKEN_SWEEP_INTERVAL_MS
+        return self.store.delete_tokens_issued_before(now - TOKEN_LIFETIME_MS)
 
     # -- administration ----------------------------------------------------------------------
 

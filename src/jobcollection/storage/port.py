@@ -254,9 +254,12 @@ class UserStore(Protocol):
         False if there is no such user."""
         ...
 
-    def add_token(self, user_id: str, hashed_token: str, when: int) -> bool:
+    def add_token(
+        self, user_id: str, hashed_token: str, when: int, *, keep: int | None = None
+    ) -> bool:
         """Store a login token issued at `when` (ms); False (nothing written) if the user is
-        gone."""
+        gone. With `keep`, the user's other tokens beyond the `keep - 1` newest are deleted in
+        the same transaction (the new one always stays)."""
         ...
 
     def find_token(self, hashed_token: str) -> tuple[UserRecord, int] | None:
