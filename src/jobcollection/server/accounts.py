@@ -260,12 +260,14 @@ class Accounts:
             raise _match_failed("password must be a string or {digest, algorithm}")
         # The digest first: what the answer says must not depend on whether the user exists.
         digest = _password_digest_of(password)
+        # Unknown users and users without a password cost a bcrypt too (against a dummy hash,
+        # made by whichever login comes first), and get the same answer as a wrong password:
+        # neither the reply nor its timing tells who exists.
+        dummy = self._dummy_hash()
         ((key, value),) = query.items()
         user = self._find(str(key), str(value))
-        # Unknown users and users without a password cost a bcrypt too, and get the same
-        # answer as a wrong password: neither the reply nor its timing tells who exists.
         stored = None if user is None else user.bcrypt
-        matches = _bcrypt_matches(digest, stored or self._dummy_hash())
+        matches = _bcrypt_matches(digest, stored or dummy)
         if user is None or stored is None or not matches:
             raise MeteorError(403, LOGIN_REFUSED)
         token = random_secret()
