@@ -77,7 +77,8 @@ class Server:
     """Serve job collections to remote clients: ``Server(jc1, jc2).run(port=3000)``.
 
     Remote calls are denied until the collections' rules allow them (``jc.allow(...)``).
-    Accounts (users and login tokens) live in the first collection's database.
+    Accounts (users and login tokens) live in the first collection's database; failed logins
+    are slowed by ``login_throttle`` (default: `LoginThrottle()`, see `login_throttle.py`).
     """
 
     def __init__(
