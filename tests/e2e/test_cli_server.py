@@ -322,7 +322,7 @@ def _free_port() -> int:
 def test_login_and_connection_failures_exit_1_and_change_nothing(served: Served) -> None:
     before = served.stored()
     wrong = served.run("submit", "t", env=_env(**{PASSWORD_VAR: "not the password"}))
-    _one_line(wrong, 1, "login as 'ada' refused", "Incorrect password")
+    _one_line(wrong, 1, "login as 'ada' refused", "Incorrect username or password")
     anonymous = jobcollection("--server", served.url, "submit", "t", cwd=served.cwd, env=_env())
     _one_line(anonymous, 1, "not authorized")  # the rules let no one in anonymously
     unreachable = f"http://127.0.0.1:{_free_port()}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,14 +26,14 @@ class FakeAccounts:
     """Stands in for `Accounts`: one user, alice / pw, token tok-alice."""
 
     def __init__(self) -> None:
-        self.logins: list[tuple[object, str, int]] = []
+        self.logins: list[tuple[object, str]] = []
         self.logged_out: list[str] = []
         self.tokens = dict(TOKENS)
 
-    def login(self, options: object, key: str) -> dict[str, object]:
-        self.logins.append((options, key, threading.get_ident()))
+    async def login(self, options: object, host: str) -> dict[str, object]:
+        self.logins.append((options, host))
         if options != {"user": {"username": "alice"}, "password": "pw"}:
-            raise MeteorError(403, "Incorrect password")
+            raise MeteorError(403, "Incorrect username or password")
         self.tokens["tok-alice"] = TOKENS["tok-alice"]
         return {
             "id": "uid-alice",
@@ -147,6 +146,7 @@ async def test_save_get_work_done_flow(jc: JobCollection, client: httpx.AsyncCli
     fetched = await call(client, "getJob", job_id, {"getLog": True})
     stored = fetched.json()["result"]
     assert stored["status"] == "completed"
+    assert stored["runId"] == run_id  # the run that completed it
     assert stored["result"] == {"sent": True}
     assert [entry["level"] for entry in stored["log"]][-2:] == ["success", "success"]
     assert all(set(entry["time"]) == {"$date"} for entry in stored["log"])
@@ -361,7 +361,7 @@ async def test_bad_token_is_401(
     assert dump(jc) == before
 
 
-async def test_login_runs_in_a_thread_and_returns_a_token(
+async def test_login_names_the_peer_and_returns_a_token(
     client: httpx.AsyncClient, accounts: FakeAccounts
 ) -> None:
     options = {"user": {"username": "alice"}, "password": "pw"}
@@ -376,16 +376,19 @@ async def test_login_runs_in_a_thread_and_returns_a_token(
             "type": "password",
         }
     }
-    ((seen, key, thread),) = accounts.logins
+    ((seen, host),) = accounts.logins
     assert seen == options
-    assert key == "127.0.0.1"
-    assert thread != threading.get_ident()
+    assert host == "127.0.0.1"  # the throttle's source address
 
 
 @pytest.mark.parametrize(
     ("body", "status", "reason"),
     [
-        (b'{"user": {"username": "alice"}, "password": "bad"}', 403, "Incorrect password"),
+        (
+            b'{"user": {"username": "alice"}, "password": "bad"}',
+            403,
+            "Incorrect username or password",
+        ),
         (b"[]", 400, "must be a JSON object"),
         (b"", 400, "must be a JSON object"),
         (b"{", 400, "not valid JSON"),

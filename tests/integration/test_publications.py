@@ -143,12 +143,21 @@ async def test_claim_changes_and_clears_fields(
     (message,) = client.take()
     assert message["fields"]["failures"][0]["reason"] == "try again"
 
-    jc.get_work("w")  # no work timeout: the claim unsets workTimeout and expiresAfter
+    (again,) = jc.get_work("w")  # no work timeout: the claim unsets workTimeout, expiresAfter
     await client.view.flush()
     (message,) = client.take()
     assert message["fields"]["status"] == "running"
     assert sorted(message["cleared"]) == ["expiresAfter", "workTimeout"]
     assert client.view.box.client_fields(COLL, job_id) is not None
+
+    assert again.done()  # the completed job keeps its runId: nothing to clear
+    await client.view.flush()
+    (message,) = client.take()
+    assert message["fields"]["status"] == "completed"
+    assert "cleared" not in message
+    fields = client.view.box.client_fields(COLL, job_id)
+    assert fields is not None
+    assert fields["runId"] == again.run_id
 
 
 async def test_remove_and_leaving_the_selector_send_removed(

@@ -344,11 +344,11 @@ async def test_failed_logins_raise_authentication_failed(ada_server: Server) -> 
         async with DdpClient(base) as client:
             with pytest.raises(AuthenticationFailed) as wrong:
                 await client.login(username="ada", password="wrong")
-            assert str(wrong.value) == "Incorrect password"
+            assert str(wrong.value) == "Incorrect username or password"
             cause = wrong.value.__cause__
             assert isinstance(cause, RemoteError)
-            assert (cause.error, cause.reason) == (403, "Incorrect password")
-            with pytest.raises(AuthenticationFailed, match="User not found"):
+            assert (cause.error, cause.reason) == (403, "Incorrect username or password")
+            with pytest.raises(AuthenticationFailed, match="Incorrect username or password"):
                 await client.login(username="bob", password="s3cret")
             assert client.user_id is None
             assert client.token is None

@@ -31,6 +31,7 @@ from websockets.sync.client import ClientConnection, connect
 from jobcollection import JobCollection
 from jobcollection.core import ejson
 from jobcollection.server.app import Server
+from jobcollection.server.login_throttle import Backoff, LoginThrottle
 from jobcollection.server.session import Limits
 
 LIMIT = 64 * 1024  # the server's max message size (characters) and max HTTP body (bytes)
@@ -253,7 +254,11 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         ids, run_id = _setup_jobs(jc)
         jc.allow(admin="anyone")
         jc.deny(shutdownJobServer="anyone")
-        server = Server(jc, locked, limits=Limits(max_message_size=LIMIT))
+        # Hundreds of refused logins from one address: slowing them is tested elsewhere
+        # (test_login_lockout.py, test_login_throttle.py); here every frame must be answered.
+        never_slow = Backoff(free=10**9, first=1.0, longest=1.0, half_life=1.0)
+        throttle = LoginThrottle(per_address=never_slow, per_account=never_slow)
+        server = Server(jc, locked, limits=Limits(max_message_size=LIMIT), login_throttle=throttle)
         with serving(server) as url, QuietClient(url) as client, httpx.Client(base_url=url) as http:
             expected = client.call(f"{ROOT}_getJob", ids["ready"], {"getLog": True})
             assert expected["_id"] == ids["ready"]

@@ -153,26 +153,31 @@ def remove(op: Op, p: IdsParams) -> bool:
 
 
 def check_antecedents(op: Op, doc: JobDoc) -> bool:
-    """Save-time dependency check: resolve completed antecedents, cancel on bad ones."""
+    """Save-time dependency check, in the original's order: log each missing antecedent, then
+    walk the stored ones (in insertion order) logging each failed or cancelled one, resolve the
+    completed ones (while the job is waiting), and only then cancel the job if any antecedent
+    was missing, failed or cancelled. False when the job was cancelled."""
     if not doc["depends"]:
         return True
-    found = {d["_id"]: d["status"] for d in op.tx.get(doc["depends"])}
-    problems = []
-    for antecedent in doc["depends"]:
-        status = found.get(antecedent)
-        if status is None:
-            problems.append(f"Antecedent job {antecedent} missing at save")
+    stored = op.tx.get(doc["depends"])
+    found = {d["_id"] for d in stored}
+    problems = [
+        f"Antecedent job {antecedent} missing at save"
+        for antecedent in doc["depends"]
+        if antecedent not in found
+    ]
+    completed: list[str] = []
+    for antecedent in stored:
+        status = antecedent["status"]
+        if status == Status.COMPLETED:
+            completed.append(antecedent["_id"])
         elif status == Status.FAILED:
             problems.append("Antecedent job failed before save")
         elif status == Status.CANCELLED:
             problems.append("Antecedent job cancelled before save")
     if problems:
-        op.tx.update(
-            [doc["_id"]], {"updated": op.now}, log=[rules.entry(op.now, m) for m in problems]
-        )
-        cancel(op, CancelParams([doc["_id"]]))
-        return False
-    completed = [a for a in doc["depends"] if found[a] == Status.COMPLETED]
+        log = [rules.entry(op.now, message) for message in problems]
+        op.tx.update([doc["_id"]], {"updated": op.now}, log=log)
     if completed:
         fields = {
             "depends": [a for a in doc["depends"] if a not in completed],
@@ -181,6 +186,9 @@ def check_antecedents(op: Op, doc: JobDoc) -> bool:
         }
         log = [rules.entry(op.now, "Dependency resolved") for _ in completed]
         op.tx.update([doc["_id"]], fields, Guard(statuses=(Status.WAITING,)), log)
+    if problems:
+        cancel(op, CancelParams([doc["_id"]]))
+        return False
     return True
 
 

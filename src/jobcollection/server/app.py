@@ -22,6 +22,8 @@ from ..api._portal import new_event_loop
 from ..api.collection import JobCollection
 from ..core.permissions import Caller
 from .dispatch import Dispatcher
+from .login_throttle import LoginThrottle
+from .logins import Logins
 from .session import Limits, Session, SessionServices
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,8 @@ class Server:
     """Serve job collections to remote clients: ``Server(jc1, jc2).run(port=3000)``.
 
     Remote calls are denied until the collections' rules allow them (``jc.allow(...)``).
-    Accounts (users and login tokens) live in the first collection's database.
+    Accounts (users and login tokens) live in the first collection's database; failed logins
+    are slowed by ``login_throttle`` (default: `LoginThrottle()`, see `login_throttle.py`).
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class Server:
         *collections: JobCollection,
         limits: Limits | None = None,
         accounts: bool = True,
+        login_throttle: LoginThrottle | None = None,
     ) -> None:
         if not collections:
             raise ValueError("Server needs at least one JobCollection")
@@ -91,6 +95,7 @@ class Server:
         managers = [jc.manager for jc in collections]
         self.dispatcher = Dispatcher(managers)
         self.accounts = _open_accounts(collections[0]) if accounts else None
+        self.logins = None if self.accounts is None else Logins(self.accounts, login_throttle)
         self._published: list[tuple[str, SelectorFunction, str]] = []
         self._registry: Any = None
         self._http: Any = None
@@ -144,14 +149,10 @@ class Server:
         if self._http is None:
             from .http_api import HttpApi
 
-            accounts = self.accounts
+            accounts, logins = self.accounts, self.logins
             self._http = HttpApi(
                 self.dispatcher,
-                login=(
-                    None
-                    if accounts is None
-                    else lambda options, key: accounts.login(options, connection_key=key).to_wire()
-                ),
+                login=None if logins is None else logins.login_wire,
                 authenticate=None if accounts is None else accounts.resume,
                 logout=None if accounts is None else accounts.logout,
                 max_body=self.limits.max_message_size,
@@ -164,7 +165,7 @@ class Server:
             return
         await send({"type": "websocket.accept"})
         client = scope.get("client") or ("", 0)
-        services = SessionServices(self.dispatcher, self.accounts, self._views(), self.limits)
+        services = SessionServices(self.dispatcher, self.logins, self._views(), self.limits)
         transport = _AsgiWebSocket(receive, send)
         await Session(services, transport, f"{client[0]}:{client[1]}").run()
         await transport.close()

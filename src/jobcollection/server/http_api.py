@@ -14,7 +14,7 @@ for a bad or unknown token, and for a call refused to a caller who sent none (wi
 log in); 405 for a wrong HTTP method; 400 for a body that is not a JSON
 array (or has the wrong Content-Type) and 413 for one over ``max_body`` bytes. A request
 refused before the dispatcher runs writes nothing. Job methods run inline (they take
-microseconds); login runs in a worker thread (bcrypt is slow on purpose).
+microseconds); login is awaited (the server runs bcrypt in a worker thread).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Login = Callable[[object, str], Mapping[str, object]]
+Login = Callable[[object, str], Awaitable[Mapping[str, object]]]
 Authenticate = Callable[[str], Caller | None]
 Logout = Callable[[str], object]
 
@@ -90,9 +90,10 @@ class HttpApi:
 
     Args:
         dispatcher: the collections served, with their permission rules.
-        login: ``login(options, connection_key) -> result`` (Meteor's login result, e.g.
-            ``{"id", "token", "tokenExpires", "type"}``); blocking, run in a thread. Raises
-            :class:`MeteorError` to refuse. ``None``: no login route.
+        login: ``await login(options, host) -> result`` (Meteor's login result, e.g.
+            ``{"id", "token", "tokenExpires", "type"}``) for a login from the peer ``host``;
+            must not block the event loop. Raises :class:`MeteorError` to refuse. ``None``:
+            no login route.
         authenticate: ``authenticate(token) -> Caller | None`` for bearer tokens (``None`` for
             an unknown or expired token). ``None``: every bearer token is refused.
         logout: ``logout(token)`` revokes a token; ``None``: no logout route.
@@ -231,9 +232,9 @@ class HttpApi:
             got = f"got {ejson.json_type(options)}"
             raise _refuse(400, "Login options must be a JSON object", got)
         client = scope.get("client")
-        key = str(client[0]) if client else "unknown"
+        host = str(client[0]) if client else ""
         try:
-            result = await asyncio.to_thread(self.login, options, key)
+            result = await self.login(options, host)
         except Exception as error:
             meteor = as_meteor_error(error)
             raise _Refusal(_status_for(meteor), meteor) from error

@@ -27,6 +27,7 @@ from ..core.ids import random_id
 from ..core.permissions import ANONYMOUS, Caller
 from . import protocol
 from .dispatch import Dispatcher
+from .login_throttle import host_of
 from .meteor_error import MeteorError, as_meteor_error
 from .protocol import BadMessage
 
@@ -72,8 +73,9 @@ class ConnectionView(Protocol):
 class LoginService(Protocol):
     """What the session needs from the accounts (see `accounts.py`)."""
 
-    def login(self, options: object, *, connection_key: str) -> Any:
-        """Blocking (bcrypt); returns an object with user_id, username, token, to_wire()."""
+    async def login(self, options: object, *, address: str) -> Any:
+        """A login from host `address`; returns an object with user_id, username, token,
+        to_wire()."""
 
     def logout(self, token: str | None) -> None: ...
 
@@ -333,7 +335,7 @@ class Session:
     async def _login(self, params: list[Any]) -> tuple[bool, object]:
         accounts = self._accounts("login")
         options = params[0] if params else None
-        outcome = await asyncio.to_thread(accounts.login, options, connection_key=self.id)
+        outcome = await accounts.login(options, address=host_of(self.client_address))
         self.caller = Caller(outcome.user_id, outcome.username)
         self.token = outcome.token
         await self._rerun()
