@@ -3,28 +3,11 @@ worker module, stopped (killed if need be) when the test ends."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-WAIT_S = 20.0  # upper bound of every polling loop
-
-
-def poll(predicate: Callable[[], object], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-def cli_env() -> dict[str, str]:
-    """The environment of a CLI run: ours, without a database chosen for it."""
-    env = {k: v for k, v in os.environ.items() if k != "JOBCOLLECTION_DB"}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+from cli_run import clean_env
 
 
 class WorkerProcesses:
@@ -41,7 +24,7 @@ class WorkerProcesses:
         proc = subprocess.Popen(
             argv,
             cwd=self.folder,
-            env=cli_env(),
+            env=clean_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,  # (small: what the tests read at the end)
             text=True,

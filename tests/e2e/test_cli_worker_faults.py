@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from _worker_processes import WAIT_S, WorkerProcesses, poll
+from _worker_processes import WorkerProcesses
+from cli_run import WAIT_S, poll
 
 from jobcollection import JobCollection
 

@@ -7,24 +7,16 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _worker_processes import WAIT_S, WorkerProcesses, cli_env, poll
+from _worker_processes import WorkerProcesses
+from cli_run import WAIT_S, poll, run_cli
 
 
 def cli(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobcollection", *args],
-        cwd=workdir,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_cli(workdir, *args)
 
 
 @pytest.fixture

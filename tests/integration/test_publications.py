@@ -143,12 +143,21 @@ async def test_claim_changes_and_clears_fields(
     (message,) = client.take()
     assert message["fields"]["failures"][0]["reason"] == "try again"
 
-    jc.get_work("w")  # no work timeout: the claim unsets workTimeout and expiresAfter
+    (again,) = jc.get_work("w")  # no work timeout: the claim unsets workTimeout, expiresAfter
     await client.view.flush()
     (message,) = client.take()
     assert message["fields"]["status"] == "running"
     assert sorted(message["cleared"]) == ["expiresAfter", "workTimeout"]
     assert client.view.box.client_fields(COLL, job_id) is not None
+
+    assert again.done()  # the completed job keeps its runId: nothing to clear
+    await client.view.flush()
+    (message,) = client.take()
+    assert message["fields"]["status"] == "completed"
+    assert "cleared" not in message
+    fields = client.view.box.client_fields(COLL, job_id)
+    assert fields is not None
+    assert fields["runId"] == again.run_id
 
 
 async def test_remove_and_leaving_the_selector_send_removed(
@@ -183,6 +192,9 @@ async def test_refused_and_malformed_subscriptions_publish_nothing(
         await client.view.subscribe("s", COLL, [], ANONYMOUS)
     assert refused.value.code == 403
     assert refused.value.reason == "Subscription not authorized"
+    assert refused.value.details == (
+        f"no user is logged in, and '{COLL}' needs one allowed under admin or manager"
+    )
 
     jc.allow(worker="anyone", creator="anyone")  # neither lets one subscribe
     jc.allow(admin=["alice"])
@@ -191,6 +203,9 @@ async def test_refused_and_malformed_subscriptions_publish_nothing(
         with pytest.raises(MeteorError) as refused:
             await client.view.subscribe("s", COLL, params, caller)
         assert refused.value.code == 403
+        assert refused.value.details == (
+            f"Authenticated user is not permitted to subscribe to '{COLL}'."
+        )
 
     for bad in ([{"colour": "red"}], ["ready"], [{"status": "nope"}], [{}, {}]):
         with pytest.raises(MeteorError) as malformed:

@@ -13,6 +13,8 @@ from interop_harness import ROOT, USER, NodeProcess, Served, node_env, skip_with
 
 from jobcollection import JobCollection
 
+pytestmark = pytest.mark.node
+
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:

@@ -78,7 +78,11 @@ def test_jobs_round_trip_with_the_same_job_class(
     work.log("working", level="info")
     work.progress(1, 2)
     assert work.done({"ok": True})
-    assert local.get_job(job.id).doc["status"] == "completed"  # type: ignore[union-attr]
+    done = local.get_job(job.id)
+    assert done is not None
+    assert (done.status, done.run_id) == ("completed", work.run_id)
+    assert job.refresh()  # and the remote client reads the kept runId back
+    assert (job.status, job.run_id) == ("completed", work.run_id)
 
 
 def test_errors_are_the_in_process_ones(remote: JobCollection, url: str) -> None:
@@ -96,7 +100,7 @@ def test_errors_are_the_in_process_ones(remote: JobCollection, url: str) -> None
             Job(anonymous, "t", {}).save()
     finally:
         anonymous.close()
-    with pytest.raises(AuthenticationFailed, match="Incorrect password"):
+    with pytest.raises(AuthenticationFailed, match="Incorrect username or password"):
         connect(url, username="ada", password="wrong")
 
 

@@ -65,6 +65,10 @@ class MJob:
     retry_until: int = FOREVER_DATE
 
 
+def _seq(job: MJob) -> int:
+    return job.seq
+
+
 class Model:
     """Reference implementation of SPEC 3 on plain dicts (one collection, one clock)."""
 
@@ -129,20 +133,22 @@ class Model:
         return True
 
     def check_antecedents(self, job: MJob) -> bool:
-        """SPEC 3.3 save-time check; a bad antecedent cancels the job."""
+        """SPEC 3.3 save-time check: completed antecedents are resolved (in the order they
+        were stored, while the job is waiting), then a bad antecedent cancels the job."""
         if not job.depends:
             return True
         problem = any(
             a not in self.jobs or self.jobs[a].status in ("failed", "cancelled")
             for a in job.depends
         )
-        if problem:
-            self.cancel([job.id])
-            return False
-        completed = [a for a in job.depends if self.jobs[a].status == "completed"]
+        stored = sorted((self.jobs[a] for a in set(job.depends) if a in self.jobs), key=_seq)
+        completed = [a.id for a in stored if a.status == "completed"]
         if completed and job.status == "waiting":
             job.depends = [a for a in job.depends if a not in completed]
             job.resolved = [*job.resolved, *completed]
+        if problem:
+            self.cancel([job.id])
+            return False
         return True
 
     def resave(self, job_id: str, priority: int, now: int) -> bool:
@@ -180,8 +186,9 @@ class Model:
         return j
 
     def complete(self, j: MJob) -> int | None:
-        """jobDone's own update; returns the repeat's wait when a repeat is due."""
-        j.status, j.run_id = "completed", None
+        """jobDone's own update (the job keeps its runId); returns the repeat's wait when a
+        repeat is due."""
+        j.status = "completed"
         return j.repeat_wait if j.repeats > 0 else None
 
     def copy(self, old: MJob, new_id: str, now: int, repeats: int, after: int) -> MJob:
@@ -629,10 +636,10 @@ class JobStateMachine(RuleBasedStateMachine):
     # -- invariants ---------------------------------------------------------------------------
 
     @invariant()
-    def run_ids_only_while_running(self) -> None:
+    def run_ids_only_while_running_or_completed(self) -> None:
         for doc in self.jc.manager.find():
-            if doc["status"] == "running":
-                assert doc["runId"] is not None, f"running job {doc['_id']} has no runId"
+            if doc["status"] in ("running", "completed"):
+                assert doc["runId"] is not None, f"{doc['status']} job {doc['_id']} has no runId"
             else:
                 assert doc["runId"] is None, f"{doc['status']} job {doc['_id']} has a runId"
 
@@ -650,7 +657,9 @@ class JobStateMachine(RuleBasedStateMachine):
         self.before = statuses
 
 
-TestJobStateMachine = JobStateMachine.TestCase
+# 150 random walks of up to 40 steps: seconds on a quiet machine, more on a loaded one, so
+# this test gets more than the suite's default timeout (which is for catching hangs).
+TestJobStateMachine = pytest.mark.timeout(600)(JobStateMachine.TestCase)
 TestJobStateMachine.settings = settings(
     max_examples=150,
     stateful_step_count=40,
@@ -675,15 +684,16 @@ def _status(jc: JobCollection, job: Job) -> str:
     return job.status
 
 
-def test_completed_job_has_no_run_id(jc: JobCollection) -> None:
+def test_completed_job_keeps_the_run_id_of_its_run(jc: JobCollection) -> None:
     job = jc.job("t", {})
     job.save()
     [run] = jc.get_work("t")
     assert run.run_id is not None
     assert run.done() is True
+    assert run.run_id is not None  # the worker's own copy keeps it too
     assert job.refresh()
     assert job.status == "completed"
-    assert job.run_id is None
+    assert job.run_id == run.run_id
 
 
 def test_get_work_orders_by_retry_until_before_after(jc: JobCollection) -> None:

@@ -19,7 +19,7 @@ from ..core.constants import JOB_RETRY_BACKOFF_METHODS, JOB_STATUSES
 from ..errors import JobCollectionError, StorageError, ValidationError
 from ..storage import ENV_VAR
 from . import args as conv
-from . import commands, target, users
+from . import commands, logs, target, users
 from . import serve as serve_command
 from . import workers as workers_command
 from .errors import EXIT_FAILURE, EXIT_USAGE, CliError, UsageError
@@ -68,13 +68,16 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 def _server_options(parser: argparse.ArgumentParser, *, top: bool, login: bool = True) -> None:
     """--server (and how to log in to it), placed like `_global_options`. Commands that work
-    on the database itself get --server alone, so that they can refuse it clearly."""
+    on the database itself get --server alone, kept out of their help, so that they can
+    refuse it clearly."""
     parser.add_argument(
         "--server",
         metavar="URL",
         type=conv.server_url,
         default=None if top else argparse.SUPPRESS,
-        help="act through the server at URL (jobcollection serve) instead of opening --db",
+        help="act through the server at URL (jobcollection serve) instead of opening --db"
+        if login
+        else argparse.SUPPRESS,
     )
     if not login:
         return
@@ -190,7 +193,12 @@ def _add_worker(sub: argparse._SubParsersAction[Parser], common: Parser) -> None
         required=True,
         help="job type(s) to serve",
     )
-    p.add_argument("--concurrency", metavar="N", type=conv.positive, help="default 1")
+    p.add_argument(
+        "--concurrency",
+        metavar="N",
+        type=conv.positive,
+        help="jobs run at once (default: as many as --processes, else 1)",
+    )
     p.add_argument("--payload", metavar="N", type=conv.positive, help="jobs per call (default 1)")
     p.add_argument("--processes", metavar="N", type=conv.positive, help="use N processes")
     p.add_argument("--poll-interval", metavar="MS", type=conv.count, help="0: no polling")
@@ -201,6 +209,7 @@ def _add_worker(sub: argparse._SubParsersAction[Parser], common: Parser) -> None
         type=workers_command.lost_after_ms,
         help=workers_command.LOST_AFTER_HELP,
     )
+    logs.add_option(p, "problems and one line per failed job")
     p.set_defaults(handler=cmd_worker)
 
 

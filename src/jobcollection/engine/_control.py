@@ -1,4 +1,4 @@
-"""Control operations: save, ready, pause, resume, cancel, restart, remove, rerun (SPEC 3-4)."""
+"""Control operations: save, ready, pause, resume, cancel, restart, remove, rerun."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def restart(op: Op, p: RestartParams) -> bool:
 
 
 def remove(op: Op, p: IdsParams) -> bool:
-    """Delete finished jobs; their unfinished dependents are cancelled (decision, SPEC 3.3)."""
+    """Delete finished jobs; their unfinished dependents are cancelled (see docs/decisions.md)."""
     if not p.ids:
         return False
     removed = op.tx.remove(p.ids, JOB_STATUS_REMOVABLE)
@@ -148,31 +148,36 @@ def remove(op: Op, p: IdsParams) -> bool:
     if orphans:
         log = [rules.entry(op.now, "Antecedent removed", "warning")]
         op.tx.update(orphans, {"updated": op.now}, log=log)
-        cancel(op, CancelParams(orphans))  # cascades on from the orphans only (SPEC 3.3)
+        cancel(op, CancelParams(orphans))  # cascades on from the orphans only
     return bool(removed)
 
 
 def check_antecedents(op: Op, doc: JobDoc) -> bool:
-    """Save-time dependency check: resolve completed antecedents, cancel on bad ones."""
+    """Save-time dependency check, in the original's order: log each missing antecedent, then
+    walk the stored ones (in insertion order) logging each failed or cancelled one, resolve the
+    completed ones (while the job is waiting), and only then cancel the job if any antecedent
+    was missing, failed or cancelled. False when the job was cancelled."""
     if not doc["depends"]:
         return True
-    found = {d["_id"]: d["status"] for d in op.tx.get(doc["depends"])}
-    problems = []
-    for antecedent in doc["depends"]:
-        status = found.get(antecedent)
-        if status is None:
-            problems.append(f"Antecedent job {antecedent} missing at save")
+    stored = op.tx.get(doc["depends"])
+    found = {d["_id"] for d in stored}
+    problems = [
+        f"Antecedent job {antecedent} missing at save"
+        for antecedent in doc["depends"]
+        if antecedent not in found
+    ]
+    completed: list[str] = []
+    for antecedent in stored:
+        status = antecedent["status"]
+        if status == Status.COMPLETED:
+            completed.append(antecedent["_id"])
         elif status == Status.FAILED:
             problems.append("Antecedent job failed before save")
         elif status == Status.CANCELLED:
             problems.append("Antecedent job cancelled before save")
     if problems:
-        op.tx.update(
-            [doc["_id"]], {"updated": op.now}, log=[rules.entry(op.now, m) for m in problems]
-        )
-        cancel(op, CancelParams([doc["_id"]]))
-        return False
-    completed = [a for a in doc["depends"] if found[a] == Status.COMPLETED]
+        log = [rules.entry(op.now, message) for message in problems]
+        op.tx.update([doc["_id"]], {"updated": op.now}, log=log)
     if completed:
         fields = {
             "depends": [a for a in doc["depends"] if a not in completed],
@@ -181,6 +186,9 @@ def check_antecedents(op: Op, doc: JobDoc) -> bool:
         }
         log = [rules.entry(op.now, "Dependency resolved") for _ in completed]
         op.tx.update([doc["_id"]], fields, Guard(statuses=(Status.WAITING,)), log)
+    if problems:
+        cancel(op, CancelParams([doc["_id"]]))
+        return False
     return True
 
 
@@ -215,7 +223,7 @@ def _prepare_new(op: Op, doc: JobDoc, entries: _Entries, new_id: Callable[[], st
     log = [*(doc.get("log") or ()), submitted]
     immediate = doc["status"] == _WAITING and not doc["depends"] and doc["after"] <= op.now
     if immediate:
-        # Same outcome as insert + jobReady(id) (SPEC 4), in one write.
+        # Same outcome as insert + jobReady(id), in one write.
         doc["status"] = _READY
         doc["after"] = doc["updated"] = op.now
         log.append(promoted)

@@ -25,6 +25,8 @@ from ..core.permissions import Caller
 from ..core.workers import check_lost_after
 from .connection_workers import ConnectionWorkers
 from .dispatch import Dispatcher
+from .login_throttle import LoginThrottle
+from .logins import Logins
 from .session import Limits, Session, SessionServices
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,8 @@ class Server:
     """Serve job collections to remote clients: ``Server(jc1, jc2).run(port=3000)``.
 
     Remote calls are denied until the collections' rules allow them (``jc.allow(...)``).
-    Accounts (users and login tokens) live in the first collection's database.
+    Accounts (users and login tokens) live in the first collection's database; failed logins
+    are slowed by ``login_throttle`` (default: `LoginThrottle()`, see `login_throttle.py`).
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class Server:
         *collections: JobCollection,
         limits: Limits | None = None,
         accounts: bool = True,
+        login_throttle: LoginThrottle | None = None,
         lost_after: int | timedelta | None = None,
     ) -> None:
         """`lost_after`: how long a remote worker's connection may be gone (or a worker
@@ -99,6 +103,7 @@ class Server:
         lapse = None if lost_after is None else check_lost_after(lost_after)
         self.dispatcher = Dispatcher(managers, ConnectionWorkers(lapse))
         self.accounts = _open_accounts(collections[0]) if accounts else None
+        self.logins = None if self.accounts is None else Logins(self.accounts, login_throttle)
         self._published: list[tuple[str, SelectorFunction, str]] = []
         self._registry: Any = None
         self._http: Any = None
@@ -152,14 +157,10 @@ class Server:
         if self._http is None:
             from .http_api import HttpApi
 
-            accounts = self.accounts
+            accounts, logins = self.accounts, self.logins
             self._http = HttpApi(
                 self.dispatcher,
-                login=(
-                    None
-                    if accounts is None
-                    else lambda options, key: accounts.login(options, connection_key=key).to_wire()
-                ),
+                login=None if logins is None else logins.login_wire,
                 authenticate=None if accounts is None else accounts.resume,
                 logout=None if accounts is None else accounts.logout,
                 max_body=self.limits.max_message_size,
@@ -172,7 +173,7 @@ class Server:
             return
         await send({"type": "websocket.accept"})
         client = scope.get("client") or ("", 0)
-        services = SessionServices(self.dispatcher, self.accounts, self._views(), self.limits)
+        services = SessionServices(self.dispatcher, self.logins, self._views(), self.limits)
         transport = _AsgiWebSocket(receive, send)
         await Session(services, transport, f"{client[0]}:{client[1]}").run()
         await transport.close()
@@ -294,7 +295,7 @@ def _relative_path(scope: Scope) -> str:
 
 
 def _sockjs_info() -> dict[str, Any]:
-    # No `base_url`: node ddp then uses the plain /websocket path (SPEC 8).
+    # No `base_url`: node ddp then uses the plain /websocket path.
     return {
         "websocket": True,
         "origins": ["*:*"],

@@ -44,6 +44,13 @@ class Dispatcher:
     def knows(self, name: str) -> bool:
         return name in self.routes
 
+    def unknown(self, name: str) -> MeteorError:
+        """404 for a method that is not served, saying which collections are."""
+        served = ", ".join(self.managers) or "none"
+        return MeteorError(
+            404, f"Method '{name}' not found", f"this server serves collections: {served}"
+        )
+
     def batch_key(self, name: str) -> str | None:
         """Consecutive calls with the same key may share one transaction (`call_many`): the
         job-writing methods of one collection. None: run this call on its own."""
@@ -68,9 +75,9 @@ class Dispatcher:
         for index, (name, params) in enumerate(calls):
             route = self.routes.get(name)
             if route is None:
-                outcomes[index] = (False, MeteorError(404, f"Method '{name}' not found"))
+                outcomes[index] = (False, self.unknown(name))
             elif not route.manager.permissions.permits(caller, route.method, params):
-                outcomes[index] = (False, not_authorized())
+                outcomes[index] = (False, not_authorized(caller, route.manager.root, route.method))
             else:
                 allowed.append((index, route.method, params))
                 managers.add(route.manager)
@@ -107,12 +114,11 @@ class Dispatcher:
         """Run a remote call; the result is wire-ready (times as EJSON dates) and every failure
         comes out as a :class:`MeteorError`.
 
-        Permissions are checked before the params are looked at (SPEC 4); a refusal writes
-        nothing.
+        Permissions are checked before the params are looked at; a refusal writes nothing.
         """
         route = self.routes.get(name)
         if route is None:
-            raise MeteorError(404, f"Method '{name}' not found")
+            raise self.unknown(name)
         manager, method = route.manager, route.method
         if method in REGISTRY_METHODS:
             try:
@@ -125,7 +131,7 @@ class Dispatcher:
                 worker = self.workers.ref_for(connection, manager, method, params, caller)
                 return call_batch(method, manager, params, caller, worker)
             if not manager.permissions.permits(caller, method, params):
-                raise not_authorized()
+                raise not_authorized(caller, manager.root, method)
             worker = self.workers.ref_for(connection, manager, method, params, caller)
             result = manager.call(
                 method, params, user_id=caller.user_id, connection=connection, worker=worker

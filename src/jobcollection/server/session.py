@@ -5,7 +5,7 @@ per connection:
 
 - the *reader* answers what needs no ordering at once (pings, the handshake, malformed
   frames) and queues methods and subscriptions;
-- the *processor* runs the queued messages one at a time, in order (SPEC 8): each method's
+- the *processor* runs the queued messages one at a time, in order (as DDP requires): each method's
   `result`, then the data messages it caused, then its `updated`;
 - the *writer* sends every outgoing message in the order it was produced.
 
@@ -27,6 +27,7 @@ from ..core.ids import random_id
 from ..core.permissions import ANONYMOUS, Caller
 from . import protocol
 from .dispatch import Dispatcher
+from .login_throttle import host_of
 from .meteor_error import MeteorError, as_meteor_error
 from .protocol import BadMessage
 
@@ -72,8 +73,9 @@ class ConnectionView(Protocol):
 class LoginService(Protocol):
     """What the session needs from the accounts (see `accounts.py`)."""
 
-    def login(self, options: object, *, connection_key: str) -> Any:
-        """Blocking (bcrypt); returns an object with user_id, username, token, to_wire()."""
+    async def login(self, options: object, *, address: str) -> Any:
+        """A login from host `address`; returns an object with user_id, username, token,
+        to_wire()."""
 
     def logout(self, token: str | None) -> None: ...
 
@@ -334,7 +336,7 @@ class Session:
     async def _login(self, params: list[Any]) -> tuple[bool, object]:
         accounts = self._accounts("login")
         options = params[0] if params else None
-        outcome = await asyncio.to_thread(accounts.login, options, connection_key=self.id)
+        outcome = await accounts.login(options, address=host_of(self.client_address))
         self.caller = Caller(outcome.user_id, outcome.username)
         self.token = outcome.token
         await self._rerun()
@@ -365,7 +367,7 @@ class Session:
 
     async def _sub(self, request: protocol.SubRequest) -> None:
         if request.id in self._subs:
-            return  # duplicate id: ignored (SPEC 8)
+            return  # duplicate id: ignored, as Meteor does
         if len(self._subs) >= self.limits.max_subscriptions:
             self.send({"msg": "nosub", "id": request.id, "error": _TOO_MANY_SUBS.to_wire()})
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
@@ -21,7 +22,7 @@ def _job_insert(columns: tuple[str, ...]) -> str:
     return f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
-# Claim order (SPEC 3.2): priority, retryUntil, after, then insertion order.
+# Claim order (docs/jobs.md, "Runs"): priority, retryUntil, after, then insertion order.
 _CLAIM_ORDER = "priority, retry_until, after, seq"
 _BEST_READY = (
     "SELECT * FROM (SELECT priority, retry_until, after, seq FROM jobs INDEXED BY jobs_ready "
@@ -31,6 +32,20 @@ _BEST_READY = (
 
 def _best_ready_union(types: int) -> str:
     return " UNION ALL ".join([_BEST_READY] * types)
+
+
+# Up to this many types a claim is one statement with a part per type (cheapest when few). With
+# more, one fixed statement first finds each type's best ready job (an index probe per type,
+# skipping types with none) and keeps the types whose best job is among the `limit` best of
+# those: only they can hold one of the `limit` jobs to claim (each other type has `limit`
+# better jobs elsewhere). The claim statement then has a part per contender only.
+_FEW_TYPES = 8
+_CONTENDERS = (
+    "SELECT j.type FROM json_each(?) AS wanted JOIN jobs AS j ON j.seq = ("
+    "SELECT seq FROM jobs INDEXED BY jobs_ready WHERE collection = ? AND type = wanted.value "
+    f"AND status = 'ready' ORDER BY {_CLAIM_ORDER} LIMIT 1) "
+    f"ORDER BY j.priority, j.retry_until, j.after, j.seq LIMIT ?"
+)
 
 
 _TOTAL = "coalesce(nullif(json_extract(progress, '$.total'), 0), 1)"
@@ -275,9 +290,10 @@ class SqliteTransaction(SqliteWorkers):
         self, job_ids: Sequence[str], run_id: str, result: Any, now: int, log: LogEntry
     ) -> list[tuple[str, int]]:
         # One statement for the whole batch: compare-and-set on the run, progress filled up
-        # to its total. Returns (id, repeats) of each job completed.
+        # to its total. The job keeps the runId of the run that completed it, as the original
+        # does. Returns (id, repeats) of each job completed.
         sql = (
-            "UPDATE jobs SET status = 'completed', run_id = NULL, result = ?, updated = ?, "
+            "UPDATE jobs SET status = 'completed', result = ?, updated = ?, "
             f"progress = json_object('completed', {_TOTAL}, 'total', {_TOTAL}, 'percent', 100) "
             f"WHERE collection = ? AND id IN ({_marks(len(job_ids))}) AND status = 'running' "
             "AND run_id = ? RETURNING id, type, repeats"
@@ -288,7 +304,7 @@ class SqliteTransaction(SqliteWorkers):
             return []
         entry = cols.log_row("", [log])[1]
         self._conn.executemany(_LOG_INSERT, [(job_id, entry) for job_id, _, _ in rows])
-        fields = "status,runId,result,updated,progress"
+        fields = "status,result,updated,progress"
         self.changes.extend(
             (self.collection, job_id, "update", t, "completed", fields) for job_id, t, _ in rows
         )
@@ -312,6 +328,9 @@ class SqliteTransaction(SqliteWorkers):
         # One statement: per type, the best `limit` ready jobs straight off the partial index
         # (no sort, no scan); the best `limit` of those are moved to running.
         unique = list(dict.fromkeys(types))  # a type listed twice must not count twice
+        if len(unique) > _FEW_TYPES:
+            found = self._conn.execute(_CONTENDERS, (json.dumps(unique), self.collection, limit))
+            unique = [row[0] for row in found]
         if not unique:
             return []
         sets = ", ".join(f"{cols.COLUMN_OF[key]} = ?" for key in fields)

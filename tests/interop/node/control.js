@@ -2,6 +2,7 @@
 //   node control.js WS_URL STEP...
 // STEP is OP:ID[,ID...]. OP is one of
 //   get                      Job.getJob(root, id)           -> the job's status, or null
+//   doc                      Job.getJob(root, id)           -> {status, runId}, or null
 //   cancel restart remove    Job.getJob(root, id), then job.cancel() / job.restart() / ...
 //   pause resume
 //   cancelJobs restartJobs   Job.cancelJobs(root, ids) etc. (the bulk calls)
@@ -21,6 +22,10 @@ async function step(op, ids) {
   if (op === "get") {
     const job = await lib.call(Job.getJob, root, ids[0]);
     return job === undefined ? null : job.doc.status;
+  }
+  if (op === "doc") {
+    const job = await lib.call(Job.getJob, root, ids[0]);
+    return job === undefined ? null : { status: job.doc.status, runId: job.doc.runId };
   }
   if (BULK.has(op)) return lib.call(Job[op], root, ids);
   if (SINGLE.has(op)) {

@@ -88,11 +88,39 @@ def test_save_with_several_bad_antecedents_logs_each(eng: Engine) -> None:
     ]
 
 
-def test_save_with_bad_and_completed_antecedents_is_cancelled(eng: Engine) -> None:
+def test_save_resolves_completed_antecedents_before_cancelling(eng: Engine) -> None:
+    # The original's order: missing ones logged first, then the stored antecedents in their
+    # own order (failed/cancelled logged, completed resolved), then the job is cancelled.
+    cancelled = eng.cancelled("ante")
+    failed, _ = eng.failed("ante")
     done, _ = eng.completed("ante")
-    assert eng.call("jobSave", eng.doc(depends=[done, MISSING])) is None
+    eng.advance(3)
+    assert eng.call("jobSave", eng.doc(depends=[cancelled, failed, done, MISSING])) is None
     [doc] = [d for d in eng.m.find() if d["type"] == "t"]
-    assert eng.status(doc["_id"]) == "cancelled"
+    stored = eng.get(doc["_id"])
+    assert stored["status"] == "cancelled"
+    assert stored["resolved"] == [done]
+    assert stored["depends"] == [cancelled, failed, MISSING]
+    assert stored["log"][1:] == [
+        _info(eng, "Job Submitted"),
+        _info(eng, f"Antecedent job {MISSING} missing at save"),
+        _info(eng, "Antecedent job cancelled before save"),
+        _info(eng, "Antecedent job failed before save"),
+        _info(eng, "Dependency resolved"),
+        _info(eng, "Job Cancelled", "warning"),
+    ]
+
+
+def test_paused_save_with_bad_and_completed_antecedents_resolves_nothing(eng: Engine) -> None:
+    done, _ = eng.completed("ante")
+    assert eng.call("jobSave", eng.doc(status="paused", depends=[done, MISSING])) is None
+    [doc] = [d for d in eng.m.find() if d["type"] == "t"]
+    stored = eng.get(doc["_id"])
+    assert (stored["status"], stored["depends"], stored["resolved"]) == (
+        "cancelled",
+        [done, MISSING],
+        [],
+    )
 
 
 def test_save_with_completed_antecedents_resolves_them(eng: Engine) -> None:

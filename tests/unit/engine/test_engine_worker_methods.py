@@ -475,10 +475,29 @@ def test_done_fields(eng: Engine) -> None:
     }
 
 
-def test_done_clears_run_id(eng: Engine) -> None:
+def test_done_keeps_the_run_id_of_the_completing_run(eng: Engine) -> None:
+    # As the original: getWork sets runId, jobDone leaves it; only fail, cancel, re-save and
+    # rerun copies clear it.
+    job_id, run_id = eng.running()
+    assert eng.call("jobDone", job_id, run_id, {}) is True
+    assert eng.get(job_id)["runId"] == run_id
+    assert eng.call("jobDone", job_id, run_id, {}) is False  # a completed run stays completed
+    assert eng.get(job_id)["status"] == "completed"
+
+
+def test_done_in_a_batch_keeps_each_run_id(eng: Engine) -> None:
+    ids = [eng.save() for _ in range(3)]
+    run_id = eng.work(maxJobs=3)[0]["runId"]
+    assert eng.m.complete_many([(job_id, run_id, {}) for job_id in ids]) == [True] * 3
+    assert [eng.get(job_id)["runId"] for job_id in ids] == [run_id] * 3
+
+
+def test_rerun_copy_of_a_completed_job_has_no_run_id(eng: Engine) -> None:
     job_id, run_id = eng.running()
     eng.call("jobDone", job_id, run_id, {})
-    assert eng.get(job_id)["runId"] is None
+    copy_id = eng.call("jobRerun", job_id, {"wait": 0})
+    assert eng.get(copy_id)["runId"] is None
+    assert eng.get(job_id)["runId"] == run_id
 
 
 def test_done_keeps_total_of_progress(eng: Engine) -> None:
