@@ -341,6 +341,26 @@ def test_a_worker_enrolled_by_a_rolled_back_claim_is_not_taken_for_registered(
     assert sorted(w.id for w in jc.workers()) == ["conn", "conn2"]
 
 
+def test_a_failed_look_for_lost_workers_is_tried_again_a_second_later(
+    jc: JobCollection, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from jobcollection.errors import StorageUnavailable
+
+    liveness = jc.manager.liveness
+
+    def locked(now: int) -> None:
+        raise StorageUnavailable("database is locked")
+
+    original, liveness._look = liveness._look, locked  # type: ignore[method-assign]
+    try:
+        with caplog.at_level(logging.WARNING, logger="jobcollection.engine._liveness"):
+            now = clock.now_ms() + 10_000
+            assert liveness.tend(now, rescuing=True) == now + 1000
+        assert "looking for lost workers failed: database is locked" in caplog.text
+    finally:
+        liveness._look = original  # type: ignore[method-assign]
+
+
 # -- storage -----------------------------------------------------------------------------------
 
 

@@ -173,7 +173,12 @@ class Liveness:
         comeback = now + POLL_MS
         if rescuing:
             if now >= self._next_look:
-                deadline = self._look(now)
+                try:
+                    deadline = self._look(now)
+                except Exception as error:  # e.g. a locked database: look again in a second
+                    root = self._manager.root
+                    log.warning("%s: looking for lost workers failed: %s", root, error)
+                    deadline = None
                 self._next_look = now + POLL_MS
                 if deadline is not None and deadline >= now:  # (a past one: a spared worker)
                     self._next_look = min(self._next_look, deadline + 1)
