@@ -80,6 +80,11 @@ def negotiate(message: dict[str, Any]) -> Negotiated:
     return Negotiated(chosen == version, chosen)
 
 
+def has_heartbeat(version: str | None) -> bool:
+    """Whether a session of this DDP version is pinged: `pre1` has no ping/pong messages."""
+    return version != "pre1"
+
+
 @dataclass(frozen=True, slots=True)
 class MethodCall:
     id: str

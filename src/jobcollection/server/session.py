@@ -9,7 +9,9 @@ per connection:
   `result`, then the data messages it caused, then its `updated`;
 - the *writer* sends every outgoing message in the order it was produced.
 
-A heartbeat watchdog pings a quiet client and closes a connection that stays silent.
+A heartbeat watchdog pings a quiet client and closes a connection that stays silent, once the
+handshake has chosen a DDP version that has heartbeats (every version but `pre1`, as Meteor).
+Before the handshake it only closes a connection that stays silent.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class Session:
         self.caller: Caller = ANONYMOUS
         self.token: str | None = None
         self.connected = False
+        self.version: str | None = None  # the DDP version the handshake chose
         self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
         self._writer_busy = False
         self._work: deque[dict[str, Any]] = deque()
@@ -219,6 +222,7 @@ class Session:
         outcome = protocol.negotiate(message)
         if outcome.ok:
             self.connected = True
+            self.version = outcome.version
             self.send({"msg": "connected", "session": self.id})
         else:
             self.send({"msg": "failed", "version": outcome.version})
@@ -240,9 +244,12 @@ class Session:
         interval, timeout = self.limits.heartbeat_interval, self.limits.heartbeat_timeout
         while True:
             await asyncio.sleep(max(interval - (time.monotonic() - self._last_heard), 0.01))
+            if self.connected and not protocol.has_heartbeat(self.version):
+                return  # pre1 knows no ping: its clients would not answer one
             if time.monotonic() - self._last_heard < interval:
                 continue
-            self.send({"msg": "ping"})
+            if self.connected:
+                self.send({"msg": "ping"})
             pinged = time.monotonic()
             await asyncio.sleep(timeout)
             if self._last_heard < pinged:
