@@ -30,7 +30,7 @@ from ..core.permissions import ANONYMOUS, Caller
 from . import protocol
 from .dispatch import Dispatcher
 from .meteor_error import MeteorError, as_meteor_error
-from .protocol import BadMessage
+from .protocol import BadMessage, BadParams
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,11 @@ class Session:
             if bad.reason == "Bad request" and bad.offending is None:
                 bad.offending = protocol.offending(text)
             raise
+        except BadParams as bad:
+            if not self.connected:
+                raise BadMessage("Must connect first", protocol.offending(text)) from None
+            self._queue_work({"msg": "refused", "replies": bad.replies()})  # answered in turn
+            return
         kind = message["msg"]
         if not self.connected:
             if kind != "connect":
@@ -272,7 +277,10 @@ class Session:
 
     async def _process(self, message: dict[str, Any]) -> None:
         kind = message["msg"]
-        if kind == "sub":
+        if kind == "refused":
+            for reply in message["replies"]:
+                self.send(reply)
+        elif kind == "sub":
             await self._sub(protocol.sub_request(message))
         elif kind == "unsub":
             self._unsub(protocol.unsub_id(message))
