@@ -363,8 +363,8 @@ class DdpClient:
     ) -> None:
         """``heartbeat_interval``: seconds of silence before we ping (None: never);
         ``heartbeat_timeout``: seconds to wait for any answer before dropping the connection;
-        ``max_in_flight``: calls outstanding at once (more wait; the server refuses calls
-        beyond its own limit, 100 by default)."""
+        ``max_in_flight``: calls outstanding at once (more wait here; the server itself takes
+        any number, reading them as fast as it answers them)."""
         self.url = websocket_url(url)
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout

@@ -22,7 +22,10 @@ from ..api._portal import new_event_loop
 from ..api.collection import JobCollection
 from ..core.permissions import Caller
 from .dispatch import Dispatcher
-from .session import Limits, Session, SessionServices
+from .limits import Limits
+from .session import Session
+from .session_ports import SessionServices
+from .transport import AsgiWebSocket, connection_control
 
 log = logging.getLogger(__name__)
 
@@ -32,43 +35,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 SelectorFunction = Callable[..., object]
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class _AsgiWebSocket:
-    """The session's transport over an ASGI websocket."""
-
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self._receive, self._send = receive, send
-        self.closed = False
-
-    async def receive_text(self) -> str | None:
-        while not self.closed:
-            event = await self._receive()
-            kind = event["type"]
-            if kind == "websocket.receive":
-                text = event.get("text")
-                if text is None:
-                    data = event.get("bytes") or b""
-                    text = data.decode("utf-8", errors="replace")
-                return str(text)
-            if kind == "websocket.disconnect":
-                self.closed = True
-        return None
-
-    async def send_text(self, text: str) -> None:
-        if not self.closed:
-            try:
-                await self._send({"type": "websocket.send", "text": text})
-            except Exception:  # the peer went away mid-send (uvicorn raises on a dead socket)
-                self.closed = True
-
-    async def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                await self._send({"type": "websocket.close", "code": 1000})
-            except Exception:
-                log.debug("websocket already closed", exc_info=True)
 
 
 class Server:
@@ -91,6 +57,7 @@ class Server:
         managers = [jc.manager for jc in collections]
         self.dispatcher = Dispatcher(managers)
         self.accounts = _open_accounts(collections[0]) if accounts else None
+        self.sessions: dict[str, Session] = {}  # the open DDP connections, by session id
         self._published: list[tuple[str, SelectorFunction, str]] = []
         self._registry: Any = None
         self._http: Any = None
@@ -165,8 +132,13 @@ class Server:
         await send({"type": "websocket.accept"})
         client = scope.get("client") or ("", 0)
         services = SessionServices(self.dispatcher, self.accounts, self._views(), self.limits)
-        transport = _AsgiWebSocket(receive, send)
-        await Session(services, transport, f"{client[0]}:{client[1]}").run()
+        transport = AsgiWebSocket(receive, send, connection_control(scope))
+        session = Session(services, transport, f"{client[0]}:{client[1]}")
+        self.sessions[session.id] = session
+        try:
+            await session.run()
+        finally:
+            del self.sessions[session.id]
         await transport.close()
 
     # -- running ----------------------------------------------------------------------------
