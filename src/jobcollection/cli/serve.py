@@ -6,6 +6,8 @@ A config file says what the flags say, and can give each collection its own rule
     host = "127.0.0.1"
     port = 3000
     promote = 1000
+    max_connections = 1000  # open connections at most
+    handshake_timeout = 10  # seconds for a whole request / the DDP handshake
     [allow]                 # for every served collection
     admin = ["alice"]
     [deny]
@@ -40,7 +42,15 @@ class ServePlan:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     promote: int | None = None
+    max_connections: int | None = None
+    handshake_timeout: float | None = None
     collections: dict[str, tuple[Rules, Rules]] = field(default_factory=dict)  # allow, deny
+
+    def limits(self) -> dict[str, Any]:
+        """The `Limits` fields set here (the others keep their defaults)."""
+        chosen: dict[str, Any] = {"max_connections": self.max_connections}
+        chosen["handshake_timeout"] = self.handshake_timeout
+        return {name: value for name, value in chosen.items() if value is not None}
 
 
 def add_parser(sub: Any, *, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
@@ -67,6 +77,18 @@ def add_parser(sub: Any, *, parents: Sequence[argparse.ArgumentParser] = ()) -> 
     p.add_argument("--allow", metavar="GROUP=WHO", action="append", type=_rule, default=[])
     p.add_argument("--deny", metavar="GROUP=WHO", action="append", type=_rule, default=[])
     p.add_argument("--promote", metavar="MS", type=_positive, help="safety-net sweep interval")
+    p.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=_positive,
+        help="open connections at most (default 1000); at the limit, idle ones make room",
+    )
+    p.add_argument(
+        "--handshake-timeout",
+        metavar="S",
+        type=_seconds,
+        help="seconds a client has to send a whole request or the DDP handshake (default 10)",
+    )
     p.add_argument("--config", metavar="FILE", help="TOML file with the same settings and rules")
     p.set_defaults(handler=cmd_serve)
 
@@ -75,6 +97,16 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _port(text: str) -> int:
@@ -126,7 +158,10 @@ def _merge(into: Rules, more: Rules) -> None:
         into.setdefault(name, []).extend(values)
 
 
-_TOP_KEYS = {"db", "host", "port", "promote", "allow", "deny", "collections"}
+_TOP_KEYS = {
+    *("db", "host", "port", "promote", "allow", "deny", "collections"),
+    *("max_connections", "handshake_timeout"),
+}
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -152,6 +187,10 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
     port = args.port if args.port is not None else _typed(config, "port", int)
     plan.port = DEFAULT_PORT if port is None else port
     plan.promote = args.promote or _typed(config, "promote", int)
+    plan.max_connections = args.max_connections or _positive_setting(config, "max_connections", int)
+    plan.handshake_timeout = args.handshake_timeout or _positive_setting(
+        config, "handshake_timeout", (int, float)
+    )
     shared_allow = _rules_table(config.get("allow", {}), "allow")
     shared_deny = _rules_table(config.get("deny", {}), "deny")
     for name, who in args.allow:
@@ -174,16 +213,25 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
     return plan
 
 
-def _typed(config: Mapping[str, Any], key: str, kind: type) -> Any:
+def _typed(config: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     value = config.get(key)
     if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-        raise UsageError(f"config: {key} must be a {kind.__name__}, got {value!r}")
+        name = kind.__name__ if isinstance(kind, type) else "number"
+        raise UsageError(f"config: {key} must be a {name}, got {value!r}")
+    return value
+
+
+def _positive_setting(config: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = _typed(config, key, kind)
+    if value is not None and not value > 0:
+        raise UsageError(f"config: {key} must be positive, got {value!r}")
     return value
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..api.collection import JobCollection
     from ..server.app import Server
+    from ..server.limits import Limits
 
     plan = plan_from(args)
     collections = []
@@ -198,7 +246,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if plan.promote:
             jc.promote(plan.promote)
         collections.append(jc)
-    server = Server(*collections)
+    server = Server(*collections, limits=Limits(**plan.limits()))
     names = ", ".join(plan.collections)
 
     def ready(url: str) -> None:

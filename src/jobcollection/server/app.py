@@ -8,20 +8,18 @@ ASGI application, so it mounts into Starlette/FastAPI; `run()` serves it with uv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
+import resource
 import secrets
-import signal
-import threading
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
-from types import FrameType
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from ..api._portal import new_event_loop
 from ..api.collection import JobCollection
 from ..core.permissions import Caller
 from .dispatch import Dispatcher
+from .guard import ConnectionGuard
 from .limits import Limits
 from .session import Session
 from .session_ports import SessionServices
@@ -34,7 +32,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 SelectorFunction = Callable[..., object]
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_RESERVED_FDS = 64
 
 
 class Server:
@@ -62,6 +60,7 @@ class Server:
         self._registry: Any = None
         self._http: Any = None
         self._uvicorn: Any = None
+        self.guard: ConnectionGuard | None = None  # while serving on uvicorn
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -175,14 +174,14 @@ class Server:
     ) -> None:
         """Serve until SIGINT/SIGTERM; ``ready(url)`` is called once listening (port 0 picks a
         free port, and the URL tells which)."""
-        import uvicorn
+        from .uvicorn_server import QuietStopServer, guarded_config, uvicorn_options
 
         self.start_job_servers()
         if self.accounts is not None:
             self.accounts.expire_tokens()  # expired tokens are refused anyway; this tidies
-        server = self._uvicorn = _new_uvicorn_server(
-            uvicorn.Config(self, **uvicorn_options(host, port, self.limits, log_level))
-        )
+        self.guard = ConnectionGuard(connection_cap(self.limits), self.limits.handshake_timeout)
+        options = uvicorn_options(host, port, self.limits, log_level)
+        server = self._uvicorn = QuietStopServer(guarded_config(self, options, self.guard))
         serving = asyncio.create_task(server.serve())
         while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no event)
             await asyncio.sleep(0.005)
@@ -192,56 +191,24 @@ class Server:
         await serving
 
 
-def _uvicorn_server_class() -> type:
-    import uvicorn
-
-    class QuietStopServer(uvicorn.Server):
-        """uvicorn's server, except that SIGINT/SIGTERM end `serve()` normally.
-
-        uvicorn re-raises the captured signal once it has shut down, which kills the process
-        before the caller's cleanup (closing the collections) can run.
-        """
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            previous = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-        def _on_signal(self, sig: int, frame: FrameType | None) -> None:
-            if self.should_exit:  # a second signal: stop waiting for connections
-                self.force_exit = True
-            self.should_exit = True
-
-    return QuietStopServer
-
-
-def _new_uvicorn_server(config: Any) -> Any:
-    return _uvicorn_server_class()(config)
-
-
-def uvicorn_options(host: str, port: int, limits: Limits, log_level: str) -> dict[str, Any]:
-    """uvicorn settings for a DDP server: the websocket frame limit sits above ours, so an
-    oversized message gets a DDP error reply rather than a dropped connection."""
-    return {
-        "host": host,
-        "port": port,
-        "log_level": log_level,
-        "ws": "websockets-sansio",
-        "ws_max_size": max(limits.max_message_size * 4, 1 << 20),
-        "ws_ping_interval": None,  # DDP has its own heartbeat
-        # DDP messages are small JSON: compressing each costs both ends more time than the
-        # bytes it saves (jobSave round trip 1.44 -> 1.31 ms with a deflate-offering client).
-        "ws_per_message_deflate": False,
-        "lifespan": "off",
-        "access_log": False,
-    }
+def connection_cap(limits: Limits) -> int:
+    """`max_connections`, within what the process's file descriptor limit leaves (each
+    connection is one descriptor; the database, the listening socket and the event loop need
+    some too)."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return limits.max_connections
+    room = soft - _RESERVED_FDS
+    if soft == resource.RLIM_INFINITY or limits.max_connections <= room:
+        return limits.max_connections
+    log.warning(
+        "max_connections %d lowered to %d: the process may open %d files (ulimit -n)",
+        limits.max_connections,
+        max(room, 1),
+        soft,
+    )
+    return max(room, 1)
 
 
 def _open_accounts(jc: JobCollection) -> Any:

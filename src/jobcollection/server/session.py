@@ -10,7 +10,8 @@ connection:
 - the *writer* sends every outgoing message in the order it was produced;
 - a *heartbeat* watchdog pings a quiet client and closes a connection that stays silent,
   once the handshake has chosen a DDP version that has heartbeats (every version but `pre1`,
-  as Meteor). Before the handshake it only closes a connection that stays silent.
+  as Meteor). Before that, it closes a connection whose `connect` does not come within the
+  handshake timeout.
 
 Backpressure, not refusals: a client may pipeline any number of calls. The reader stops
 reading while `max_pending_calls` calls wait, or while the outgoing queue holds
@@ -81,6 +82,7 @@ class Session:
         self._paused = False  # the reader waits for room (backpressure)
         self._closing = False
         self._ended = asyncio.Event()
+        self._handshaken = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- outgoing ---------------------------------------------------------------------------
@@ -247,6 +249,7 @@ class Session:
         if outcome.ok:
             self.connected = True
             self.version = outcome.version
+            self._handshaken.set()
             self.transport.settled()
             self._answer({"msg": "connected", "session": self.id})
         else:
@@ -258,15 +261,25 @@ class Session:
         self._work_ready.set()
 
     async def _heartbeat(self) -> None:
+        """Before the handshake: close if `connect` does not come within the handshake
+        timeout. After it: ping a quiet client and close if it stays silent (unless its DDP
+        version has no heartbeat)."""
+        try:
+            async with asyncio.timeout(self.limits.handshake_timeout):
+                await self._handshaken.wait()
+        except TimeoutError:
+            log.info("closing DDP connection %s: no connect message in time", self.id)
+            await self.transport.close(1008)
+            self._ended.set()
+            return
+        if not protocol.has_heartbeat(self.version):
+            return  # pre1 knows no ping: its clients would not answer one
         interval, timeout = self.limits.heartbeat_interval, self.limits.heartbeat_timeout
         while True:
             await asyncio.sleep(max(interval - (time.monotonic() - self._last_heard), 0.01))
-            if self.connected and not protocol.has_heartbeat(self.version):
-                return  # pre1 knows no ping: its clients would not answer one
             if self._paused or time.monotonic() - self._last_heard < interval:
                 continue
-            if self.connected:
-                self._answer({"msg": "ping"})
+            self._answer({"msg": "ping"})
             pinged = time.monotonic()
             await asyncio.sleep(timeout)
             if self._last_heard < pinged and not self._paused:
