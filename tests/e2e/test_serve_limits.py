@@ -81,3 +81,20 @@ def test_serve_closes_a_silent_connection_after_its_handshake_timeout(tmp_path: 
         server.wait(timeout=30)
         if server.stdout is not None:
             server.stdout.close()
+
+
+def test_the_drain_timeout_comes_from_the_flag_then_the_config_file(tmp_path: Path) -> None:
+    def drain(*args: str, toml: str | None = None) -> object:
+        argv = ["serve", *args]
+        if toml is not None:
+            (tmp_path / "d.toml").write_text(toml)
+            argv += ["--config", str(tmp_path / "d.toml")]
+        return plan_from(build_parser().parse_args(argv)).drain_timeout
+
+    assert drain() is None  # Server.run's default, 10 s
+    assert drain(toml="drain_timeout = 30") == 30
+    assert drain("--drain-timeout", "2.5", toml="drain_timeout = 30") == 2.5
+    with pytest.raises(UsageError, match="drain_timeout must be positive"):
+        drain(toml="drain_timeout = 0")
+    with pytest.raises(UsageError, match=r"^--drain-timeout: expected a positive"):
+        drain("--drain-timeout", "-1")

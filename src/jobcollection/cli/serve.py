@@ -8,6 +8,7 @@ A config file says what the flags say, and can give each collection its own rule
     promote = 1000
     max_connections = 1000  # open connections at most
     handshake_timeout = 10  # seconds for a whole request / the DDP handshake
+    drain_timeout = 10      # on SIGTERM: seconds to wait for remote workers' running jobs
     [allow]                 # for every served collection
     admin = ["alice"]
     [deny]
@@ -44,6 +45,7 @@ class ServePlan:
     promote: int | None = None
     max_connections: int | None = None
     handshake_timeout: float | None = None
+    drain_timeout: float | None = None
     collections: dict[str, tuple[Rules, Rules]] = field(default_factory=dict)  # allow, deny
 
     def limits(self) -> dict[str, Any]:
@@ -88,6 +90,13 @@ def add_parser(sub: Any, *, parents: Sequence[argparse.ArgumentParser] = ()) -> 
         metavar="S",
         type=_seconds,
         help="seconds a client has to send a whole request or the DDP handshake (default 10)",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        metavar="S",
+        type=_seconds,
+        help="on SIGINT/SIGTERM, seconds to wait for the jobs remote workers are running "
+        "before closing their connections (default 10; a second signal stops waiting)",
     )
     p.add_argument("--config", metavar="FILE", help="TOML file with the same settings and rules")
     p.set_defaults(handler=cmd_serve)
@@ -160,7 +169,7 @@ def _merge(into: Rules, more: Rules) -> None:
 
 _TOP_KEYS = {
     *("db", "host", "port", "promote", "allow", "deny", "collections"),
-    *("max_connections", "handshake_timeout"),
+    *("max_connections", "handshake_timeout", "drain_timeout"),
 }
 
 
@@ -190,6 +199,9 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
     plan.max_connections = args.max_connections or _positive_setting(config, "max_connections", int)
     plan.handshake_timeout = args.handshake_timeout or _positive_setting(
         config, "handshake_timeout", (int, float)
+    )
+    plan.drain_timeout = args.drain_timeout or _positive_setting(
+        config, "drain_timeout", (int, float)
     )
     shared_allow = _rules_table(config.get("allow", {}), "allow")
     shared_deny = _rules_table(config.get("deny", {}), "deny")
@@ -253,8 +265,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ws = url.replace("http://", "ws://", 1)
         print(f"jobcollection: serving {names} at {ws}/websocket and {url}/api", flush=True)
 
+    drain: dict[str, Any] = {}
+    if plan.drain_timeout is not None:
+        drain["drain_timeout"] = plan.drain_timeout
     try:
-        server.run(plan.host, plan.port, ready=ready)
+        server.run(plan.host, plan.port, ready=ready, **drain)
     finally:
         for jc in collections:
             jc.close()

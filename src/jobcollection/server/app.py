@@ -19,6 +19,7 @@ from ..api._portal import new_event_loop
 from ..api.collection import JobCollection
 from ..core.permissions import Caller
 from .dispatch import Dispatcher
+from .drain import DEFAULT_DRAIN_TIMEOUT_S, Claims, graceful_stop
 from .guard import ConnectionGuard
 from .limits import Limits
 from .session import Session
@@ -56,6 +57,7 @@ class Server:
         self.dispatcher = Dispatcher(managers)
         self.accounts = _open_accounts(collections[0]) if accounts else None
         self.sessions: dict[str, Session] = {}  # the open DDP connections, by session id
+        self.claims = Claims()  # jobs handed out through them, still running
         self._published: list[tuple[str, SelectorFunction, str]] = []
         self._registry: Any = None
         self._http: Any = None
@@ -130,7 +132,9 @@ class Server:
             return
         await send({"type": "websocket.accept"})
         client = scope.get("client") or ("", 0)
-        services = SessionServices(self.dispatcher, self.accounts, self._views(), self.limits)
+        services = SessionServices(
+            self.dispatcher, self.accounts, self._views(), self.limits, self.claims
+        )
         transport = AsgiWebSocket(receive, send, connection_control(scope))
         session = Session(services, transport, f"{client[0]}:{client[1]}")
         self.sessions[session.id] = session
@@ -143,8 +147,11 @@ class Server:
     # -- running ----------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Ask a running `serve()` to finish (thread-safe; what SIGINT/SIGTERM do)."""
+        """Ask a running `serve()` to finish gracefully (thread-safe; what SIGINT/SIGTERM
+        do); a second call skips the wait for remote workers' running jobs."""
         if self._uvicorn is not None:
+            if self._uvicorn.should_exit:
+                self._uvicorn.force_exit = True
             self._uvicorn.should_exit = True
 
     def start_job_servers(self) -> None:
@@ -158,11 +165,16 @@ class Server:
         *,
         ready: Callable[[str], None] | None = None,
         log_level: str = "warning",
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT_S,
     ) -> None:
         """Start every collection's job server and serve until SIGINT/SIGTERM (on uvloop
         when it is installed: its transports cut the per-message overhead)."""
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            runner.run(self.serve(host, port, ready=ready, log_level=log_level))
+            runner.run(
+                self.serve(
+                    host, port, ready=ready, log_level=log_level, drain_timeout=drain_timeout
+                )
+            )
 
     async def serve(
         self,
@@ -171,9 +183,17 @@ class Server:
         *,
         ready: Callable[[str], None] | None = None,
         log_level: str = "warning",
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT_S,
     ) -> None:
         """Serve until SIGINT/SIGTERM; ``ready(url)`` is called once listening (port 0 picks a
-        free port, and the URL tells which)."""
+        free port, and the URL tells which).
+
+        The first signal stops gracefully (see `drain.py`): no new connections, no new work
+        handed out, up to ``drain_timeout`` seconds for the jobs remote workers are running
+        to be reported, then every DDP connection answers what it read and closes with code
+        1012 (our client then resends the calls that were not applied). A second signal
+        skips the wait.
+        """
         from .uvicorn_server import QuietStopServer, guarded_config, uvicorn_options
 
         self.start_job_servers()
@@ -182,6 +202,19 @@ class Server:
         self.guard = ConnectionGuard(connection_cap(self.limits), self.limits.handshake_timeout)
         options = uvicorn_options(host, port, self.limits, log_level)
         server = self._uvicorn = QuietStopServer(guarded_config(self, options, self.guard))
+
+        async def stop_gracefully(uv: QuietStopServer) -> None:
+            await graceful_stop(
+                listeners=uv.servers,
+                dispatcher=self.dispatcher,
+                doorbells=self._registry,
+                claims=self.claims,
+                sessions=lambda: list(self.sessions.values()),
+                drain_timeout=drain_timeout,
+                forced=lambda: bool(uv.force_exit),
+            )
+
+        server.before_shutdown = stop_gracefully
         serving = asyncio.create_task(server.serve())
         while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no event)
             await asyncio.sleep(0.005)

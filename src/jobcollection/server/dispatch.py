@@ -3,6 +3,10 @@
 One dispatcher serves every transport (DDP sessions and the HTTP API), so both check the
 same rules and report errors the same way. Job methods run inline on the caller's thread (an
 operation takes microseconds; a thread hop would cost as much as the work).
+
+While the server drains before a restart (`draining`), it hands out no work: `getWork`
+answers ``[]`` (after its permission check) and `jobDoneAndGetWork` completes its runs but
+claims nothing; every other call is served as usual.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class Dispatcher:
     def __init__(self, managers: Iterable[JobManager]) -> None:
         self.managers: dict[str, JobManager] = {}
         self.routes: dict[str, Route] = {}
+        self.draining = False
         for manager in managers:
             if manager.root in self.managers:
                 raise ValueError(f"collection {manager.root!r} is served twice")
@@ -67,6 +72,8 @@ class Dispatcher:
                 outcomes[index] = (False, MeteorError(404, f"Method '{name}' not found"))
             elif not route.manager.permissions.permits(caller, route.method, params):
                 outcomes[index] = (False, not_authorized())
+            elif self.draining and route.method == "getWork":
+                outcomes[index] = (True, [])
             else:
                 allowed.append((index, route.method, params))
                 managers.add(route.manager)
@@ -105,12 +112,16 @@ class Dispatcher:
         if route is None:
             raise MeteorError(404, f"Method '{name}' not found")
         if route.method in BATCH_METHODS:
+            if self.draining and route.method == "jobDoneAndGetWork" and len(params) > 1:
+                params = [params[0], None, *params[2:]]  # complete the runs, claim nothing
             try:
                 return call_batch(route.method, route.manager, params, caller)
             except Exception as error:
                 raise as_meteor_error(error) from error
         if not route.manager.permissions.permits(caller, route.method, params):
             raise not_authorized()
+        if self.draining and route.method == "getWork":
+            return []
         try:
             result = route.manager.call(
                 route.method, params, user_id=caller.user_id, connection=connection

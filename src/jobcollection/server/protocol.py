@@ -15,6 +15,9 @@ from .meteor_error import MeteorError
 
 SERVER_VERSIONS: Final = ("1", "pre2", "pre1")
 SERVER_ID_MESSAGE: Final = '{"server_id":"0"}'
+CLOSE_SERVICE_RESTART: Final = 1012  # websocket close code: the server restarts
+# The reason of error 503 for a call read after the server began to stop: it was not run.
+NOT_APPLIED_REASON: Final = "Server is restarting; the call was not applied"
 
 
 class BadMessage(Exception):

@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 
 _MAX_BATCH = 64
 _TOO_MANY_SUBS = MeteorError(429, "Too many subscriptions")
+_NOT_APPLIED = MeteorError(
+    503,
+    protocol.NOT_APPLIED_REASON,
+    "The server stopped taking calls before this one arrived; send it again once reconnected.",
+)
 
 
 # Methods whose result hands the caller work to start (`<root>_getWork`, our batch form).
@@ -81,6 +86,7 @@ class Session:
         self._last_heard = time.monotonic()
         self._paused = False  # the reader waits for room (backpressure)
         self._closing = False
+        self._stopping = False  # a graceful stop: calls read from now on are not applied
         self._ended = asyncio.Event()
         self._handshaken = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -163,6 +169,22 @@ class Session:
         finally:
             await self._finish()
 
+    async def stop(self, timeout: float) -> None:
+        """Close for a server restart, losing no outcome: calls read so far are run and
+        answered; calls read from now on are answered as not applied; then a close frame
+        1012 follows every answer. Drops the connection if that takes over ``timeout`` s."""
+        if self._stopping or self._ended.is_set():
+            return
+        self._stopping = True
+        self._queue_work({"msg": "stop"})  # behind every request read so far
+        try:
+            async with asyncio.timeout(timeout):
+                await self._ended.wait()
+        except TimeoutError:
+            log.warning("DDP connection %s did not close in time for the restart", self.id)
+            self.transport.abort()
+            self._ended.set()
+
     async def _finish(self) -> None:
         """Stop every task and drop everything the connection held, at once: the view (which
         refers back to `send`), the queued messages and requests."""
@@ -177,6 +199,8 @@ class Session:
                 await task
         self._outbox.clear()
         self._work.clear()
+        if self.services.claims is not None:
+            self.services.claims.forget(self.id)
 
     async def _close_soon(self) -> None:
         """Close once what is queued has been sent (after `failed`)."""
@@ -236,12 +260,24 @@ class Session:
             pass
         elif kind == "connect":
             raise BadMessage("Already connected", message)
+        elif self._stopping:
+            self._while_stopping(kind, message)
         elif kind == "method":
             self._pending_calls += 1
             self._queue_work({"msg": "method", "call": protocol.method_call(message)})
         elif kind in ("sub", "unsub"):
             self._queue_work(message)
         else:
+            raise BadMessage("Bad request", message)
+
+    def _while_stopping(self, kind: str, message: dict[str, Any]) -> None:
+        """A request read after `stop`: a call is answered as not applied (the client may
+        send it again to the next server); a subscription change is left to the reconnect."""
+        if kind == "method":
+            call_id = protocol.method_call(message).id
+            self._answer(protocol.error_result(call_id, _NOT_APPLIED.to_wire()))
+            self._answer(protocol.updated(call_id))
+        elif kind not in ("sub", "unsub"):
             raise BadMessage("Bad request", message)
 
     async def _connect(self, message: dict[str, Any]) -> None:
@@ -311,7 +347,9 @@ class Session:
 
     async def _process(self, message: dict[str, Any]) -> None:
         kind = message["msg"]
-        if kind == "refused":
+        if kind == "stop":
+            self._outbox.close(protocol.CLOSE_SERVICE_RESTART)  # after every answer queued
+        elif kind == "refused":
             for reply in message["replies"]:
                 self.send(reply)
         elif kind == "sub":
@@ -349,6 +387,7 @@ class Session:
         )
         for call, (ok, value) in zip(calls, outcomes, strict=True):
             if ok or not isinstance(value, Exception):
+                self._note(call, value)
                 await self._reply(protocol.result(call.id, value))
             else:
                 await self._reply(protocol.error_result(call.id, as_meteor_error(value).to_wire()))
@@ -368,6 +407,7 @@ class Session:
         except Exception as error:  # every failure becomes a Meteor error for the client
             reply = protocol.error_result(call.id, as_meteor_error(error).to_wire())
         else:
+            self._note(call, value)
             reply = protocol.result(call.id, value, has_value=has_value)
         if call.method.endswith(_WORK_METHODS):
             # A worker waits for this result: it goes out first, then the changes it caused.
@@ -379,6 +419,23 @@ class Session:
             await self._view.flush()
             await self._reply(reply, now=False)
         self.send(protocol.updated(call.id))
+
+    def _note(self, call: protocol.MethodCall, value: object) -> None:
+        """Where every successful call's result passes: keep count of the jobs handed out
+        through this connection and not yet ended (a graceful stop waits for them)."""
+        claims = self.services.claims
+        route = self.services.dispatcher.routes.get(call.method)
+        if claims is None or route is None:
+            return
+        root, method, params = route.manager.root, route.method, call.params
+        if method == "getWork":
+            claims.handed_out(self.id, root, value)
+        elif method in ("jobDone", "jobFail") and params:
+            claims.ended(root, params[0])
+        elif method == "jobDoneAndGetWork" and isinstance(value, list) and len(value) == 2:
+            for run in params[0] if params and isinstance(params[0], list) else ():
+                claims.ended(root, run[0] if isinstance(run, list) and run else None)
+            claims.handed_out(self.id, root, value[1])
 
     async def _login(self, params: list[Any]) -> tuple[bool, object]:
         accounts = self._accounts("login")

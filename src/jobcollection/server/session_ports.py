@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from ..core.permissions import Caller
 from .dispatch import Dispatcher
+from .drain import Claims
 from .limits import Limits
 
 
@@ -84,3 +85,4 @@ class SessionServices:
     accounts: LoginService | None
     views: ViewFactory
     limits: Limits
+    claims: Claims | None = None  # the jobs handed out, for a graceful stop (see drain.py)

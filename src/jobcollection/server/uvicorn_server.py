@@ -20,8 +20,9 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType
 from typing import Any, Final, cast
 
@@ -65,11 +66,22 @@ def guarded_config(app: Any, options: dict[str, Any], guard: ConnectionGuard) ->
 
 
 class QuietStopServer(uvicorn.Server):
-    """uvicorn's server, except that SIGINT/SIGTERM end `serve()` normally.
+    """uvicorn's server, except that SIGINT/SIGTERM end `serve()` normally, and that
+    ``before_shutdown`` runs before uvicorn's shutdown closes any connection (see drain.py).
 
     uvicorn re-raises the captured signal once it has shut down, which kills the process
     before the caller's cleanup (closing the collections) can run.
     """
+
+    before_shutdown: Callable[[QuietStopServer], Awaitable[None]] | None = None
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.before_shutdown is not None:
+            try:
+                await self.before_shutdown(self)
+            except Exception:
+                log.exception("the graceful stop failed; stopping at once")
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
