@@ -2,7 +2,7 @@
 
 A re-implementation of Meteor's job-collection: jobs with priorities, retries with backoff,
 repeats on a wait, a cron expression or a later.js schedule, dependencies, progress and logs,
-stored in SQLite (or PostgreSQL) and worked on by in-process, process-pool or remote workers.
+stored in SQLite and worked on by in-process, process-pool or remote workers (see docs/jobs.md).
 """
 
 from __future__ import annotations

@@ -97,4 +97,6 @@ class RemoteError(JobCollectionError):
         self.reason = reason
         self.details = details
         text = f"{reason} [{error}]" if reason else f"[{error}]"
+        if details:  # e.g. what a 404 server does serve, what a 403 refused caller lacks
+            text = f"{reason}; {details} [{error}]"
         super().__init__(text)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import poll
 
 from jobcollection import FOREVER, Job, JobCollection
 
@@ -80,14 +81,6 @@ def cli(tmp_path: Path) -> Cli:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def poll(check: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def jobs_in(db: Path) -> dict[str, dict[str, Any]]:
@@ -206,17 +199,21 @@ def test_control_commands_change_status(cli: Cli) -> None:
 
     assert cli.ok("pause", job, later) == f"{job}: ok\n{later}: ok\n"
     assert status(job) == status(later) == "paused"
-    assert cli.ok("pause", job) == f"{job}: unchanged\n"
+    assert cli.ok("pause", job) == (
+        f"{job}: unchanged (it is paused; pause takes ready or waiting jobs)\n"
+    )
     assert cli.ok("resume", job, later) == f"{job}: ok\n{later}: ok\n"
     assert (status(job), status(later)) == ("ready", "waiting")
     assert cli.ok("ready", later) == f"{later}: ok\n"
     assert status(later) == "ready"
     assert cli.ok("cancel", job) == f"{job}: ok\n"
     assert status(job) == "cancelled"
-    assert cli.ok("cancel", job) == f"{job}: unchanged\n"
+    assert cli.ok("cancel", job) == (
+        f"{job}: unchanged (it is cancelled; cancel takes running, ready, waiting or paused jobs)\n"
+    )
     assert cli.ok("restart", job) == f"{job}: ok\n"
     assert status(job) == "ready"
-    assert cli.ok("rerun", job) == f"{job}: unchanged\n"  # not completed
+    assert cli.ok("rerun", job) == f"{job}: unchanged (it is ready; rerun takes completed jobs)\n"
 
     with JobCollection("queue", str(cli.db)) as jc:  # complete `job` as a worker would
         jc.start_job_server()
@@ -233,12 +230,10 @@ def test_control_commands_change_status(cli: Cli) -> None:
 
 
 def test_unknown_ids_exit_1_and_change_nothing(cli: Cli) -> None:
+    job = cli.submit("t")
     done = cli.run("show", "NoSuchJob")
     assert done.returncode == 1
     assert "NoSuchJob" in done.stderr
-    assert not cli.db.exists()  # read-only commands do not create a database
-
-    job = cli.submit("t")
     for command in ("cancel", "restart", "pause", "resume", "ready", "remove", "rerun"):
         done = cli.run(command, job, "NoSuchJob")
         assert done.returncode == 1, (command, done.stderr)

@@ -11,13 +11,13 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import poll
 
 from jobcollection import JobCollection
 
@@ -39,14 +39,6 @@ WORKER_MODULE = """
         time.sleep(job.data.get("sleep", 0))
         return {"double": job.data.get("n", 0) * 2, "pid": os.getpid(), "jc": id(job.collection)}
 """
-
-
-def poll(check: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -330,7 +322,7 @@ def _free_port() -> int:
 def test_login_and_connection_failures_exit_1_and_change_nothing(served: Served) -> None:
     before = served.stored()
     wrong = served.run("submit", "t", env=_env(**{PASSWORD_VAR: "not the password"}))
-    _one_line(wrong, 1, "login as 'ada' refused", "Incorrect password")
+    _one_line(wrong, 1, "login as 'ada' refused", "Incorrect username or password")
     anonymous = jobcollection("--server", served.url, "submit", "t", cwd=served.cwd, env=_env())
     _one_line(anonymous, 1, "not authorized")  # the rules let no one in anonymously
     unreachable = f"http://127.0.0.1:{_free_port()}"

@@ -33,6 +33,17 @@ def explode(job: Job) -> None:
     raise RuntimeError(f"kaboom {job.data['n']} in pid {os.getpid()}")
 
 
+def rendezvous(job: Job) -> dict[str, Any]:
+    """Waits (up to 10 s) until `job.data["n"]` jobs have started in folder `job.data["dir"]`;
+    returns how many had started, so a test sees how many ran at the same time."""
+    folder = Path(job.data["dir"])
+    (folder / f"started-{job.id}").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 10
+    while len(list(folder.glob("started-*"))) < job.data["n"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return {"together": len(list(folder.glob("started-*"))), "pid": os.getpid()}
+
+
 def batch_sizes(jobs: list[Job]) -> dict[str, Any]:
     """A payload worker: every job of the batch gets the batch's size and ids."""
     return {"size": len(jobs), "ids": [j.id for j in jobs], "pid": os.getpid()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,14 +26,14 @@ class FakeAccounts:
     """Stands in for `Accounts`: one user, alice / pw, token tok-alice."""
 
     def __init__(self) -> None:
-        self.logins: list[tuple[object, str, int]] = []
+        self.logins: list[tuple[object, str]] = []
         self.logged_out: list[str] = []
         self.tokens = dict(TOKENS)
 
-    def login(self, options: object, key: str) -> dict[str, object]:
-        self.logins.append((options, key, threading.get_ident()))
+    async def login(self, options: object, host: str) -> dict[str, object]:
+        self.logins.append((options, host))
         if options != {"user": {"username": "alice"}, "password": "pw"}:
-            raise MeteorError(403, "Incorrect password")
+            raise MeteorError(403, "Incorrect username or password")
         self.tokens["tok-alice"] = TOKENS["tok-alice"]
         return {
             "id": "uid-alice",
@@ -177,13 +176,34 @@ async def test_permission_refusal_is_403_and_writes_nothing(
         ("shutdownJobServer", [{}]),
     ]
     for method, params in attempts:
-        response = await call(client, method, *params)
+        response = await call(client, method, *params, token="tok-alice")
         assert response.status_code == 403, method
         error = error_of(response)
         assert error["error"] == 403
         assert error["reason"] == "Method not authorized"
+        assert error["details"] == "Authenticated user is not permitted to invoke this method."
     assert dump(jc) == before
     assert (await call(client, "getJob", job_id)).status_code == 200  # the worker group
+
+
+async def test_anonymous_refusal_is_401_with_a_login_hint(
+    jc: JobCollection, client: httpx.AsyncClient
+) -> None:
+    jc.allow(worker="anyone")
+    before = dump(jc)
+    response = await call(client, "jobSave", new_job(jc))  # no token: nobody logged in
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="jobcollection"'
+    error = error_of(response)
+    assert (error["error"], error["reason"]) == (401, "Method not authorized")
+    assert error["details"] == (
+        "no user is logged in, and q_jobSave needs one allowed under admin, creator or jobSave."
+        " Log in with POST /api/login and send the token it returns as"
+        " 'Authorization: Bearer <token>'."
+    )
+    assert dump(jc) == before
+    ok = await call(client, "jobSave", new_job(jc), token="tok-alice")
+    assert ok.status_code == 403  # logged in, and still not allowed: 403, not 401
 
 
 async def test_validation_error_is_400_match_failed(
@@ -316,7 +336,7 @@ async def test_bearer_token_calls_as_the_user(jc: JobCollection, client: httpx.A
     jc.allow(admin=["alice"])
     events: list[CallEvent] = []
     jc.events("call", events.append)
-    assert (await call(client, "startJobServer")).status_code == 403
+    assert (await call(client, "startJobServer")).status_code == 401  # not logged in
     response = await call(client, "startJobServer", token="tok-alice")
     assert response.json() == {"result": True}
     (event,) = events
@@ -347,7 +367,7 @@ async def test_bad_token_is_401(
     assert dump(jc) == before
 
 
-async def test_login_runs_in_a_thread_and_returns_a_token(
+async def test_login_names_the_peer_and_returns_a_token(
     client: httpx.AsyncClient, accounts: FakeAccounts
 ) -> None:
     options = {"user": {"username": "alice"}, "password": "pw"}
@@ -362,16 +382,19 @@ async def test_login_runs_in_a_thread_and_returns_a_token(
             "type": "password",
         }
     }
-    ((seen, key, thread),) = accounts.logins
+    ((seen, host),) = accounts.logins
     assert seen == options
-    assert key == "127.0.0.1"
-    assert thread != threading.get_ident()
+    assert host == "127.0.0.1"  # the throttle's source address
 
 
 @pytest.mark.parametrize(
     ("body", "status", "reason"),
     [
-        (b'{"user": {"username": "alice"}, "password": "bad"}', 403, "Incorrect password"),
+        (
+            b'{"user": {"username": "alice"}, "password": "bad"}',
+            403,
+            "Incorrect username or password",
+        ),
         (b"[]", 400, "must be a JSON object"),
         (b"", 400, "must be a JSON object"),
         (b"{", 400, "not valid JSON"),

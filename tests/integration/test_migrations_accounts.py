@@ -44,7 +44,7 @@ def test_version_2_database_gains_the_accounts_tables(tmp_path: Path) -> None:
         accounts = Accounts(storage.users, bcrypt_rounds=4)
         user_id = accounts.add_user("bob", "pw", "bob@example.org")
         options = {"user": {"email": "BOB@example.org"}, "password": "pw"}
-        token = accounts.login(options, connection_key="c").token
+        token = accounts.login(options).token
         assert accounts.resume(token) is not None
     finally:
         storage.close()

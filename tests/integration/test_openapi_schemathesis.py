@@ -37,11 +37,11 @@ CHECKS = [
 ]
 
 
-def _login(options: object, key: str) -> dict[str, object]:
+async def _login(options: object, host: str) -> dict[str, object]:
     if options == {"user": {"username": "alice"}, "password": "pw"}:
         return {"id": "u1", "token": "t1", "tokenExpires": Date(0), "type": "password"}
     if isinstance(options, dict) and set(options) == {"user", "password"}:
-        raise MeteorError(403, "User not found")
+        raise MeteorError(403, "Incorrect username or password")
     raise MeteorError(400, "Match failed")
 
 

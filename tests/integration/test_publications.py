@@ -192,6 +192,9 @@ async def test_refused_and_malformed_subscriptions_publish_nothing(
         await client.view.subscribe("s", COLL, [], ANONYMOUS)
     assert refused.value.code == 403
     assert refused.value.reason == "Subscription not authorized"
+    assert refused.value.details == (
+        f"no user is logged in, and '{COLL}' needs one allowed under admin or manager"
+    )
 
     jc.allow(worker="anyone", creator="anyone")  # neither lets one subscribe
     jc.allow(admin=["alice"])
@@ -200,6 +203,9 @@ async def test_refused_and_malformed_subscriptions_publish_nothing(
         with pytest.raises(MeteorError) as refused:
             await client.view.subscribe("s", COLL, params, caller)
         assert refused.value.code == 403
+        assert refused.value.details == (
+            f"Authenticated user is not permitted to subscribe to '{COLL}'."
+        )
 
     for bad in ([{"colour": "red"}], ["ready"], [{"status": "nope"}], [{}, {}]):
         with pytest.raises(MeteorError) as malformed:

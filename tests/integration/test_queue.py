@@ -15,6 +15,7 @@ import _workers
 import pytest
 
 import jobcollection.storage.sqlite as sqlite_storage
+from jobcollection.api._queue_options import QueueOptions
 from jobcollection.api.collection import AsyncJobCollection, JobCollection
 from jobcollection.api.job import AsyncJob, Job
 from jobcollection.errors import JobValidationError
@@ -694,6 +695,21 @@ def test_process_pool_payload_batches(jc: JobCollection) -> None:
         assert 1 <= result["size"] <= 2
         assert job_id in result["ids"]
         assert len(result["ids"]) == result["size"]
+
+
+def test_processes_run_that_many_jobs_at_once_unless_told_otherwise(
+    jc: JobCollection, tmp_path: Path
+) -> None:
+    together = [Job(jc, "meet", {"n": 3, "dir": str(tmp_path)}).save() for _ in range(3)]
+    q = jc.process_jobs("meet", _workers.rendezvous, processes=3)  # no concurrency given
+    wait_until(lambda: all_in(jc, together, "completed"), timeout=60, what="pooled jobs")
+    q.shutdown(quiet=True)
+    results = [doc(jc, job_id)["result"] for job_id in together]
+    assert [r["together"] for r in results] == [3, 3, 3]
+    assert len({r["pid"] for r in results}) == 3
+    told = QueueOptions.build("meet", _workers.rendezvous, processes=3, concurrency=2)
+    assert told.concurrency == 2
+    assert QueueOptions.build("meet", _workers.rendezvous).concurrency == 1
 
 
 def test_coroutine_worker_cannot_use_processes(jc: JobCollection) -> None:

@@ -41,6 +41,8 @@ def documents() -> list[dict[str, Any]]:
         doc(after=NOW + 10_000),  # waits
         doc(status="paused"),
         doc(progress={"total": 2, "completed": 0.5, "percent": 25.0}),
+        doc(progress={"completed": 0, "total": 1, "percent": 0.0}),  # == the fresh one, a float
+        doc(progress={"completed": 0.0, "total": 1.0, "percent": 0}),
         doc(log=[{"time": NOW, "runId": None, "message": "m", "level": "warning", "data": {}}]),
         doc(log=[]),
         doc(repeatWait={"schedules": [{"h": [10]}]}, repeats=5),

@@ -12,7 +12,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,55 +23,15 @@ from typing import Any
 
 import pytest
 
-NODE_DIR = Path(__file__).parent / "node"
-PACKAGES = {"meteor-job": "1.5.2", "ddp": "0.12.1", "ddp-login": "1.0.10", "later": "1.2.0"}
-INSTALL = "tests/interop/install.sh"
+from node_clients import NODE_DIR, require_node
+from node_clients import skip_without_node as skip_without_node  # for the tests
+
 ROOT = "myJobQueue"
 USER, PASSWORD, EMAIL = "ada", "correct horse battery staple", "ada@example.com"
 NODE_TIMEOUT_S = 60  # every node process is killed after this (the scripts stop themselves at 45)
 SERVE_START_S = 30
 _SERVING = re.compile(r"jobcollection: serving (\S+) at (ws://\S+/websocket) and (http://\S+/api)")
 _OUR_ENV = ("METEOR_TOKEN", "JC_", "JOBCOLLECTION_DB")
-
-
-def node_problem() -> str | None:
-    """Why the node clients cannot run here, or None."""
-    if shutil.which("node") is None:
-        return "node is not installed"
-    for name, version in PACKAGES.items():
-        manifest = NODE_DIR / "node_modules" / name / "package.json"
-        if not manifest.is_file():
-            return f"npm package {name} is not installed in {NODE_DIR}/node_modules"
-        found = json.loads(manifest.read_text(encoding="utf-8")).get("version")
-        if found != version:
-            return f"npm package {name} is {found}, the interop tests pin {version}"
-    return None
-
-
-def _missing_message(problem: str) -> str:
-    return f"interop tests need the real npm clients: {problem} (run {INSTALL})"
-
-
-def skip_without_node() -> None:
-    """For fixtures: skip early without node or the npm clients, unless CI is set (then the
-    test runs and fails in `require_node`, as a failure rather than a setup error)."""
-    problem = node_problem()
-    if problem is not None and not os.environ.get("CI"):
-        pytest.skip(_missing_message(problem))
-
-
-def require_node() -> str:
-    """The node binary; without node or the npm clients: fail under CI, else skip."""
-    problem = node_problem()
-    if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(
-                f"{_missing_message(problem)}; CI is set, so this fails instead of skipping"
-            )
-        pytest.skip(_missing_message(problem))
-    node = shutil.which("node")
-    assert node is not None
-    return node
 
 
 def cli(db: Path, *args: str) -> str:

@@ -13,7 +13,7 @@ from interop_harness import require_node
 
 from jobcollection.bench import server as bench
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.node]
 SAMPLES = 20
 
 

@@ -64,11 +64,13 @@ def serving(server: Server) -> Iterator[str]:
 class DdpClient:
     """A blocking DDP client for tests: every received message is kept, in order."""
 
-    def __init__(self, url: str, *, handshake: bool = True) -> None:
+    def __init__(self, url: str, *, handshake: bool = True, source: str | None = None) -> None:
         # Entered as a context manager (websockets >= 17.1 warns on a bare connect()); no
         # websocket keepalive pings: DDP has its own, and theirs draw from the global random.
+        # `source`: the local address to connect from (any 127.x.y.z is this machine).
+        bind = {} if source is None else {"source_address": (source, 0)}
         self.ws: ClientConnection = connect(
-            url.replace("http://", "ws://") + "/websocket", ping_interval=None
+            url.replace("http://", "ws://") + "/websocket", ping_interval=None, **bind
         ).__enter__()
         self.seen: list[dict[str, Any]] = []
         self._next_id = 0

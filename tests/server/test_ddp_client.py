@@ -256,9 +256,11 @@ async def test_remote_errors_keep_code_reason_and_details(url: str) -> None:
         assert (missing.value.error, missing.value.reason, missing.value.details) == (
             404,
             "Method 'queue_noSuchMethod' not found",
-            None,
+            "this server serves collections: queue",
         )
-        assert str(missing.value) == "Method 'queue_noSuchMethod' not found [404]"
+        assert str(missing.value) == (
+            "Method 'queue_noSuchMethod' not found; this server serves collections: queue [404]"
+        )
         bad = job_doc()
         bad["priority"] = "urgent-ish"
         with pytest.raises(RemoteError) as invalid:
@@ -276,8 +278,9 @@ async def test_denied_calls_are_403(jc: JobCollection) -> None:
                 await client.call("queue_jobSave", job_doc())
             assert denied.value.error == 403
             assert denied.value.reason == "Method not authorized"
-            assert denied.value.details == (
-                "Authenticated user is not permitted to invoke this method."
+            assert denied.value.details == (  # the client is not logged in
+                "no user is logged in, and queue_jobSave needs one allowed under admin,"
+                " creator or jobSave"
             )
             assert await client.call("queue_getWork", "t") == []
 
@@ -341,11 +344,11 @@ async def test_failed_logins_raise_authentication_failed(ada_server: Server) -> 
         async with DdpClient(base) as client:
             with pytest.raises(AuthenticationFailed) as wrong:
                 await client.login(username="ada", password="wrong")
-            assert str(wrong.value) == "Incorrect password"
+            assert str(wrong.value) == "Incorrect username or password"
             cause = wrong.value.__cause__
             assert isinstance(cause, RemoteError)
-            assert (cause.error, cause.reason) == (403, "Incorrect password")
-            with pytest.raises(AuthenticationFailed, match="User not found"):
+            assert (cause.error, cause.reason) == (403, "Incorrect username or password")
+            with pytest.raises(AuthenticationFailed, match="Incorrect username or password"):
                 await client.login(username="bob", password="s3cret")
             assert client.user_id is None
             assert client.token is None

@@ -127,6 +127,7 @@ def test_unknown_method_is_404(url: str) -> None:
         "isClientSafe": True,
         "error": 404,
         "reason": "Method 'queue_noSuchMethod' not found",
+        "details": "this server serves collections: queue",
         "message": "Method 'queue_noSuchMethod' not found [404]",
         "errorType": "Meteor.Error",
     }
@@ -162,7 +163,8 @@ def test_denied_calls_are_403_and_write_nothing(tmp_path: Path) -> None:
                 "isClientSafe": True,
                 "error": 403,
                 "reason": "Method not authorized",
-                "details": "Authenticated user is not permitted to invoke this method.",
+                "details": "no user is logged in, and queue_jobSave needs one allowed under"
+                " admin, creator or jobSave",
                 "message": "Method not authorized [403]",
                 "errorType": "Meteor.Error",
             }

@@ -66,6 +66,10 @@ def test_only_workers_and_admins_may_ring(jc: JobCollection) -> None:
         client.send({"msg": "sub", "id": "b", "name": "queue.readyTypes", "params": [["mail"]]})
         nosub = client.recv_until(lambda m: m.get("msg") == "nosub")[-1]
         assert nosub["error"]["error"] == 403
+        assert nosub["error"]["reason"] == "Subscription not authorized"
+        assert nosub["error"]["details"] == (  # the client did not log in
+            "no user is logged in, and 'queue.readyTypes' needs one allowed under admin or worker"
+        )
 
 
 def _record_calls(monkeypatch: pytest.MonkeyPatch, method: str) -> list[list[str]]:

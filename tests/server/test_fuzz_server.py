@@ -31,11 +31,12 @@ from websockets.sync.client import ClientConnection, connect
 from jobcollection import JobCollection
 from jobcollection.core import ejson
 from jobcollection.server.app import Server
+from jobcollection.server.login_throttle import Backoff, LoginThrottle
 from jobcollection.server.session import Limits
 
 LIMIT = 64 * 1024  # the server's max message size (characters) and max HTTP body (bytes)
 ROOT = "fuzz"  # admin allowed to anyone, shutdownJobServer denied
-LOCKED = "locked"  # no rules: every call is 403
+LOCKED = "locked"  # no rules: every call is refused (401 over HTTP: nobody logs in)
 FOREVER = 8640000000000000
 FAR_FUTURE = 4102444800000  # 2100-01-01
 REFUSAL_CODES = frozenset((400, 403, 404, 429))
@@ -253,7 +254,11 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         ids, run_id = _setup_jobs(jc)
         jc.allow(admin="anyone")
         jc.deny(shutdownJobServer="anyone")
-        server = Server(jc, locked, limits=Limits(max_message_size=LIMIT))
+        # Hundreds of refused logins from one address: slowing them is tested elsewhere
+        # (test_login_lockout.py, test_login_throttle.py); here every frame must be answered.
+        never_slow = Backoff(free=10**9, first=1.0, longest=1.0, half_life=1.0)
+        throttle = LoginThrottle(per_address=never_slow, per_account=never_slow)
+        server = Server(jc, locked, limits=Limits(max_message_size=LIMIT), login_throttle=throttle)
         with serving(server) as url, QuietClient(url) as client, httpx.Client(base_url=url) as http:
             expected = client.call(f"{ROOT}_getJob", ids["ready"], {"getLog": True})
             assert expected["_id"] == ids["ready"]
@@ -1107,10 +1112,10 @@ def http_cases(draw: st.DrawFn) -> HttpCase:
     chunked = draw(st.booleans())
     params = json.dumps(draw(refused_params(bare))).encode()
     if kind == "call":
-        return HttpCase("POST", path, json_type, params, frozenset((400, 403)), chunked)
+        return HttpCase("POST", path, json_type, params, frozenset((400, 401, 403)), chunked)
     if kind == "locked":
         body = json.dumps(draw(st.lists(garbage, max_size=3))).encode()
-        status = 403 if _strict(body) else 400  # a bare NaN is no JSON
+        status = 401 if _strict(body) else 400  # refused to anyone not logged in; NaN: no JSON
         return HttpCase("POST", f"/api/{LOCKED}/{bare}", json_type, body, frozenset([status]))
     if kind == "body":
         return HttpCase("POST", path, json_type, _raw_body(draw), frozenset((400, 413)), chunked)
@@ -1150,7 +1155,7 @@ def http_cases(draw: st.DrawFn) -> HttpCase:
         bare = draw(st.sampled_from([m for m in JOB_METHODS if m != "startJobServer"]))
         headers = draw(st.sampled_from([{}, json_type, {"content-type": "text/plain"}]))
         body = draw(st.sampled_from([b"", b" ", b"\r\n\t "]))
-        return HttpCase("POST", f"/api/{ROOT}/{bare}", headers, body, frozenset((400, 403)))
+        return HttpCase("POST", f"/api/{ROOT}/{bare}", headers, body, frozenset((400, 401, 403)))
     if kind == "huge":
         body = b"[" + b" " * draw(st.sampled_from([LIMIT, 2 * LIMIT, 20 * LIMIT])) + b"]"
         return HttpCase("POST", path, json_type, body, frozenset([413]), chunked)

@@ -100,7 +100,7 @@ def test_errors_are_the_in_process_ones(remote: JobCollection, url: str) -> None
             Job(anonymous, "t", {}).save()
     finally:
         anonymous.close()
-    with pytest.raises(AuthenticationFailed, match="Incorrect password"):
+    with pytest.raises(AuthenticationFailed, match="Incorrect username or password"):
         connect(url, username="ada", password="wrong")
 
 

@@ -1,4 +1,4 @@
-"""Collection-level operations as flows (see `_drive`), chunked like meteor-job (SPEC 6.1)."""
+"""Collection-level operations as flows (see `_drive`), chunked like meteor-job."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..core.constants import BULK_CHUNK, GET_JOB_CHUNK
-from ..core.params import to_duration_ms, to_ms
+from ..core.params import check_type_count, to_duration_ms, to_ms
 from ..errors import JobValidationError, ValidationError
 from ._drive import Flow
 
@@ -33,6 +33,7 @@ def type_list(types: str | Sequence[str]) -> list[str]:
     ):
         problem = f"must be a non-empty string or a non-empty list of them, got {types!r}"
         raise JobValidationError("types", problem)
+    check_type_count(len(listed), "types")
     return list(listed)
 
 

@@ -1,6 +1,6 @@
 """The job document and its builder, plus every Job operation as a flow (see `_drive`).
 
-Mirrors meteor-job's `Job`: a new job has the same document the node client builds (SPEC 1),
+Mirrors meteor-job's `Job`: a new job has the same document the node client builds,
 builder methods change it locally, operations send the same method calls with the same params.
 """
 
@@ -63,7 +63,7 @@ def _count(value: object, field: str) -> int:
 
 
 def new_document(job_type: str, data: object, now: int) -> dict[str, Any]:
-    """The document `new Job(root, type, data)` builds (SPEC 1)."""
+    """The document `new Job(root, type, data)` builds."""
     if not isinstance(job_type, str) or not job_type:
         raise JobValidationError("type", f"must be a non-empty string, got {job_type!r}")
     if not isinstance(data, dict):

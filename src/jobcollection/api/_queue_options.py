@@ -1,4 +1,4 @@
-"""JobQueue settings, validated before anything starts (SPEC 6.2's option table)."""
+"""JobQueue settings, validated before anything starts (docs/jobs.md, "Workers")."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class QueueOptions:
         types: str | Sequence[str],
         worker: WorkerFn,
         *,
-        concurrency: int = 1,
+        concurrency: int | None = None,
         payload: int = 1,
         prefetch: int = 0,
         poll_interval: int | timedelta | None = DEFAULT_POLL_INTERVAL_MS,
@@ -55,6 +55,8 @@ class QueueOptions:
         error_callback: Callable[[object], None] | None = None,
         processes: int | None = None,
     ) -> QueueOptions:
+        """Validated settings. `concurrency` defaults to `processes` (a pool of N processes
+        runs N jobs at once), else 1."""
         if not callable(worker):
             raise JobValidationError("worker", f"must be callable, got {worker!r}")
         if error_callback is not None and not callable(error_callback):
@@ -71,7 +73,9 @@ class QueueOptions:
         return cls(
             types=flows.type_list(types),
             worker=worker,
-            concurrency=_int_option("concurrency", concurrency, 0),
+            concurrency=_int_option(
+                "concurrency", (processes or 1) if concurrency is None else concurrency, 0
+            ),
             payload=_int_option("payload", payload, 1),
             prefetch=_int_option("prefetch", prefetch, 0),
             poll_interval=poll,

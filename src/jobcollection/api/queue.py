@@ -1,4 +1,4 @@
-"""JobQueue: fetches work and runs a worker with bounded concurrency (SPEC 6.2).
+"""JobQueue: fetches work and runs a worker with bounded concurrency (docs/jobs.md, "Workers").
 
 `AsyncJobQueue` is the implementation, on an asyncio loop; `JobQueue` is its blocking facade,
 driving it on a private loop thread. Besides polling, a queue is woken the moment a job of its

@@ -1,7 +1,7 @@
 """Redis-backed peers, measured on this machine: huey (``RedisHuey``) and Celery (Redis broker).
 
-An issue quotes, "for scale", huey (Redis) at about 2,700 jobs/s and Celery (Redis) at about
-1,000 jobs/s with their own workers. This module measures both here, two figures each:
+Figures often quoted for scale are huey (Redis) at about 2,700 jobs/s and Celery (Redis) at
+about 1,000 jobs/s with their own workers. This module measures both here, two figures each:
 
 Processing rate (``process_per_s_w4``)
     ``n`` no-op tasks are enqueued first (no consumer running; the time this takes is reported

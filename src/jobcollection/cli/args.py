@@ -89,9 +89,9 @@ def json_object(text: str) -> dict[str, Any]:
     except (ValueError, TypeError) as error:
         raise argparse.ArgumentTypeError(f"not valid EJSON ({error}): {_short(text)}") from None
     if not isinstance(value, dict):
-        kind = "array" if isinstance(value, list) else type(value).__name__
         raise argparse.ArgumentTypeError(
-            f"must be a JSON object like '{{\"key\": 1}}', got a JSON {kind}: {_short(text)}"
+            f"must be a JSON object like '{{\"key\": 1}}', got {ejson.json_type(value)}:"
+            f" {_short(text)}"
         )
     return value
 

@@ -16,7 +16,14 @@ from typing import Any
 from ..api._job_core import JobCore
 from ..api.collection import JobCollection
 from ..api.job import Job
-from ..core.constants import FOREVER_DATE, JOB_STATUSES
+from ..core.constants import (
+    FOREVER_DATE,
+    JOB_STATUS_CANCELLABLE,
+    JOB_STATUS_PAUSABLE,
+    JOB_STATUS_REMOVABLE,
+    JOB_STATUS_RESTARTABLE,
+    JOB_STATUSES,
+)
 from ..core.params import validate_job_doc
 from ..core.schedule import is_schedule, next_occurrence
 from ..errors import JobValidationError, ValidationError
@@ -103,7 +110,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     doc = build_job_doc(args)
     if args.depends and nothing_stored(args):
         raise UsageError(f"--depends: no job with id {args.depends[0]!r} (no database yet)")
-    with open_collection(args) as jc:
+    with open_collection(args, create=True) as jc:
         job = Job(jc, doc)
         if args.depends:
             job.depends(_antecedents(jc, args.depends, args))
@@ -127,10 +134,8 @@ def _selector(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    docs: list[dict[str, Any]] = []
-    if not nothing_stored(args):
-        with open_collection(args) as jc:
-            docs = [job.doc for job in jc.find(_selector(args))]
+    with open_collection(args) as jc:
+        docs = [job.doc for job in jc.find(_selector(args))]
     docs.sort(key=lambda doc: doc.get("updated", 0))  # stable: ties stay in insertion order
     docs = docs[-args.limit :]
     if args.json:
@@ -149,8 +154,6 @@ def _not_found(job_id: str, args: argparse.Namespace) -> CommandFailed:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    if nothing_stored(args):
-        raise _not_found(args.id, args)
     with open_collection(args) as jc:
         job = jc.get_job(args.id, get_log=True, get_failures=True)
     if job is None:
@@ -173,10 +176,8 @@ def stats_summary(rows: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    rows: list[tuple[str, str, int]] = []
-    if not nothing_stored(args):
-        with open_collection(args) as jc:
-            rows = jc.stats()
+    with open_collection(args) as jc:
+        rows = jc.stats()
     summary = stats_summary(rows)
     if args.json:
         print(render.to_json(summary))
@@ -220,8 +221,6 @@ ACTION_HELP = {
 def cmd_control(args: argparse.Namespace) -> int:
     ids: list[str] = list(dict.fromkeys(args.ids))
     action = ACTIONS[args.command]
-    if nothing_stored(args):
-        raise _not_found(ids[0], args)
     with open_collection(args) as jc:
         known = {job.id for job in jc.find({"_id": {"$in": ids}})}
         missing = [job_id for job_id in ids if job_id not in known]
@@ -233,6 +232,37 @@ def cmd_control(args: argparse.Namespace) -> int:
             outcome = action(job) if job is not None else False
             if isinstance(outcome, str):
                 print(f"{job_id}: ok (new job {outcome})", flush=True)
+            elif outcome:
+                print(f"{job_id}: ok", flush=True)
             else:
-                print(f"{job_id}: {'ok' if outcome else 'unchanged'}", flush=True)
+                why = unchanged_reason(args.command, jc.get_job(job_id))
+                print(f"{job_id}: unchanged ({why})", flush=True)
     return EXIT_OK
+
+
+ACCEPTS: dict[str, tuple[str, ...]] = {
+    "cancel": JOB_STATUS_CANCELLABLE,
+    "restart": JOB_STATUS_RESTARTABLE,
+    "pause": JOB_STATUS_PAUSABLE,
+    "resume": ("paused",),
+    "ready": ("waiting",),
+    "remove": JOB_STATUS_REMOVABLE,
+    "rerun": ("completed",),
+}
+
+
+def _either(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def unchanged_reason(command: str, job: Job | None) -> str:
+    """Why control `command` left a job as it was: its status, as it is now."""
+    if job is None:
+        return "not found"
+    status, accepts = job.status, ACCEPTS[command]
+    if status not in accepts:
+        return f"it is {status}; {command} takes {_either(accepts)} jobs"
+    if command == "ready" and job.doc.get("depends"):
+        waiting = len(job.doc["depends"])
+        return f"it waits for {waiting} job{'s' if waiting > 1 else ''} it depends on"
+    return f"it is {status}"

@@ -19,7 +19,7 @@ from ..core.constants import JOB_RETRY_BACKOFF_METHODS, JOB_STATUSES
 from ..errors import JobCollectionError, StorageError, ValidationError
 from ..storage import ENV_VAR
 from . import args as conv
-from . import commands, target, users
+from . import commands, logs, target, users
 from . import serve as serve_command
 from .errors import EXIT_FAILURE, EXIT_USAGE, CliError, UsageError
 from .worker import cmd_worker
@@ -67,13 +67,16 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 def _server_options(parser: argparse.ArgumentParser, *, top: bool, login: bool = True) -> None:
     """--server (and how to log in to it), placed like `_global_options`. Commands that work
-    on the database itself get --server alone, so that they can refuse it clearly."""
+    on the database itself get --server alone, kept out of their help, so that they can
+    refuse it clearly."""
     parser.add_argument(
         "--server",
         metavar="URL",
         type=conv.server_url,
         default=None if top else argparse.SUPPRESS,
-        help="act through the server at URL (jobcollection serve) instead of opening --db",
+        help="act through the server at URL (jobcollection serve) instead of opening --db"
+        if login
+        else argparse.SUPPRESS,
     )
     if not login:
         return
@@ -189,11 +192,17 @@ def _add_worker(sub: argparse._SubParsersAction[Parser], common: Parser) -> None
         required=True,
         help="job type(s) to serve",
     )
-    p.add_argument("--concurrency", metavar="N", type=conv.positive, help="default 1")
+    p.add_argument(
+        "--concurrency",
+        metavar="N",
+        type=conv.positive,
+        help="jobs run at once (default: as many as --processes, else 1)",
+    )
     p.add_argument("--payload", metavar="N", type=conv.positive, help="jobs per call (default 1)")
     p.add_argument("--processes", metavar="N", type=conv.positive, help="use N processes")
     p.add_argument("--poll-interval", metavar="MS", type=conv.count, help="0: no polling")
     p.add_argument("--work-timeout", metavar="MS", type=conv.positive)
+    logs.add_option(p, "problems and one line per failed job")
     p.set_defaults(handler=cmd_worker)
 
 

@@ -139,6 +139,41 @@ def _field(key: str, value: Any) -> str:
     return to_json(value)
 
 
+_FAILURE_ORDER = ("type", "value", "message")
+_FAILURE_INDENT = "     "
+
+
+def _labelled(label: str, value: object) -> list[str]:
+    """`label: value`; a string is printed as text (its later lines indented under the first),
+    anything else as JSON."""
+    text = value if isinstance(value, str) else to_json(value)
+    first, *more = text.rstrip("\n").split("\n")
+    under = " " * (len(_FAILURE_INDENT) + len(label) + 2)
+    return [f"{_FAILURE_INDENT}{label}: {first}", *(under + line for line in more)]
+
+
+def show_failure(number: int, failure: object) -> list[str]:
+    """One failure for `show`: its run, then its fields, text as text (a traceback under its
+    own heading) and anything else as JSON. A `message` equal to the `value` (how a worker's
+    exception is stored) is shown once."""
+    if not isinstance(failure, dict):
+        return [f"  {number}. {to_json(failure)}"]
+    lines = [f"  {number}. run {failure.get('runId') or '-'}"]
+    keys = [k for k in _FAILURE_ORDER if k in failure]
+    keys += [k for k in failure if k not in keys and k not in ("runId", "traceback")]
+    if "value" in failure and failure.get("message") == failure["value"]:
+        keys.remove("message")
+    for key in keys:
+        lines.extend(_labelled(key, failure[key]))
+    trace = failure.get("traceback")
+    if isinstance(trace, str):
+        lines.append(f"{_FAILURE_INDENT}traceback:")
+        lines.extend(f"{_FAILURE_INDENT}  {line}" for line in trace.rstrip("\n").split("\n"))
+    elif "traceback" in failure:
+        lines.extend(_labelled("traceback", trace))
+    return lines
+
+
 def show_job(doc: Mapping[str, Any]) -> str:
     """The readable view of a job: its fields, its failures and its log."""
     keys = [k for k in _SHOW_ORDER if k in doc]
@@ -148,20 +183,30 @@ def show_job(doc: Mapping[str, Any]) -> str:
     if failures:
         lines.append("")
         lines.append(f"failures ({len(failures)}):")
-        lines.extend(f"  {to_json(failure)}" for failure in failures)
+        for number, failure in enumerate(failures, 1):
+            lines.extend(show_failure(number, failure))
     log = doc.get("log") or []
     lines.append("")
     lines.append(f"log ({len(log)}):")
     if log:
-        rows = [
-            [
-                iso(entry.get("time"), precise=True),
-                entry.get("level", ""),
-                entry.get("runId") or "-",
-                entry.get("message", "")
-                + (f"  {to_json(entry['data'])}" if entry.get("data") else ""),
-            ]
-            for entry in log
-        ]
-        lines.extend("  " + line for line in columns(rows))
+        lines.extend("  " + line for line in _log_lines(log))
     return "\n".join(lines)
+
+
+def _log_lines(log: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The log as a table; a message of several lines continues under its first line."""
+    texts = [
+        str(entry.get("message", "")) + (f"  {to_json(entry['data'])}" if entry.get("data") else "")
+        for entry in log
+    ]
+    rows = [
+        [iso(entry.get("time"), precise=True), entry.get("level", ""), entry.get("runId") or "-"]
+        for entry in log
+    ]
+    heads = columns([[*row, text.split("\n")[0]] for row, text in zip(rows, texts, strict=True)])
+    indent = " " * (len(columns([[*row, "x"] for row in rows])[0]) - 1)
+    lines: list[str] = []
+    for head, text in zip(heads, texts, strict=True):
+        lines.append(head)
+        lines.extend(indent + more for more in text.split("\n")[1:])
+    return lines

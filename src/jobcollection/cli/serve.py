@@ -4,7 +4,7 @@ A config file says what the flags say, and can give each collection its own rule
 
     db = "jobs.db"          # flags win over the file
     host = "127.0.0.1"
-    port = 3000
+    port = 3000             # else $JOBCOLLECTION_PORT, else 3000
     promote = 1000
     max_connections = 1000  # open connections at most
     handshake_timeout = 10  # seconds for a whole request / the DDP handshake
@@ -22,6 +22,9 @@ WHO is ``anyone``, ``users`` or user names (a list, or one comma-separated strin
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import socket
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -29,9 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.permissions import RULE_NAMES
-from .errors import UsageError
+from . import logs
+from .errors import CommandFailed, UsageError
 
 DEFAULT_PORT = 3000
+PORT_VAR = "JOBCOLLECTION_PORT"
 Rules = dict[str, list[object]]
 
 
@@ -75,7 +80,12 @@ def add_parser(sub: Any, *, parents: Sequence[argparse.ArgumentParser] = ()) -> 
         help="collection(s) to serve (default: queue)",
     )
     p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=None, help=f"default {DEFAULT_PORT}; 0 = any")
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help=f"default: the config file's, else ${PORT_VAR}, else {DEFAULT_PORT}; 0: any free one",
+    )
     p.add_argument("--allow", metavar="GROUP=WHO", action="append", type=_rule, default=[])
     p.add_argument("--deny", metavar="GROUP=WHO", action="append", type=_rule, default=[])
     p.add_argument("--promote", metavar="MS", type=_positive, help="safety-net sweep interval")
@@ -99,6 +109,7 @@ def add_parser(sub: Any, *, parents: Sequence[argparse.ArgumentParser] = ()) -> 
         "before closing their connections (default 10; a second signal stops waiting)",
     )
     p.add_argument("--config", metavar="FILE", help="TOML file with the same settings and rules")
+    logs.add_option(p)
     p.set_defaults(handler=cmd_serve)
 
 
@@ -194,7 +205,7 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
     plan.db = getattr(args, "db", None) or _typed(config, "db", str)
     plan.host = args.host or _typed(config, "host", str) or plan.host
     port = args.port if args.port is not None else _typed(config, "port", int)
-    plan.port = DEFAULT_PORT if port is None else port
+    plan.port = port if port is not None else _env_port()
     plan.promote = args.promote or _typed(config, "promote", int)
     plan.max_connections = args.max_connections or _positive_setting(config, "max_connections", int)
     plan.handshake_timeout = args.handshake_timeout or _positive_setting(
@@ -225,6 +236,17 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
     return plan
 
 
+def _env_port() -> int:
+    """$JOBCOLLECTION_PORT, else the default port."""
+    text = os.environ.get(PORT_VAR, "").strip()
+    if not text:
+        return DEFAULT_PORT
+    try:
+        return _port(text)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"${PORT_VAR}: {error}") from None
+
+
 def _typed(config: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     value = config.get(key)
     if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
@@ -240,12 +262,44 @@ def _positive_setting(config: Mapping[str, Any], key: str, kind: type | tuple[ty
     return value
 
 
+def check_listen(host: str, port: int) -> None:
+    """Fail with one line if the server could not listen on ``host:port`` (bound and released
+    here, before the collections are opened; uvicorn would exit with a traceback)."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        problem = f"--host {host}: not an address of this machine ({error.strerror})"
+        raise CommandFailed(problem) from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind(address)
+            except OSError as error:
+                raise CommandFailed(_cannot_listen(host, port, where, error)) from None
+
+
+def _cannot_listen(host: str, port: int, where: str, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"--port {port}: {where} is already in use (another server is listening there;"
+            " choose another port with --port)"
+        )
+    if error.errno == errno.EACCES:
+        return f"--port {port}: not permitted to listen on {where} (ports below 1024 need root)"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"--host {host}: not an address of this machine"
+    return f"cannot listen on {where}: {error.strerror or error}"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..api.collection import JobCollection
     from ..server.app import Server
     from ..server.limits import Limits
 
     plan = plan_from(args)
+    check_listen(plan.host, plan.port)
     collections = []
     for name, (allow, deny) in plan.collections.items():
         jc = JobCollection(name, db=plan.db)
@@ -268,8 +322,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     drain: dict[str, Any] = {}
     if plan.drain_timeout is not None:
         drain["drain_timeout"] = plan.drain_timeout
+    logs.setup(args.log_level)
     try:
-        server.run(plan.host, plan.port, ready=ready, **drain)
+        server.run(plan.host, plan.port, ready=ready, log_level=args.log_level, **drain)
     finally:
         for jc in collections:
             jc.close()

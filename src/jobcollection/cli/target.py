@@ -13,7 +13,7 @@ import os
 
 from ..api.collection import JobCollection
 from ..errors import AuthenticationFailed, ConnectionClosed, ProtocolError
-from ..storage import resolve_url, sqlite_path
+from ..storage import ENV_VAR, resolve_url, sqlite_path
 from .errors import CommandFailed, UsageError
 
 LOCAL_ONLY = ("serve", "users")  # commands that work on the database itself, never remotely
@@ -28,6 +28,22 @@ def database_missing(db: str | None) -> bool:
     """True if the database is a SQLite file that does not exist (yet)."""
     path = sqlite_path(resolve_url(db))
     return path is not None and path != ":memory:" and not os.path.exists(path)
+
+
+def require_database(db: str | None) -> None:
+    """Refuse a SQLite database file that does not exist: commands that only read or change
+    existing jobs or users never create one (a mistyped --db would look like an empty one)."""
+    if not database_missing(db):
+        return
+    path = sqlite_path(resolve_url(db))
+    if db is not None:
+        where = f"--db {db}"
+    elif os.environ.get(ENV_VAR):
+        where = f"${ENV_VAR} ({path})"
+    else:
+        where = f"{path} (the default; give --db PATH or set ${ENV_VAR})"
+    creators = "submit, worker, serve and users add create one"
+    raise CommandFailed(f"{where}: no such database file ({creators})")
 
 
 def remote(args: argparse.Namespace) -> bool:
@@ -102,10 +118,16 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def open_collection(args: argparse.Namespace, *, quiet: bool = True) -> JobCollection:
+def open_collection(
+    args: argparse.Namespace, *, quiet: bool = True, create: bool = False
+) -> JobCollection:
     """The command's collection: opened on the database, or connected to `--server`.
-    `quiet`: the client's own warnings are not shown (the command's error says it all)."""
+    `create`: a database file that does not exist yet is created (else refused, see
+    `require_database`). `quiet`: the client's own warnings are not shown (the command's error
+    says it all)."""
     if not remote(args):
+        if not create:
+            require_database(args.db)
         return JobCollection(args.collection, args.db)
     from ..client.remote import connect  # the websocket client only when it is used
 

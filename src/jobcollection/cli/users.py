@@ -1,8 +1,8 @@
 """`jobcollection users add|list|remove|passwd`: the accounts that may log in to the server.
 
-Users live in the job database. Every input is checked before the database is opened; `list`
-never creates a database file, `remove` and `passwd` fail without creating one. Passwords come
-from `--password PW` or, to keep them off the command line, `--password-env VAR`.
+Users live in the job database. Every input is checked before the database is opened; only
+`add` creates a database file, `list`, `remove` and `passwd` refuse one that does not exist.
+Passwords come from `--password PW` or, to keep them off the command line, `--password-env VAR`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..storage import open_storage
 from ..storage.port import UserStore
 from . import render
 from .errors import EXIT_OK, CommandFailed, UsageError
-from .target import database_missing
+from .target import require_database
 
 
 def _converter(check: Callable[[object], str]) -> Callable[[str], str]:
@@ -99,7 +99,9 @@ def _password(args: argparse.Namespace) -> str:
 
 
 @contextmanager
-def _accounts(args: argparse.Namespace) -> Iterator[Accounts]:
+def _accounts(args: argparse.Namespace, *, create: bool = False) -> Iterator[Accounts]:
+    if not create:
+        require_database(args.db)
     storage = open_storage(args.db)
     try:
         store: UserStore | None = getattr(storage, "users", None)
@@ -110,13 +112,9 @@ def _accounts(args: argparse.Namespace) -> Iterator[Accounts]:
         storage.close()
 
 
-def _no_user(name: str) -> CommandFailed:
-    return CommandFailed(f"no user named {name!r} (no database yet)")
-
-
 def cmd_users_add(args: argparse.Namespace) -> int:
     password = _password(args)
-    with _accounts(args) as accounts:
+    with _accounts(args, create=True) as accounts:
         user_id = accounts.add_user(args.name, password, args.email)
     print(user_id)
     return EXIT_OK
@@ -135,10 +133,8 @@ def _user_json(user: UserInfo) -> str:
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
-    users: list[UserInfo] = []
-    if not database_missing(args.db):
-        with _accounts(args) as accounts:
-            users = accounts.list_users()
+    with _accounts(args) as accounts:
+        users = accounts.list_users()
     if args.json:
         for user in users:
             print(_user_json(user))
@@ -160,8 +156,6 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 
 
 def cmd_users_remove(args: argparse.Namespace) -> int:
-    if database_missing(args.db):
-        raise _no_user(args.name)
     with _accounts(args) as accounts:
         user = accounts.remove_user(args.name)
     print(f"removed user {user.username} ({user.id})")
@@ -170,8 +164,6 @@ def cmd_users_remove(args: argparse.Namespace) -> int:
 
 def cmd_users_passwd(args: argparse.Namespace) -> int:
     password = _password(args)
-    if database_missing(args.db):
-        raise _no_user(args.name)
     with _accounts(args) as accounts:
         user = accounts.set_password(args.name, password)
     print(f"changed the password of {user.username} ({user.id}) and logged out its sessions")

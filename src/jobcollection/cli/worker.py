@@ -25,6 +25,7 @@ from ..api.collection import JobCollection
 from ..api.queue import JobQueue
 from ..engine.events import CallEvent
 from ..errors import JobValidationError, ValidationError
+from . import logs
 from .errors import EXIT_OK, UsageError
 from .target import describe, open_collection, remote
 
@@ -213,14 +214,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
     limit_malloc_arenas()
     module, function = args.worker
     fn = load_worker(module, function)
+    if args.processes or remote(args):  # jobs fail where the worker's events do not see
+        fn = logs.reporting(fn, args.log_level)
     options = queue_options(args)
     check_queue_options(args.type, fn, options)
     signals = Signals()
     status = StatusLine(sys.stderr)
-    jc = open_collection(args, quiet=False)  # a long-lived client's reconnects are news
+    logs.setup(args.log_level, status.say)
+    # A worker may start before the first job is submitted: it creates the database. A
+    # long-lived client's reconnects are news (not quiet).
+    jc = open_collection(args, quiet=False, create=True)
     tracker = Tracker()
     try:
         tracker.attach(jc)
+        if not (args.processes or remote(args)):
+            logs.FailureLines().attach(jc)
         if not remote(args):  # a server runs its collections' job servers itself
             jc.start_job_server()
         queue = jc.process_jobs(args.type, fn, error_callback=status.report, **options)

@@ -1,4 +1,4 @@
-"""An asyncio DDP client (SPEC.md sections 8 and 9): methods, login, subscriptions, reconnects.
+"""An asyncio DDP client (docs/protocol.md): methods, login, subscriptions, reconnects.
 
 ::
 

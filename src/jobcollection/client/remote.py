@@ -40,7 +40,8 @@ def _local_error(error: RemoteError) -> JobCollectionError:
     if error.error == 400:
         return ValidationError(error.details or error.reason or "Match failed")
     if error.error == 403:
-        return PermissionDenied(error.reason or "Method not authorized")
+        reason = error.reason or "Method not authorized"
+        return PermissionDenied(f"{reason}; {error.details}" if error.details else reason)
     return error
 
 

@@ -1,4 +1,4 @@
-"""Constants of the original job-collection (SPEC.md section 2)."""
+"""Constants of the original job-collection."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ DDP_METHODS: Final = (
 )
 DDP_PERMISSION_LEVELS: Final = ("admin", "manager", "creator", "worker")
 
-# Method -> the rule names that govern it (SPEC.md section 2).
+# Method -> the rule names that govern it (docs/jobs.md, "Permissions").
 METHOD_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     **{m: (m, "admin") for m in ("startJobs", "stopJobs", "startJobServer", "shutdownJobServer")},
     **{

@@ -1,4 +1,4 @@
-"""Cron expressions to later.js schedule objects (SPEC §7, "Cron → object").
+"""Cron expressions to later.js schedule objects (docs/jobs.md, "Schedules").
 
 The output matches ``later.parse.cron`` of later.js 1.2.0 for the syntax accepted here: fields
 ``[sec] min hour dom month dow [year]`` become the constraints ``s m h D M d Y`` (in that key

@@ -1,4 +1,4 @@
-"""Value checks and the closed job-document pattern (SPEC.md sections 0 and 1).
+"""Value checks and the closed job-document pattern (docs/jobs.md, "The job document").
 
 Owns the primitive validators shared by `params` (ids, JS-style numbers and integers, times,
 durations, plain objects) and `validate_job_doc`. Pure: imports only the standard library,
@@ -267,7 +267,7 @@ _LOG_ENTRY = _closed_object(
 
 _PROGRESS = _closed_object(dict.fromkeys(("completed", "total", "percent"), (check_number, True)))
 
-# SPEC section 1, in table order: name -> (checker, required).
+# The job document, field by field: name -> (checker, required).
 _JOB_DOC = _closed_object(
     {
         "_id": (_check_id_or_none, False),
@@ -302,7 +302,7 @@ _JOB_DOC = _closed_object(
 
 
 def validate_job_doc(doc: object, *, share: bool = False) -> dict[str, object]:
-    """Check a job document against the closed pattern of SPEC section 1.
+    """Check a job document against the closed job-document pattern.
 
     Returns a new normalized dict (the input is untouched): times and integers as `int`,
     `retries`/`repeats`/`repeatRetries` clamped to `FOREVER`, `repeatWait` schedules normalized,

@@ -1,4 +1,4 @@
-"""EJSON values and the JSON codec used for user data (SPEC.md section 8).
+"""EJSON values and the JSON codec used for user data.
 
 User data (`data`, `result`, failures, log `data`) may hold dates, bytes, non-finite numbers and
 custom types. They are decoded to the value types below and encoded back unchanged, so a value
@@ -42,6 +42,30 @@ class CustomType:
 
     name: str
     value: Any
+
+
+def json_type(value: object) -> str:
+    """What a decoded (E)JSON value is, in JSON's words, for error messages ("got null",
+    "got an array"): never a Python type name."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, Date):
+        return "a date"
+    if isinstance(value, bytes):
+        return "binary data"
+    if isinstance(value, CustomType):
+        return f"an EJSON {value.name}"
+    return f"a {type(value).__name__}"
 
 
 def _looks_special(obj: dict[str, Any]) -> bool:

@@ -1,4 +1,4 @@
-"""Validation of the positional params of the 16 DDP methods (SPEC.md section 4).
+"""Validation of the positional params of the 16 DDP methods (docs/jobs.md, "Operations").
 
 `parse_params(method, params)` checks one call's params list and returns a frozen dataclass per
 method, in the internal form: times are `int` ms, durations `int` ms, user data plain dicts.
@@ -37,6 +37,7 @@ from jobcollection.core.document import (
 from jobcollection.errors import JobValidationError
 
 __all__ = [
+    "MAX_WORK_TYPES",
     "CancelParams",
     "DoneParams",
     "FailParams",
@@ -53,6 +54,7 @@ __all__ = [
     "ShutdownParams",
     "StartParams",
     "check_save_doc",
+    "check_type_count",
     "parse_ids",
     "parse_params",
     "to_duration_ms",
@@ -61,6 +63,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# Job types one `getWork` may ask for. Workers serve a handful (the original's clients send the
+# types of one queue); 256 leaves a wide margin, keeps a claim one SQL statement well under
+# SQLite's 500-term compound SELECT, and bounds what one call may cost the server.
+MAX_WORK_TYPES: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,10 +230,17 @@ def parse_ids(value: object, field: str = "ids") -> tuple[list[str], bool]:
     raise JobValidationError(field, f"must be an id or a list of ids, got {show(value)}")
 
 
+def check_type_count(count: int, field: str = "type") -> None:
+    """Refuse more than `MAX_WORK_TYPES` job types in one call."""
+    if count > MAX_WORK_TYPES:
+        raise JobValidationError(field, f"at most {MAX_WORK_TYPES} job types per call, got {count}")
+
+
 def _parse_types(value: object) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, list | tuple):
+        check_type_count(len(value))  # before looking at each: the list may be huge
         return [check_string(item, f"type[{i}]") for i, item in enumerate(value)]
     raise JobValidationError("type", f"must be a string or a list of strings, got {show(value)}")
 

@@ -1,4 +1,4 @@
-"""Allow/deny rules for remote callers (SPEC.md section 5) — pure decision logic.
+"""Allow/deny rules for remote callers — pure decision logic.
 
 A rule is granted to a caller when it is:
 

@@ -1,4 +1,4 @@
-"""Pure lifecycle rules: log entries, retry backoff, repeats and rerun copies (SPEC.md 3.4-3.5).
+"""Pure lifecycle rules: log entries, retry backoff, repeats and rerun copies.
 
 Every function takes `now` (integer ms) and returns new values; nothing here reads a clock.
 """

@@ -1,4 +1,4 @@
-"""later.js schedules (SPEC §7): validation, cron parsing and the next-occurrence search.
+"""later.js schedules: validation, cron parsing and the next-occurrence search.
 
 A schedule object is ``{"schedules": [S, ...], "exceptions": [S, ...]}``; each S maps constraint
 keys to lists of integers and holds at an instant when all its constraints hold. All times are

@@ -1,4 +1,4 @@
-"""Control operations: save, ready, pause, resume, cancel, restart, remove, rerun (SPEC 3-4)."""
+"""Control operations: save, ready, pause, resume, cancel, restart, remove, rerun."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def restart(op: Op, p: RestartParams) -> bool:
 
 
 def remove(op: Op, p: IdsParams) -> bool:
-    """Delete finished jobs; their unfinished dependents are cancelled (decision, SPEC 3.3)."""
+    """Delete finished jobs; their unfinished dependents are cancelled (see docs/decisions.md)."""
     if not p.ids:
         return False
     removed = op.tx.remove(p.ids, JOB_STATUS_REMOVABLE)
@@ -148,7 +148,7 @@ def remove(op: Op, p: IdsParams) -> bool:
     if orphans:
         log = [rules.entry(op.now, "Antecedent removed", "warning")]
         op.tx.update(orphans, {"updated": op.now}, log=log)
-        cancel(op, CancelParams(orphans))  # cascades on from the orphans only (SPEC 3.3)
+        cancel(op, CancelParams(orphans))  # cascades on from the orphans only
     return bool(removed)
 
 
@@ -223,7 +223,7 @@ def _prepare_new(op: Op, doc: JobDoc, entries: _Entries, new_id: Callable[[], st
     log = [*(doc.get("log") or ()), submitted]
     immediate = doc["status"] == _WAITING and not doc["depends"] and doc["after"] <= op.now
     if immediate:
-        # Same outcome as insert + jobReady(id) (SPEC 4), in one write.
+        # Same outcome as insert + jobReady(id), in one write.
         doc["status"] = _READY
         doc["after"] = doc["updated"] = op.now
         log.append(promoted)

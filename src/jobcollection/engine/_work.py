@@ -1,4 +1,4 @@
-"""Worker-side operations: getJob, getWork, jobLog, jobProgress, jobDone, jobFail (SPEC 3-4)."""
+"""Worker-side operations: getJob, getWork, jobLog, jobProgress, jobDone, jobFail."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def fail_run(op: Op, doc: JobDoc, err: dict[str, Any], fatal: bool) -> bool:
     if not op.tx.update([doc["_id"]], fields, guard, log):
         return False
     if final:
-        # jobCancel on every dependent (SPEC 3.3): even one already cancelled passes the
+        # jobCancel on every dependent, as the original does: even one already cancelled passes the
         # cascade on to its own dependents.
         dependents = [d["_id"] for d in op.tx.dependents([doc["_id"]])]
         if dependents:

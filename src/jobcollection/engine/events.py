@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CallEvent:
-    """What happened in one method call (SPEC 5)."""
+    """What happened in one method call (docs/jobs.md, "Events and the call log")."""
 
     method: str
     params: list[Any]
@@ -72,7 +72,7 @@ def _json(value: Any) -> str:
 
 
 class CallLog:
-    """Writes one line per call and result to a user-supplied stream (SPEC 5)."""
+    """Writes one line per call and result to a user-supplied stream."""
 
     def __init__(self) -> None:
         self.stream: LogStream | None = None

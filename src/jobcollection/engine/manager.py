@@ -298,7 +298,7 @@ class JobManager:
         self.scheduler.set_interval(interval_ms)
 
     def sweep(self) -> None:
-        """Fail expired runs, then promote every due waiting job (SPEC 3.2)."""
+        """Fail expired runs, then promote every due waiting job."""
         if self.stopped:
             return
 
@@ -475,7 +475,9 @@ _SELECTOR_KEYS = {"_id": "ids", "status": "statuses", "type": "types"}
 def parse_selector(selector: dict[str, Any]) -> dict[str, list[str]]:
     """`{"status": "ready", "type": {"$in": [...]}, "_id": ...}` → find() keyword arguments."""
     if not isinstance(selector, dict):
-        raise ValidationError(f"selector must be a dict, got {type(selector).__name__}")
+        raise ValidationError(
+            f"selector must be a dict (an object), got {ejson.json_type(selector)}"
+        )
     query: dict[str, list[str]] = {}
     for key, value in selector.items():
         if key not in _SELECTOR_KEYS:

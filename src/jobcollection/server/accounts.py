@@ -1,13 +1,11 @@
-"""Accounts: Meteor's `login` / `logout` (SPEC.md section 9) and user administration.
+"""Accounts: Meteor's `login` / `logout` (docs/protocol.md, "Logging in") and user administration.
 
 Blocking, synchronous logic over a `UserStore` (bcrypt takes tens of milliseconds: call
 `Accounts.login` off the event loop). Passwords are kept as Meteor keeps them: bcrypt of the
 lower-case hex SHA-256 of the UTF-8 password; tokens as base64(sha256(token)).
 
-Failed logins are rate-limited twice: per connection (`connection_limit`) and per user
-(`user_limit`). An attempt is counted as failed from the moment it starts and withdrawn if it
-succeeds, so concurrent guesses cannot slip past the limit while bcrypt runs. A refused attempt
-is not counted and never reaches bcrypt.
+A failed password login gets one answer whether the user exists or not (after a bcrypt check
+either way). Slowing down guessers is the server's job (`login_throttle.py`, `logins.py`).
 """
 
 from __future__ import annotations
@@ -16,9 +14,7 @@ import base64
 import hashlib
 import math
 import re
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -31,13 +27,21 @@ from ..storage.port import UserEmail, UserRecord, UserStore
 from .meteor_error import MeteorError
 
 TOKEN_LIFETIME_MS: Final = 90 * 24 * 60 * 60 * 1000  # Meteor's default: 90 days
+# Meteor keeps every token; a loop of logins must not grow the table forever, so a user keeps
+# its newest 100 (each device or script that logs in holds one).
+MAX_TOKENS_PER_USER: Final = 100
+# Expired tokens are deleted at start and then, at most this often, by a login (the only thing
+# that adds tokens), like Meteor's 10-minute sweep.
+TOKEN_SWEEP_INTERVAL_MS: Final = 10 * 60 * 1000
 BCRYPT_ROUNDS: Final = 10
 _BCRYPT_MAX_BYTES: Final = 72
 
 LOGGED_OUT: Final = "You've been logged out by the server. Please log in again."
 SESSION_EXPIRED: Final = "Your session has expired. Please log in again."
 UNRECOGNIZED: Final = "Unrecognized options for login request"
-TOO_MANY_REQUESTS_CODE: Final = 403
+# One answer for an unknown user, a user without a password and a wrong password, so that
+# nobody can find out which names exist.
+LOGIN_REFUSED: Final = "Incorrect username or password"
 
 _USER_KEYS: Final = ("id", "username", "email")
 _EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -108,6 +112,17 @@ def hash_token(token: str) -> str:
     ).decode()
 
 
+def _password_digest_of(password: object) -> str:
+    """The SHA-256 hex digest a login's `password` (checked: a string or {digest, algorithm})
+    stands for."""
+    if isinstance(password, str):
+        return password_digest(password)
+    assert isinstance(password, dict)
+    if password["algorithm"] == "sha-256":
+        return str(password["digest"])
+    raise MeteorError(500, "Internal server error")  # the original threw a plain Error (a 500)
+
+
 def _bcrypt_matches(digest: str, stored: str) -> bool:
     secret = digest.encode("utf-8", "surrogatepass")
     if len(secret) > _BCRYPT_MAX_BYTES or b"\0" in secret:
@@ -161,80 +176,6 @@ def _info(user: UserRecord, *, has_password: bool | None = None) -> UserInfo:
     return UserInfo(user.id, user.username, user.emails, has_password, user.created)
 
 
-# -- rate limiting ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """At most `failures` failed logins within any `window_ms`."""
-
-    failures: int
-    window_ms: int
-
-    def __post_init__(self) -> None:
-        if self.failures < 1 or self.window_ms < 1:
-            raise ValidationError(f"rate limit: failures and window_ms must be >= 1, got {self}")
-
-
-CONNECTION_LIMIT: Final = RateLimit(5, 10_000)  # Meteor's default login rule: 5 per 10 s
-USER_LIMIT: Final = RateLimit(10, 60_000)
-
-
-def too_many_requests(wait_ms: int) -> MeteorError:
-    seconds = max(1, math.ceil(wait_ms / 1000))
-    return MeteorError(
-        TOO_MANY_REQUESTS_CODE,
-        "Error, too many requests. Please slow down. "
-        f"You must wait {seconds} seconds before trying again.",
-    )
-
-
-class _Limiter:
-    """Failure times per key; thread-safe. Keys with no failure in the window are dropped."""
-
-    _SWEEP_AT = 4096
-
-    def __init__(self, limit: RateLimit) -> None:
-        self._limit = limit
-        self._failures: dict[str, deque[int]] = {}
-        self._lock = threading.Lock()
-
-    def begin(self, key: str, now: int) -> int:
-        """Count an attempt as failed (returns its mark), or raise if `key` is over the limit."""
-        with self._lock:
-            failures = self._failures.setdefault(key, deque())
-            self._expire(failures, now)
-            if len(failures) >= self._limit.failures:
-                raise too_many_requests(min(failures) + self._limit.window_ms - now)
-            failures.append(now)
-            if len(self._failures) > self._SWEEP_AT:
-                self._sweep(now)
-            return now
-
-    def forgive(self, key: str, mark: int) -> None:
-        """The attempt marked `mark` succeeded after all."""
-        with self._lock:
-            failures = self._failures.get(key)
-            if failures is None:
-                return
-            try:
-                failures.remove(mark)
-            except ValueError:
-                pass
-            if not failures:
-                del self._failures[key]
-
-    def _expire(self, failures: deque[int], now: int) -> None:
-        while failures and failures[0] <= now - self._limit.window_ms:
-            failures.popleft()
-
-    def _sweep(self, now: int) -> None:
-        for key in list(self._failures):
-            self._expire(self._failures[key], now)
-            if not self._failures[key]:
-                del self._failures[key]
-
-
 # -- accounts ---------------------------------------------------------------------------------
 
 
@@ -260,31 +201,23 @@ class Accounts:
         *,
         clock: Callable[[], int] = _now_ms,
         bcrypt_rounds: int = BCRYPT_ROUNDS,
-        connection_limit: RateLimit = CONNECTION_LIMIT,
-        user_limit: RateLimit = USER_LIMIT,
     ) -> None:
         if not 4 <= bcrypt_rounds <= 31:
             raise ValidationError(f"bcrypt_rounds: must be 4..31, got {bcrypt_rounds}")
         self.store = store
         self._clock = clock
         self._rounds = bcrypt_rounds
-        self._connections = _Limiter(connection_limit)
-        self._users = _Limiter(user_limit)
+        self._dummy: str | None = None
+        self._next_sweep = -1  # the first login sweeps (unless `expire_tokens` ran)
 
     # -- login / logout / resume -------------------------------------------------------------
 
-    def login(self, options: object, *, connection_key: str) -> LoginResult:
+    def login(self, options: object) -> LoginResult:
         """Meteor's `login` method (blocking). Raises `MeteorError` when refused."""
         now = self._clock()
-        mark = self._connections.begin(connection_key, now)
-        try:
-            result = self._login(options, now)
-        except MeteorError:
-            raise
-        except BaseException:
-            self._connections.forgive(connection_key, mark)  # our failure, not the caller's
-            raise
-        self._connections.forgive(connection_key, mark)
+        result = self._login(options, now)
+        if now >= self._next_sweep:
+            self.expire_tokens()
         return result
 
     def _login(self, options: object, now: int) -> LoginResult:
@@ -325,32 +258,28 @@ class Accounts:
             and all(isinstance(v, str) for v in password.values())
         ):
             raise _match_failed("password must be a string or {digest, algorithm}")
+        # The digest first: what the answer says must not depend on whether the user exists.
+        digest = _password_digest_of(password)
+        # Unknown users and users without a password cost a bcrypt too (against a dummy hash,
+        # made by whichever login comes first), and get the same answer as a wrong password:
+        # neither the reply nor its timing tells who exists.
+        dummy = self._dummy_hash()
         ((key, value),) = query.items()
         user = self._find(str(key), str(value))
-        if user is None:
-            raise MeteorError(403, "User not found")
-        mark = self._users.begin(user.id, now)
-        if user.bcrypt is None:
-            raise MeteorError(403, "User has no password set")
-        if isinstance(password, str):
-            digest = password_digest(password)
-        elif password["algorithm"] == "sha-256":
-            digest = str(password["digest"])
-        else:  # the original threw a plain Error here, which clients see as a 500
-            raise MeteorError(500, "Internal server error")
-        try:
-            matches = _bcrypt_matches(digest, user.bcrypt)
-        except BaseException:
-            self._users.forgive(user.id, mark)
-            raise
-        if not matches:
-            raise MeteorError(403, "Incorrect password")
+        stored = None if user is None else user.bcrypt
+        matches = _bcrypt_matches(digest, stored or dummy)
+        if user is None or stored is None or not matches:
+            raise MeteorError(403, LOGIN_REFUSED)
         token = random_secret()
-        if not self.store.add_token(user.id, hash_token(token), now):
-            self._users.forgive(user.id, mark)
-            raise MeteorError(403, "User not found")  # removed while we checked
-        self._users.forgive(user.id, mark)
+        if not self.store.add_token(user.id, hash_token(token), now, keep=MAX_TOKENS_PER_USER):
+            raise MeteorError(403, LOGIN_REFUSED)  # removed while we checked
         return LoginResult(user.id, user.username, token, now + TOKEN_LIFETIME_MS, "password")
+
+    def _dummy_hash(self) -> str:
+        """A bcrypt hash at our cost that no password matches (made once, on first use)."""
+        if self._dummy is None:
+            self._dummy = self.hash_password(random_secret())
+        return self._dummy
 
     def _find(self, key: str, value: str) -> UserRecord | None:
         if key == "id":
@@ -376,7 +305,9 @@ class Accounts:
 
     def expire_tokens(self) -> int:
         """Delete the tokens that have expired; how many went."""
-        return self.store.delete_tokens_issued_before(self._clock() - TOKEN_LIFETIME_MS)
+        now = self._clock()
+        self._next_sweep = now + TOKEN_SWEEP_INTERVAL_MS
+        return self.store.delete_tokens_issued_before(now - TOKEN_LIFETIME_MS)
 
     # -- administration ----------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from .dispatch import Dispatcher
 from .drain import DEFAULT_DRAIN_TIMEOUT_S, Claims, graceful_stop
 from .guard import ConnectionGuard
 from .limits import Limits
+from .login_throttle import LoginThrottle
+from .logins import Logins
 from .session import Session
 from .session_ports import SessionServices
 from .transport import AsgiWebSocket, connection_control
@@ -40,7 +42,8 @@ class Server:
     """Serve job collections to remote clients: ``Server(jc1, jc2).run(port=3000)``.
 
     Remote calls are denied until the collections' rules allow them (``jc.allow(...)``).
-    Accounts (users and login tokens) live in the first collection's database.
+    Accounts (users and login tokens) live in the first collection's database; failed logins
+    are slowed by ``login_throttle`` (default: `LoginThrottle()`, see `login_throttle.py`).
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class Server:
         *collections: JobCollection,
         limits: Limits | None = None,
         accounts: bool = True,
+        login_throttle: LoginThrottle | None = None,
     ) -> None:
         if not collections:
             raise ValueError("Server needs at least one JobCollection")
@@ -56,6 +60,7 @@ class Server:
         managers = [jc.manager for jc in collections]
         self.dispatcher = Dispatcher(managers)
         self.accounts = _open_accounts(collections[0]) if accounts else None
+        self.logins = None if self.accounts is None else Logins(self.accounts, login_throttle)
         self.sessions: dict[str, Session] = {}  # the open DDP connections, by session id
         self.claims = Claims()  # jobs handed out through them, still running
         self._published: list[tuple[str, SelectorFunction, str]] = []
@@ -112,14 +117,10 @@ class Server:
         if self._http is None:
             from .http_api import HttpApi
 
-            accounts = self.accounts
+            accounts, logins = self.accounts, self.logins
             self._http = HttpApi(
                 self.dispatcher,
-                login=(
-                    None
-                    if accounts is None
-                    else lambda options, key: accounts.login(options, connection_key=key).to_wire()
-                ),
+                login=None if logins is None else logins.login_wire,
                 authenticate=None if accounts is None else accounts.resume,
                 logout=None if accounts is None else accounts.logout,
                 max_body=self.limits.max_message_size,
@@ -133,7 +134,7 @@ class Server:
         await send({"type": "websocket.accept"})
         client = scope.get("client") or ("", 0)
         services = SessionServices(
-            self.dispatcher, self.accounts, self._views(), self.limits, self.claims
+            self.dispatcher, self.logins, self._views(), self.limits, self.claims
         )
         transport = AsgiWebSocket(receive, send, connection_control(scope))
         session = Session(services, transport, f"{client[0]}:{client[1]}")
@@ -258,7 +259,7 @@ def _relative_path(scope: Scope) -> str:
 
 
 def _sockjs_info() -> dict[str, Any]:
-    # No `base_url`: node ddp then uses the plain /websocket path (SPEC 8).
+    # No `base_url`: node ddp then uses the plain /websocket path.
     return {
         "websocket": True,
         "origins": ["*:*"],

@@ -7,7 +7,9 @@
   ``[outcomes, docs]``: what a worker does between two batches.
 
 Each is allowed only where every underlying call would be (the rule functions see the
-underlying method and params), so they grant nothing the 16 methods do not.
+underlying method and params), so they grant nothing the 16 methods do not. As for every other
+method, permissions come first: an empty batch, or one whose params cannot be read, is checked
+as one underlying call without params before any validation error is given.
 """
 
 from __future__ import annotations
@@ -24,18 +26,31 @@ from .meteor_error import not_authorized
 BatchMethod = Callable[[JobManager, list[object], Caller], object]
 
 
-def _permit(manager: JobManager, caller: Caller, method: str, params: list[object]) -> None:
-    if not manager.permissions.permits(caller, method, params):
-        raise not_authorized()
+def _permit_each(
+    manager: JobManager, caller: Caller, calls: list[tuple[str, list[object]]], fallback: str
+) -> None:
+    """Check every underlying call before anything else is looked at. A batch that stands for
+    no call (it is empty, or its params cannot be read) is checked as one `fallback` call
+    without params, so it is no way around the rules."""
+    for method, params in calls or [(fallback, [])]:
+        if not manager.permissions.permits(caller, method, params):
+            raise not_authorized(caller, manager.root, method)
 
 
 def save_many(manager: JobManager, params: list[object], caller: Caller) -> object:
     docs = params[0] if params else None
+    saves: list[tuple[str, list[object]]] = (
+        [("jobSave", [doc]) for doc in docs] if isinstance(docs, list) else []
+    )
+    _permit_each(manager, caller, saves, "jobSave")
     if not isinstance(docs, list):
         raise ValidationError("jobSaveMany: expected [docs], a list of job documents")
-    for doc in docs:
-        _permit(manager, caller, "jobSave", [doc])
     return manager.save_many(docs)
+
+
+def _done_params(entry: object) -> list[object]:
+    """The `jobDone` params a run stands for ([] when it is not even a triple)."""
+    return [*entry, {}] if isinstance(entry, list) and len(entry) == 3 else []
 
 
 def _run(entry: object, index: int) -> tuple[str, str, object]:
@@ -48,16 +63,21 @@ def _run(entry: object, index: int) -> tuple[str, str, object]:
 
 
 def done_and_get_work(manager: JobManager, params: list[object], caller: Caller) -> object:
-    if not params or not isinstance(params[0], list):
-        raise ValidationError("jobDoneAndGetWork: expected [runs, getWorkParams | null]")
-    runs = [_run(entry, n) for n, entry in enumerate(params[0])]
+    entries = params[0] if params else None
     get_work = params[1] if len(params) > 1 else None
+    calls: list[tuple[str, list[object]]] = (
+        [("jobDone", _done_params(entry)) for entry in entries]
+        if isinstance(entries, list)
+        else [("jobDone", [])]
+    )
+    if get_work is not None:
+        calls.append(("getWork", get_work if isinstance(get_work, list) else []))
+    _permit_each(manager, caller, calls, "jobDone")
+    if not isinstance(entries, list):
+        raise ValidationError("jobDoneAndGetWork: expected [runs, getWorkParams | null]")
+    runs = [_run(entry, n) for n, entry in enumerate(entries)]
     if get_work is not None and not isinstance(get_work, list):
         raise ValidationError("jobDoneAndGetWork: getWorkParams must be a list or null")
-    for job_id, run_id, result in runs:
-        _permit(manager, caller, "jobDone", [job_id, run_id, result, {}])
-    if get_work is not None:
-        _permit(manager, caller, "getWork", get_work)
     outcomes, docs = manager.complete_and_claim(runs, get_work)
     return [outcomes, result_to_wire("getWork", docs)]
 

@@ -45,6 +45,13 @@ class Dispatcher:
     def knows(self, name: str) -> bool:
         return name in self.routes
 
+    def unknown(self, name: str) -> MeteorError:
+        """404 for a method that is not served, saying which collections are."""
+        served = ", ".join(self.managers) or "none"
+        return MeteorError(
+            404, f"Method '{name}' not found", f"this server serves collections: {served}"
+        )
+
     def batch_key(self, name: str) -> str | None:
         """Consecutive calls with the same key may share one transaction (`call_many`): the
         job-writing methods of one collection. None: run this call on its own."""
@@ -69,9 +76,9 @@ class Dispatcher:
         for index, (name, params) in enumerate(calls):
             route = self.routes.get(name)
             if route is None:
-                outcomes[index] = (False, MeteorError(404, f"Method '{name}' not found"))
+                outcomes[index] = (False, self.unknown(name))
             elif not route.manager.permissions.permits(caller, route.method, params):
-                outcomes[index] = (False, not_authorized())
+                outcomes[index] = (False, not_authorized(caller, route.manager.root, route.method))
             elif self.draining and route.method == "getWork":
                 outcomes[index] = (True, [])
             else:
@@ -105,12 +112,11 @@ class Dispatcher:
         """Run a remote call; the result is wire-ready (times as EJSON dates) and every failure
         comes out as a :class:`MeteorError`.
 
-        Permissions are checked before the params are looked at (SPEC 4); a refusal writes
-        nothing.
+        Permissions are checked before the params are looked at; a refusal writes nothing.
         """
         route = self.routes.get(name)
         if route is None:
-            raise MeteorError(404, f"Method '{name}' not found")
+            raise self.unknown(name)
         if route.method in BATCH_METHODS:
             if self.draining and route.method == "jobDoneAndGetWork" and len(params) > 1:
                 params = [params[0], None, *params[2:]]  # complete the runs, claim nothing
@@ -119,7 +125,7 @@ class Dispatcher:
             except Exception as error:
                 raise as_meteor_error(error) from error
         if not route.manager.permissions.permits(caller, route.method, params):
-            raise not_authorized()
+            raise not_authorized(caller, route.manager.root, route.method)
         if self.draining and route.method == "getWork":
             return []
         try:

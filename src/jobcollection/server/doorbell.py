@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ..core.params import check_type_count
 from ..core.permissions import Caller
 from ..engine.manager import JobManager
+from ..errors import JobValidationError
 from .mergebox import MergeBox
-from .meteor_error import MeteorError
+from .meteor_error import MeteorError, not_subscribable
 
 BELL_GROUPS: Final = ("admin", "worker")
 Message = dict[str, Any]
@@ -65,9 +67,12 @@ class ReadyBell:
         """The types a subscription asks for; raises `MeteorError` (403/400) otherwise."""
         permissions = self.manager.permissions
         if not permissions.permits_under(BELL_GROUPS, caller, self.name, params):
-            details = f"Authenticated user is not permitted to subscribe to '{self.name}'."
-            raise MeteorError(403, "Subscription not authorized", details)
+            raise not_subscribable(self.name, caller, BELL_GROUPS)
         types = params[0] if len(params) == 1 else None
+        try:  # as for getWork: each type is looked up on changes, so their number is bounded
+            check_type_count(len(types) if isinstance(types, list) else 0)
+        except JobValidationError as error:
+            raise MeteorError(400, "Match failed", str(error)) from None
         if not isinstance(types, list) or not all(isinstance(t, str) and t for t in types):
             raise MeteorError(400, "Match failed", f"{self.name} takes [types], got {params!r}")
         return frozenset(types)

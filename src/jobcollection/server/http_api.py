@@ -10,10 +10,11 @@ Routes (relative to the app's ``root_path``; ``prefix`` defaults to ``/api``):
 - ``GET <prefix>/openapi.json``: the OpenAPI document (see :mod:`.openapi`).
 
 HTTP status: 200 on success; a Meteor error's code when it is 400, 403 or 404, else 500; 401
-for a bad or unknown token; 405 for a wrong HTTP method; 400 for a body that is not a JSON
+for a bad or unknown token, and for a call refused to a caller who sent none (with a hint to
+log in); 405 for a wrong HTTP method; 400 for a body that is not a JSON
 array (or has the wrong Content-Type) and 413 for one over ``max_body`` bytes. A request
 refused before the dispatcher runs writes nothing. Job methods run inline (they take
-microseconds); login runs in a worker thread (bcrypt is slow on purpose).
+microseconds); login is awaited (the server runs bcrypt in a worker thread).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ..core import ejson
 from ..core.constants import DDP_METHODS
 from ..core.permissions import ANONYMOUS, Caller
 from .dispatch import Dispatcher
-from .meteor_error import MeteorError, as_meteor_error
+from .meteor_error import MeteorError, Refused, as_meteor_error
 from .openapi import build_openapi
 from .protocol import has_surrogate_escape, lone_surrogate
 
@@ -39,7 +40,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Login = Callable[[object, str], Mapping[str, object]]
+Login = Callable[[object, str], Awaitable[Mapping[str, object]]]
 Authenticate = Callable[[str], Caller | None]
 Logout = Callable[[str], object]
 
@@ -90,9 +91,10 @@ class HttpApi:
 
     Args:
         dispatcher: the collections served, with their permission rules.
-        login: ``login(options, connection_key) -> result`` (Meteor's login result, e.g.
-            ``{"id", "token", "tokenExpires", "type"}``); blocking, run in a thread. Raises
-            :class:`MeteorError` to refuse. ``None``: no login route.
+        login: ``await login(options, host) -> result`` (Meteor's login result, e.g.
+            ``{"id", "token", "tokenExpires", "type"}``) for a login from the peer ``host``;
+            must not block the event loop. Raises :class:`MeteorError` to refuse. ``None``:
+            no login route.
         authenticate: ``authenticate(token) -> Caller | None`` for bearer tokens (``None`` for
             an unknown or expired token). ``None``: every bearer token is refused.
         logout: ``logout(token)`` revokes a token; ``None``: no logout route.
@@ -172,7 +174,9 @@ class HttpApi:
             return 200, await self._logout(scope), ()
         root, _, name = rest.rpartition("/")
         if root not in self.dispatcher.managers or name not in _METHODS:
-            raise _refuse(404, "Not found", f"no collection method at {path!r}")
+            served = ", ".join(self.dispatcher.managers) or "none"
+            where = f"no collection method at {path!r}; this server serves collections: {served}"
+            raise _refuse(404, "Not found", where)
         _allow(method, "POST")
         return 200, await self._call(scope, receive, root, name), ()
 
@@ -199,24 +203,39 @@ class HttpApi:
             raise _refuse(
                 400,
                 "Request body must be a JSON array of the method's positional params",
-                f"got {_json_type(params)}",
+                f"got {ejson.json_type(params)}",
             )
         connection = HttpConnection(_peer(scope))
         try:
             result = self.dispatcher.call(f"{root}_{method}", params, caller, connection)
+        except Refused as refusal:
+            if refusal.anonymous and self.login is not None:
+                raise self._login_required(scope, refusal) from refusal
+            raise _Refusal(403, refusal) from refusal
         except MeteorError as error:
             raise _Refusal(_status_for(error), error) from error
         return _encode({"result": result})
+
+    def _login_required(self, scope: Scope, refusal: Refused) -> _Refusal:
+        """401 for a call refused to a caller who sent no token, saying how to log in."""
+        login = f"{scope.get('root_path') or ''}{self.prefix}/login"
+        hint = (
+            f"{refusal.details}. Log in with POST {login} and send the token it returns as"
+            " 'Authorization: Bearer <token>'."
+        )
+        challenge = (("www-authenticate", 'Bearer realm="jobcollection"'),)
+        return _Refusal(401, MeteorError(401, refusal.reason, hint), challenge)
 
     async def _login(self, scope: Scope, receive: Receive) -> bytes:
         assert self.login is not None
         options = await self._read_json(scope, receive, empty=None)
         if not isinstance(options, dict):
-            raise _refuse(400, "Login options must be a JSON object", f"got {_json_type(options)}")
+            got = f"got {ejson.json_type(options)}"
+            raise _refuse(400, "Login options must be a JSON object", got)
         client = scope.get("client")
-        key = str(client[0]) if client else "unknown"
+        host = str(client[0]) if client else ""
         try:
-            result = await asyncio.to_thread(self.login, options, key)
+            result = await self.login(options, host)
         except Exception as error:
             meteor = as_meteor_error(error)
             raise _Refusal(_status_for(meteor), meteor) from error
@@ -354,20 +373,6 @@ def _peer(scope: Scope) -> str | None:
         return None
     host, port = client[0], client[1]
     return f"{host}:{port}"
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    return "a number" if isinstance(value, int | float) else type(value).__name__
 
 
 def _encode(value: object) -> bytes:

@@ -1,4 +1,4 @@
-"""The merged view of one DDP connection (Meteor's "merge box", SPEC.md section 8) — pure.
+"""The merged view of one DDP connection (Meteor's "merge box") — pure.
 
 Several subscriptions of one connection may publish the same document; the client holds one
 document per (collection, id). The box remembers what each subscription publishes and what the

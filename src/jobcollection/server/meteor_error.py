@@ -1,10 +1,14 @@
-"""Errors as Meteor sends them (SPEC.md section 8), and the mapping from our exceptions."""
+"""Errors as Meteor sends them (a serialized Meteor.Error), the mapping from our exceptions,
+and the wording of refusals."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
+from ..core.constants import METHOD_GROUPS
+from ..core.permissions import Caller
 from ..errors import JobCollectionError, PermissionDenied, ValidationError
 
 log = logging.getLogger(__name__)
@@ -33,8 +37,47 @@ class MeteorError(JobCollectionError):
         return wire
 
 
-def not_authorized() -> MeteorError:
-    return MeteorError(403, "Method not authorized", NOT_AUTHORIZED_DETAILS)
+class Refused(MeteorError):
+    """A 403 refusal of a call or subscription; `anonymous`: the caller was not logged in (the
+    HTTP API answers those 401, with a hint to log in)."""
+
+    def __init__(self, reason: str, details: str, *, anonymous: bool = False) -> None:
+        super().__init__(403, reason, details)
+        self.anonymous = anonymous
+
+
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def not_logged_in(what: str, names: Sequence[str]) -> str:
+    """Details for a caller who is not logged in: what they called and the rule names (groups
+    or the method itself) under which a user may be allowed it."""
+    return f"no user is logged in, and {what} needs one allowed under {_listed(names)}"
+
+
+def not_authorized(
+    caller: Caller | None = None, root: str | None = None, method: str | None = None
+) -> Refused:
+    """403 "Method not authorized", the reason the original's clients know. For a caller who
+    is not logged in (given with the collection `root` and bare `method`), the details say so
+    and name the groups a user needs; otherwise they are Meteor's."""
+    if caller is None or caller.user_id is not None or root is None or method is None:
+        return Refused("Method not authorized", NOT_AUTHORIZED_DETAILS)
+    groups = METHOD_GROUPS.get(method, (method,))
+    names = [*groups[1:], groups[0]]  # the groups first, then the method's own rule name
+    details = not_logged_in(f"{root}_{method}", names)
+    return Refused("Method not authorized", details, anonymous=True)
+
+
+def not_subscribable(name: str, caller: Caller, groups: Sequence[str]) -> Refused:
+    """403 "Subscription not authorized"; for a caller who is not logged in the details say so
+    and name the `groups` a user needs."""
+    if caller.user_id is not None:
+        details = f"Authenticated user is not permitted to subscribe to '{name}'."
+        return Refused("Subscription not authorized", details)
+    details = not_logged_in(f"'{name}'", groups)
+    return Refused("Subscription not authorized", details, anonymous=True)
 
 
 def as_meteor_error(error: BaseException) -> MeteorError:

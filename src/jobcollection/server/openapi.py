@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of the HTTP API: SPEC.md section 4 written as JSON Schema data.
+"""The OpenAPI 3.1 document of the HTTP API: the job methods written as JSON Schema data.
 
 Each job method of each served collection is one operation, `POST <prefix>/<root>/<method>`,
 whose request body is the array of the DDP method's positional params (`prefixItems`, one
@@ -27,7 +27,7 @@ INT32_MIN: Final = -(2**31)
 INT32_MAX: Final = 2**31 - 1
 ERROR_STATUSES: Final = {
     "400": "Invalid request: body, params or options (Meteor error 400 `Match failed`)",
-    "401": "Bearer token missing (where required), malformed, unknown or expired",
+    "401": "Bearer token malformed, unknown or expired, or missing for a call that needs a user",
     "403": "Not permitted (Meteor error 403 `Method not authorized`, or a refused login)",
     "404": "No such collection, method or route",
     "413": "Request body larger than the server's limit",
@@ -63,7 +63,7 @@ _STRING: Final[Schema] = {"type": "string"}
 _OBJECT: Final[Schema] = {"type": "object", "description": "A plain object (user data)"}
 _NO_OPTIONS: Final = _options("No options are accepted: `{}` or left out")
 
-# Job document as sent to `jobSave` (SPEC.md section 1): closed, `name -> (schema, required)`.
+# Job document as sent to `jobSave` (docs/jobs.md): closed, `name -> (schema, required)`.
 _NEW_JOB_FIELDS: Final[dict[str, tuple[Schema, bool]]] = {
     "_id": (_nullable(ref("Id")), False),
     "runId": (_nullable(ref("Id")), True),
@@ -113,7 +113,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
     },
     "Schedule": {
         "type": "object",
-        "description": "A later.js schedule (SPEC.md section 7)",
+        "description": "A later.js schedule (UTC): {schedules: [...], exceptions?: [...]}",
         "properties": {
             "schedules": {"type": "array", "items": ref("Constraints")},
             "exceptions": {"type": "array", "items": ref("Constraints")},
@@ -159,7 +159,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
     },
     "NewJob": {
         "type": "object",
-        "description": "A job document to save (the closed pattern of SPEC.md section 1)",
+        "description": "A job document to save (no fields beyond those listed)",
         "properties": {name: schema for name, (schema, _) in _NEW_JOB_FIELDS.items()},
         "required": [name for name, (_, required) in _NEW_JOB_FIELDS.items() if required],
         "additionalProperties": False,
@@ -197,7 +197,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
     },
     "MeteorError": {
         "type": "object",
-        "description": "A serialized Meteor.Error (SPEC.md section 8)",
+        "description": "A serialized Meteor.Error",
         "properties": {
             "isClientSafe": {"const": True},
             "error": {"type": ["integer", "string"]},

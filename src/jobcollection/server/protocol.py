@@ -1,4 +1,4 @@
-"""DDP messages, sans I/O (SPEC.md section 8): parsing, version negotiation, message shapes.
+"""DDP messages, sans I/O (docs/protocol.md): parsing, version negotiation, message shapes.
 
 Everything here is pure: the session feeds it text and dicts and sends what it returns.
 """
@@ -167,7 +167,7 @@ class Negotiated:
 
 
 def negotiate(message: dict[str, Any]) -> Negotiated:
-    """Pick the protocol version for a `connect` message (SPEC 8, Handshake)."""
+    """Pick the protocol version for a `connect` message (as Meteor's server picks it)."""
     version, support = message.get("version"), message.get("support")
     if (
         not isinstance(version, str)

@@ -1,4 +1,4 @@
-"""Publications: live queries on job collections, merged per DDP connection (SPEC.md section 8).
+"""Publications: live queries on job collections, merged per DDP connection.
 
 Each served collection (a `JobManager`) has the built-in publication ``<root>.jobs`` with
 params ``[selector?]``: the small equality/``$in`` selector on ``_id``, ``status`` and ``type``
@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from ..api._portal import running_on
+from ..core import ejson
 from ..core.live import Query
 from ..core.permissions import Caller
 from ..core.wire import times_to_wire
@@ -45,7 +46,7 @@ from ..errors import JobCollectionError
 from ..storage.port import Change, JobDoc, Storage
 from .doorbell import BellSub, ReadyBell, ReadyNews
 from .mergebox import MergeBox, Message, same
-from .meteor_error import MeteorError, as_meteor_error
+from .meteor_error import MeteorError, as_meteor_error, not_subscribable
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,6 @@ RETRY_AFTER_S: Final = 0.05  # a failed re-read (database busy) is tried again t
 Selector = dict[str, Any]
 PublishFunction = Callable[..., Selector | None]  # fn(user_id, *params)
 Send = Callable[[Message], None]
-
-
-def not_subscribable(name: str) -> MeteorError:
-    return MeteorError(
-        403,
-        "Subscription not authorized",
-        f"Authenticated user is not permitted to subscribe to '{name}'.",
-    )
 
 
 # -- selectors ---------------------------------------------------------------------------------
@@ -196,14 +189,14 @@ class _Publication:
     def _builtin(self, caller: Caller, params: list[Any]) -> Matcher:
         permissions = self.source.manager.permissions
         if not permissions.permits_under(PUBLISH_GROUPS, caller, self.name, params):
-            raise not_subscribable(self.name)
+            raise not_subscribable(self.name, caller, PUBLISH_GROUPS)
         if len(params) > 2:
             usage = f"{self.name} takes [selector?, options?], got {params!r}"
             raise MeteorError(400, "Match failed", usage)
         selector = params[0] if params else None
         if selector is not None and not isinstance(selector, dict):
-            kind = type(selector).__name__
-            raise MeteorError(400, "Match failed", f"selector must be an object, got {kind}")
+            got = ejson.json_type(selector)
+            raise MeteorError(400, "Match failed", f"selector must be an object, got {got}")
         try:
             matcher = Matcher.parse(selector)
         except JobCollectionError as error:

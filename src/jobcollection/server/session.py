@@ -5,7 +5,8 @@ connection:
 
 - the *reader* answers what needs no ordering at once (pings, the handshake, malformed
   frames) and queues methods and subscriptions;
-- the *processor* runs the queued messages one at a time, in order (SPEC 8): each method's
+- the *processor* runs the queued messages one at a time, in order (as DDP requires): each
+  method's
   `result`, then the data messages it caused, then its `updated` (`session_requests.py`);
 - the *writer* sends every outgoing message in the order it was produced;
 - a *heartbeat* watchdog pings a quiet client and closes a connection that stays silent,

@@ -68,8 +68,9 @@ class ClosedView:
 class LoginService(Protocol):
     """What the session needs from the accounts (see `accounts.py`)."""
 
-    def login(self, options: object, *, connection_key: str) -> Any:
-        """Blocking (bcrypt); returns an object with user_id, username, token, to_wire()."""
+    async def login(self, options: object, *, address: str) -> Any:
+        """A login from host `address`; returns an object with user_id, username, token,
+        to_wire()."""
 
     def logout(self, token: str | None) -> None: ...
 

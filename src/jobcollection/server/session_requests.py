@@ -1,4 +1,4 @@
-"""`InOrder`: the requests of one DDP connection, run one at a time, in order (SPEC 8).
+"""`InOrder`: the requests of one DDP connection, run one at a time, in order (as DDP requires).
 
 The base of `Session` (which owns the connection and its I/O): the *processor* task takes
 the queued methods and subscriptions one by one; each method's `result`, then the data
@@ -17,6 +17,7 @@ from typing import Any
 from ..core.permissions import ANONYMOUS, Caller
 from . import protocol
 from .limits import Limits
+from .login_throttle import host_of
 from .meteor_error import MeteorError, as_meteor_error
 from .outbox import Outbox
 from .protocol import BadMessage
@@ -34,6 +35,7 @@ class InOrder:
     state below and the ways out (`send`, `_reply`)."""
 
     id: str
+    client_address: str
     services: SessionServices
     limits: Limits
     caller: Caller
@@ -167,7 +169,7 @@ class InOrder:
     async def _login(self, params: list[Any]) -> tuple[bool, object]:
         accounts = self._accounts("login")
         options = params[0] if params else None
-        outcome = await asyncio.to_thread(accounts.login, options, connection_key=self.id)
+        outcome = await accounts.login(options, address=host_of(self.client_address))
         self.caller = Caller(outcome.user_id, outcome.username)
         self.token = outcome.token
         await self._rerun()
@@ -198,7 +200,7 @@ class InOrder:
 
     async def _sub(self, request: protocol.SubRequest) -> None:
         if request.id in self._subs:
-            return  # duplicate id: ignored (SPEC 8)
+            return  # duplicate id: ignored (as DDP requires)
         if len(self._subs) >= self.limits.max_subscriptions:
             self.send({"msg": "nosub", "id": request.id, "error": _TOO_MANY_SUBS.to_wire()})
             return

@@ -266,13 +266,19 @@ def ready_rows(
             retries, retried, repeat_retries, retry_wait, backoff, repeats, repeated,
             repeat_until if repeat_until > now else now,
             str(repeat_wait),
-            _FRESH_PROGRESS_TEXT if progress == _FRESH_PROGRESS else _progress_text(progress),
+            _FRESH_PROGRESS_TEXT if _is_fresh(progress) else _progress_text(progress),
             "[]",
             _json(resolved),
             _ejson(data) if data else "{}",
             "[" + ",".join(head) + tail if head else "[" + tail[1:],
         ))  # fmt: skip
     return rows
+
+
+def _is_fresh(progress: dict[str, Any]) -> bool:
+    """Exactly the fresh progress, integers included: ``0.0 == 0``, but a job saved with
+    ``percent: 0.0`` must keep its float, as a single save stores it."""
+    return progress == _FRESH_PROGRESS and all(type(value) is int for value in progress.values())
 
 
 def _progress_text(progress: dict[str, Any]) -> str:
@@ -293,7 +299,7 @@ _server_entry_values = operator.itemgetter("time", "runId", "level", "message")
 
 
 def _entry_text(entry: dict[str, Any]) -> str:
-    """JSON for one log entry. Server-made entries (time, runId, level, message; SPEC 3.5) are
+    """JSON for one log entry. Server-made entries (time, runId, level, message) are
     formatted directly — they are most of all writes — anything else goes through EJSON."""
     if entry.keys() == _SERVER_ENTRY_KEYS:
         time, run_id, level, message = _server_entry_values(entry)

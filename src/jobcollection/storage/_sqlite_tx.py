@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
@@ -20,7 +21,7 @@ def _job_insert(columns: tuple[str, ...]) -> str:
     return f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
-# Claim order (SPEC 3.2): priority, retryUntil, after, then insertion order.
+# Claim order (docs/jobs.md, "Runs"): priority, retryUntil, after, then insertion order.
 _CLAIM_ORDER = "priority, retry_until, after, seq"
 _BEST_READY = (
     "SELECT * FROM (SELECT priority, retry_until, after, seq FROM jobs INDEXED BY jobs_ready "
@@ -30,6 +31,20 @@ _BEST_READY = (
 
 def _best_ready_union(types: int) -> str:
     return " UNION ALL ".join([_BEST_READY] * types)
+
+
+# Up to this many types a claim is one statement with a part per type (cheapest when few). With
+# more, one fixed statement first finds each type's best ready job (an index probe per type,
+# skipping types with none) and keeps the types whose best job is among the `limit` best of
+# those: only they can hold one of the `limit` jobs to claim (each other type has `limit`
+# better jobs elsewhere). The claim statement then has a part per contender only.
+_FEW_TYPES = 8
+_CONTENDERS = (
+    "SELECT j.type FROM json_each(?) AS wanted JOIN jobs AS j ON j.seq = ("
+    "SELECT seq FROM jobs INDEXED BY jobs_ready WHERE collection = ? AND type = wanted.value "
+    f"AND status = 'ready' ORDER BY {_CLAIM_ORDER} LIMIT 1) "
+    f"ORDER BY j.priority, j.retry_until, j.after, j.seq LIMIT ?"
+)
 
 
 _TOTAL = "coalesce(nullif(json_extract(progress, '$.total'), 0), 1)"
@@ -307,6 +322,9 @@ class SqliteTransaction:
         # One statement: per type, the best `limit` ready jobs straight off the partial index
         # (no sort, no scan); the best `limit` of those are moved to running.
         unique = list(dict.fromkeys(types))  # a type listed twice must not count twice
+        if len(unique) > _FEW_TYPES:
+            found = self._conn.execute(_CONTENDERS, (json.dumps(unique), self.collection, limit))
+            unique = [row[0] for row in found]
         if not unique:
             return []
         sets = ", ".join(f"{cols.COLUMN_OF[key]} = ?" for key in fields)

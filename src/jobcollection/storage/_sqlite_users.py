@@ -16,6 +16,12 @@ from ..errors import ConflictError, StorageError
 from .port import UserEmail, UserRecord
 
 _USER_COLUMNS = "id, username, bcrypt, created"
+# A user's tokens past the newest `?` (by issue time), not counting the one just added.
+_TRIM_TOKENS = (
+    "DELETE FROM login_tokens WHERE user_id = ? AND hashed_token IN ("
+    "SELECT hashed_token FROM login_tokens WHERE user_id = ? AND hashed_token != ? "
+    "ORDER BY when_ms DESC, hashed_token DESC LIMIT -1 OFFSET ?)"
+)
 _UserRow = tuple[str, str, str | None, int]
 
 
@@ -133,13 +139,17 @@ class SqliteUserStore:
 
     # -- login tokens ------------------------------------------------------------------------
 
-    def add_token(self, user_id: str, hashed_token: str, when: int) -> bool:
+    def add_token(
+        self, user_id: str, hashed_token: str, when: int, *, keep: int | None = None
+    ) -> bool:
         with self._transaction(write=True) as conn:
             done = conn.execute(
                 "INSERT INTO login_tokens (hashed_token, user_id, when_ms) "
                 "SELECT ?, id, ? FROM users WHERE id = ?",
                 (hashed_token, when, user_id),
             )
+            if done.rowcount and keep is not None:
+                conn.execute(_TRIM_TOKENS, (user_id, user_id, hashed_token, max(keep - 1, 0)))
             return done.rowcount > 0
 
     def find_token(self, hashed_token: str) -> tuple[UserRecord, int] | None:

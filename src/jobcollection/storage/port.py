@@ -194,7 +194,7 @@ def iter_chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
-# -- accounts (SPEC.md section 9) -------------------------------------------------------------
+# -- accounts ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +219,7 @@ class UserRecord:
 class UserStore(Protocol):
     """The users and login tokens of one database.
 
-    Lookups by name or address follow Meteor (SPEC 9): the exact match if there is one, else
+    Lookups by name or address follow Meteor: the exact match if there is one, else
     the case-insensitive match if it is unique, else None. Tokens are stored hashed; the store
     never sees a token itself.
     """
@@ -254,9 +254,12 @@ class UserStore(Protocol):
         False if there is no such user."""
         ...
 
-    def add_token(self, user_id: str, hashed_token: str, when: int) -> bool:
+    def add_token(
+        self, user_id: str, hashed_token: str, when: int, *, keep: int | None = None
+    ) -> bool:
         """Store a login token issued at `when` (ms); False (nothing written) if the user is
-        gone."""
+        gone. With `keep`, the user's other tokens beyond the `keep - 1` newest are deleted in
+        the same transaction (the new one always stays)."""
         ...
 
     def find_token(self, hashed_token: str) -> tuple[UserRecord, int] | None:

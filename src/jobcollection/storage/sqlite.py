@@ -10,6 +10,7 @@ data_version` on a second connection, a check that costs microseconds and reads 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -66,6 +67,21 @@ def translate(error: sqlite3.Error, path: str) -> StorageError:
     return StorageError(f"database {path}: {text}")
 
 
+def _create_private(path: str) -> None:
+    """Create the database file readable and writable by its owner only (it holds password
+    and token hashes; SQLite gives the -wal and -shm files the same mode). A file that exists
+    is left alone: whoever made it chose its mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as error:
+        raise StorageUnavailable(
+            f"cannot create database file {path}: {error.strerror or error}"
+        ) from error
+    os.close(fd)  # SQLite takes an empty file for a new database
+
+
 class SqliteStorage:
     """Implements `storage.port.Storage` on one SQLite file (or `:memory:`)."""
 
@@ -85,10 +101,11 @@ class SqliteStorage:
             raise translate(error, path) from error
 
     def _connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
+        if self.path not in ("", ":memory:"):
             parent = Path(self.path).resolve().parent
             if not parent.is_dir():
                 raise StorageUnavailable(f"cannot open database {self.path}: no folder {parent}")
+            _create_private(self.path)
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1e3
         )

@@ -1,4 +1,4 @@
--- jobcollection schema version 3 (SQLite): the accounts of the DDP server (SPEC.md section 9).
+-- jobcollection schema version 3 (SQLite): the accounts of the DDP server.
 -- The *_key columns hold the lower-cased name or address (computed by the adapter, in Python,
 -- so that it folds more than ASCII): the case-insensitive lookups go through their indexes.
 -- IF NOT EXISTS: a database re-labelled as an older version (tests do that) migrates again.
