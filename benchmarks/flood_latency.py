@@ -5,8 +5,9 @@
 Starts `jobcollection serve` on a fresh database, then measures a probe client's `getJob`
 round trips (one at a time) in three phases: quiet; while a second connection sends
 ``--calls`` small calls without reading a single answer; while a third sends half-megabyte
-pings without reading the pongs. Prints p50/p99/max per phase and the server's RSS growth
-(psutil). Goal: p99 under 50 ms during the floods, RSS growth under 50 MB.
+pings without reading the pongs. Prints p50/p99/max per phase, the server's RSS growth and
+the CPU time it spent during the probe (psutil: the flood kept it busy meanwhile). Goal: p99
+under 50 ms during the floods, RSS growth under 50 MB.
 """
 
 from __future__ import annotations
@@ -102,12 +103,16 @@ def measure(
         time.sleep(1.0)  # let the flood fill every buffer on the way
     latencies = []
     sent_at_start = 0 if flooder is None else flooder.sent
+    cpu_before = sum(server.cpu_times()[:2])
+    started = time.perf_counter()
     with closing_ddp(url) as probe:
         for n in range(samples):
             latencies.append(round_trip(probe, n))
             if n % 50 == 0:
                 peak = max(peak, server.memory_info().rss)
             time.sleep(0.002)
+    probe_s = time.perf_counter() - started
+    server_cpu_s = sum(server.cpu_times()[:2]) - cpu_before
     sent = 0
     if flooder is not None:
         sent = flooder.sent
@@ -120,6 +125,8 @@ def measure(
         "max_ms": round(latencies[-1], 2),
         "flood_frames_sent_before_probe": sent_at_start,
         "flood_frames_sent_by_end": sent,
+        "probe_s": round(probe_s, 1),
+        "server_cpu_s": round(server_cpu_s, 1),  # how busy the server was meanwhile
         "rss_mb": round(before / MB, 1),
         "rss_growth_mb": round((peak - before) / MB, 1),
     }
