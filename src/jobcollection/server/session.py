@@ -199,7 +199,7 @@ class Session(InOrder):
         if self.services.claims is not None:
             self.services.claims.forget(self.id)
 
-    async def _close_soon(self) -> None:
+    def _close_soon(self) -> None:
         """Close once what is queued has been sent (after `failed`)."""
         self._closing = True
         self._outbox.close(1000)
@@ -287,7 +287,7 @@ class Session(InOrder):
             self._answer({"msg": "connected", "session": self.id})
         else:
             self._answer({"msg": "failed", "version": outcome.version})
-            await self._close_soon()
+            self._close_soon()
 
     def _queue_work(self, message: dict[str, Any]) -> None:
         self._work.append(message)
