@@ -55,22 +55,40 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class Served:
-    """A `jobcollection serve` subprocess on 127.0.0.1 and a free port, with user `ada`."""
+    """A `jobcollection serve` subprocess on 127.0.0.1 and a free port, with user `ada`;
+    ``options`` are more `serve` options. `restart` serves again on the same port."""
 
-    def __init__(self, tmp: Path, *rules: str) -> None:
+    def __init__(self, tmp: Path, *rules: str, options: tuple[str, ...] = ()) -> None:
         self.db = tmp / "jobs.db"
         self.user_id = cli(self.db, "users", "add", USER, "--password", PASSWORD, "--email", EMAIL)
         self._out = tmp / "serve.out"
         self._err = tmp / "serve.err"
-        command = [sys.executable, "-m", "jobcollection", "serve", "--db", str(self.db)]
-        command += ["--host", "127.0.0.1", "--port", "0", "--collection", ROOT, "--promote", "1000"]
+        self._command = [sys.executable, "-m", "jobcollection", "serve", "--db", str(self.db)]
+        self._command += ["--host", "127.0.0.1", "--collection", ROOT, "--promote", "1000"]
         for rule in rules or (f"admin={USER}",):
-            command += ["--allow", rule]
-        with self._out.open("w") as out, self._err.open("w") as err:
+            self._command += ["--allow", rule]
+        self._command += options
+        self.starts = 0
+        self._start("0")
+
+    def _start(self, port: str) -> None:
+        self.starts += 1
+        with self._out.open("w") as out, self._err.open("a") as err:
             self.process = subprocess.Popen(
-                command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=_clean_env()
+                [*self._command, "--port", port],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=_clean_env(),
             )
         self.ws_url, self.http_url = self._wait_serving()
+
+    def restart(self) -> None:
+        """SIGTERM (a graceful stop), then serve again on the same port."""
+        port = self.http_url.rsplit(":", 1)[1].split("/")[0]
+        self.stop()
+        assert self.process.returncode == 0, self.output()
+        self._start(port)
 
     def _wait_serving(self) -> tuple[str, str]:
         deadline = time.monotonic() + SERVE_START_S
@@ -224,6 +242,10 @@ class NodeProcess:
                 return event
         self.kill()
         pytest.fail(f"no {name!r} event from node {self.script}\n{self.result().describe()}")
+
+    def seen(self, name: str) -> list[dict[str, Any]]:
+        """The ``name`` events printed so far (the process may still run)."""
+        return [event for event in _events(list(self.lines)) if event["event"] == name]
 
     def finish(self, timeout: float = NODE_TIMEOUT_S) -> NodeRun:
         try:

@@ -578,3 +578,19 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     server.stop()  # SIGTERM, as the harness (and systemd, docker, CI runners) stop it
     assert server.process.returncode == 0, server.output()
     assert "jobcollection: stopped" in server.output()
+
+
+def test_thousands_of_saves_pipelined_on_one_connection_are_all_answered(
+    served: Served, jc: JobCollection
+) -> None:
+    """meteor-job saves 5,000 jobs without waiting for any answer: the server reads them as
+    fast as it can run them (backpressure), and refuses none."""
+    count = 5000
+    run = run_node("save_many.js", served, str(count), "pipelined").ok()
+    saved = run.one("saved")
+    assert saved["failed"] == 0, saved["errors"]
+    assert saved["count"] == count
+    ids = {job_id for line in run.all("ids") for job_id in line["ids"]}
+    assert len(ids) == count
+    stored = {job.doc["_id"] for job in jc.find({"type": "pipelined"})}
+    assert stored == ids

@@ -293,3 +293,18 @@ def test_bare_nan_and_infinity_are_a_parse_error(url: str, frame: str) -> None:
         client.send(frame)
         assert client.recv() == {"msg": "error", "reason": "Parse error"}
         assert client.call("queue_getJob", "nope") is None  # still serving
+
+
+def test_a_pre1_session_gets_no_heartbeat_and_stays_open_while_idle(jc: JobCollection) -> None:
+    """DDP pre1 has no ping/pong: the server must neither ping such a client nor drop it for
+    being quiet (Meteor starts its heartbeat only for the later versions)."""
+    jc.allow(admin="anyone")
+    limits = Limits(heartbeat_interval=0.1, heartbeat_timeout=0.1)
+    with serving(Server(jc, limits=limits)) as url, DdpClient(url, handshake=False) as client:
+        client.send({"msg": "connect", "version": "pre1", "support": ["pre1"]})
+        assert client.recv()["msg"] == "connected"
+        with pytest.raises(TimeoutError):
+            client.recv(timeout=1.0)  # ten heartbeat periods: no ping, no close
+        assert client.call("queue_getJob", "nope") is None  # still served
+    with serving(Server(jc, limits=limits)) as url, DdpClient(url) as client:
+        assert client.recv(timeout=5) == {"msg": "ping"}  # version 1 is pinged, as before

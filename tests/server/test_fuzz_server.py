@@ -672,9 +672,18 @@ def _no_constant(name: str) -> object:
 
 
 def strict_ejson(text: str) -> Any:
-    """How the server reads a frame: strict JSON (no bare NaN/Infinity), then EJSON forms."""
+    """How the server reads a frame: strict JSON (no bare NaN/Infinity), then EJSON forms.
+    A call or subscription whose params hold a form that does not decode (a `$binary` that is
+    not base64) is still read, undecoded: it is answered, with a 400."""
     value = json.loads(text, parse_constant=_no_constant)
-    return ejson.from_ejson(value) if '"$' in text else value
+    if '"$' not in text:
+        return value
+    try:
+        return ejson.from_ejson(value)
+    except ejson.FormError:
+        if isinstance(value, dict) and value.get("msg") in ("method", "sub"):
+            return value
+        raise
 
 
 @dataclass(frozen=True)
@@ -1038,11 +1047,29 @@ class HttpCase:
 
 
 def _strict(body: bytes) -> bool:
+    """Whether the server reads ``body`` as params: strict EJSON, and Unicode text only (a
+    lone surrogate escape decodes to a string no storage can hold: a 400)."""
     try:
-        strict_ejson(body.decode())
+        value = strict_ejson(body.decode())
     except (ValueError, RecursionError):
         return False
-    return True
+    return not _holds_lone_surrogate(value)
+
+
+def _holds_lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_holds_lone_surrogate(k) or _holds_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_lone_surrogate(v) for v in value)
+    if isinstance(value, ejson.CustomType):
+        return _holds_lone_surrogate(value.value)
+    return False
 
 
 def _raw_body(draw: st.DrawFn) -> bytes:

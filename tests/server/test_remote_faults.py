@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from ddp_harness import serving
+from serve_harness import ServerProcess, free_port, subprocess_env
 
 from jobcollection import Job, JobCollection, connect
 from jobcollection.server import Server
@@ -37,13 +38,6 @@ FAST_RECONNECT: dict[str, Any] = {"backoff_initial": 0.05, "backoff_max": 0.25}
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -54,68 +48,6 @@ def wait_for(predicate: Callable[[], object], what: str, timeout: float = 20.0) 
 
 def at_least(count: Callable[[], int], wanted: int) -> Callable[[], bool]:
     return lambda: count() >= wanted
-
-
-def _subprocess_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCOLLECTION_")}
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    return env
-
-
-class ServerProcess:
-    """`jobcollection serve` in a subprocess on a fixed port, so that it can be restarted."""
-
-    def __init__(self, db: Path, port: int, logs: Path) -> None:
-        self.db, self.port, self.logs = db, port, logs
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        assert self.process is None
-        self.starts += 1
-        out = self.logs / f"serve-{self.starts}.out"
-        err = self.logs / f"serve-{self.starts}.err"
-        command = [sys.executable, "-m", "jobcollection", "serve", "--db", str(self.db)]
-        command += ["--port", str(self.port), "--allow", "admin=anyone", "--promote", "500"]
-        with out.open("wb") as stdout, err.open("wb") as stderr:
-            self.process = subprocess.Popen(
-                command,
-                stdout=stdout,
-                stderr=stderr,
-                stdin=subprocess.DEVNULL,
-                env=_subprocess_env(),
-            )
-        process = self.process
-        deadline = time.monotonic() + 20
-        while "serving" not in out.read_text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"jobcollection serve did not start: {err.read_text()}")
-            time.sleep(0.02)
-
-    def crash(self) -> None:
-        """Freeze the server for a moment (the worker's calls pile up unanswered), then
-        SIGKILL it: the calls in flight are lost with it."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-        time.sleep(0.3)
-        self.process.send_signal(signal.SIGKILL)
-        self.stop()
-
-    def stop(self) -> None:
-        """SIGTERM (what an operator's restart does), then wait for the process to end."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
 
 
 class Proxy:
@@ -530,7 +462,7 @@ def start_worker_process(
         command += ["--poll-interval", "0", "tasks:work"]
     else:
         command = [sys.executable, "script.py", url, str(work_timeout)]
-    env = _subprocess_env()
+    env = subprocess_env()
     env["PYTHONPATH"] = os.pathsep.join([str(cwd), env["PYTHONPATH"]])
     with (cwd / "worker.out").open("wb") as stdout, (cwd / "worker.err").open("wb") as stderr:
         return subprocess.Popen(

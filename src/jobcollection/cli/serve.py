@@ -6,6 +6,9 @@ A config file says what the flags say, and can give each collection its own rule
     host = "127.0.0.1"
     port = 3000             # else $JOBCOLLECTION_PORT, else 3000
     promote = 1000
+    max_connections = 1000  # open connections at most
+    handshake_timeout = 10  # seconds for a whole request / the DDP handshake
+    drain_timeout = 10      # on SIGTERM: seconds to wait for remote workers' running jobs
     [allow]                 # for every served collection
     admin = ["alice"]
     [deny]
@@ -47,7 +50,16 @@ class ServePlan:
     port: int = DEFAULT_PORT
     promote: int | None = None
     lost_after: int | None = None
+    max_connections: int | None = None
+    handshake_timeout: float | None = None
+    drain_timeout: float | None = None
     collections: dict[str, tuple[Rules, Rules]] = field(default_factory=dict)  # allow, deny
+
+    def limits(self) -> dict[str, Any]:
+        """The `Limits` fields set here (the others keep their defaults)."""
+        chosen: dict[str, Any] = {"max_connections": self.max_connections}
+        chosen["handshake_timeout"] = self.handshake_timeout
+        return {name: value for name, value in chosen.items() if value is not None}
 
 
 def add_parser(sub: Any, *, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
@@ -85,6 +97,25 @@ def add_parser(sub: Any, *, parents: Sequence[argparse.ArgumentParser] = ()) -> 
         type=lost_after_ms,
         help="for remote workers: " + LOST_AFTER_HELP,
     )
+    p.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=_positive,
+        help="open connections at most (default 1000); at the limit, idle ones make room",
+    )
+    p.add_argument(
+        "--handshake-timeout",
+        metavar="S",
+        type=_seconds,
+        help="seconds a client has to send a whole request or the DDP handshake (default 10)",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        metavar="S",
+        type=_seconds,
+        help="on SIGINT/SIGTERM, seconds to wait for the jobs remote workers are running "
+        "before closing their connections (default 10; a second signal stops waiting)",
+    )
     p.add_argument("--config", metavar="FILE", help="TOML file with the same settings and rules")
     logs.add_option(p)
     p.set_defaults(handler=cmd_serve)
@@ -94,6 +125,16 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _port(text: str) -> int:
@@ -145,7 +186,10 @@ def _merge(into: Rules, more: Rules) -> None:
         into.setdefault(name, []).extend(values)
 
 
-_TOP_KEYS = {"db", "host", "port", "promote", "lost_after", "allow", "deny", "collections"}
+_TOP_KEYS = {
+    *("db", "host", "port", "promote", "lost_after", "allow", "deny", "collections"),
+    *("max_connections", "handshake_timeout", "drain_timeout"),
+}
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -177,6 +221,13 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
             lost_after_ms(str(plan.lost_after))
         except argparse.ArgumentTypeError as error:
             raise UsageError(f"config: lost_after {error}") from None
+    plan.max_connections = args.max_connections or _positive_setting(config, "max_connections", int)
+    plan.handshake_timeout = args.handshake_timeout or _positive_setting(
+        config, "handshake_timeout", (int, float)
+    )
+    plan.drain_timeout = args.drain_timeout or _positive_setting(
+        config, "drain_timeout", (int, float)
+    )
     shared_allow = _rules_table(config.get("allow", {}), "allow")
     shared_deny = _rules_table(config.get("deny", {}), "deny")
     for name, who in args.allow:
@@ -210,10 +261,18 @@ def _env_port() -> int:
         raise UsageError(f"${PORT_VAR}: {error}") from None
 
 
-def _typed(config: Mapping[str, Any], key: str, kind: type) -> Any:
+def _typed(config: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     value = config.get(key)
     if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-        raise UsageError(f"config: {key} must be a {kind.__name__}, got {value!r}")
+        name = kind.__name__ if isinstance(kind, type) else "number"
+        raise UsageError(f"config: {key} must be a {name}, got {value!r}")
+    return value
+
+
+def _positive_setting(config: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = _typed(config, key, kind)
+    if value is not None and not value > 0:
+        raise UsageError(f"config: {key} must be positive, got {value!r}")
     return value
 
 
@@ -251,6 +310,7 @@ def _cannot_listen(host: str, port: int, where: str, error: OSError) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..api.collection import JobCollection
     from ..server.app import Server
+    from ..server.limits import Limits
 
     plan = plan_from(args)
     check_listen(plan.host, plan.port)
@@ -266,16 +326,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if plan.promote:
             jc.promote(plan.promote)
         collections.append(jc)
-    server = Server(*collections, lost_after=plan.lost_after)
+    server = Server(*collections, limits=Limits(**plan.limits()), lost_after=plan.lost_after)
     names = ", ".join(plan.collections)
 
     def ready(url: str) -> None:
         ws = url.replace("http://", "ws://", 1)
         print(f"jobcollection: serving {names} at {ws}/websocket and {url}/api", flush=True)
 
+    drain: dict[str, Any] = {}
+    if plan.drain_timeout is not None:
+        drain["drain_timeout"] = plan.drain_timeout
     logs.setup(args.log_level)
     try:
-        server.run(plan.host, plan.port, ready=ready, log_level=args.log_level)
+        server.run(plan.host, plan.port, ready=ready, log_level=args.log_level, **drain)
     finally:
         for jc in collections:
             jc.close()

@@ -20,10 +20,15 @@ active subscription and, once they are all ready, replaces the cache with what t
 emitting the difference (documents removed while away are removed, and so on). Only then is the
 client ``connected`` again and calls that waited for the connection are sent.
 
-Calls are never resent: a call whose result had not arrived when its connection was lost fails
-with `ConnectionClosed` saying that its outcome is unknown (it may or may not have been applied).
-A call that provably never left (the websocket was already closing) waits for the next
-connection like any call made while disconnected.
+Calls are resent only when they provably were not applied. A server restarting gracefully
+(ours, on SIGTERM) answers every call it has read, answers calls arriving after that with
+error 503 "... the call was not applied", and then closes the websocket with code 1012
+(service restart): such calls, and the calls still unanswered at that close frame, are sent
+again after the reconnect (once logged in again and resubscribed), transparently to the
+caller. A call whose result had not arrived when its connection was lost any other way (no
+close frame, or any other code) fails with `ConnectionClosed` saying that its outcome is
+unknown (it may or may not have been applied). A call that provably never left (the websocket
+was already closing) waits for the next connection like any call made while disconnected.
 """
 
 from __future__ import annotations
@@ -77,6 +82,22 @@ class _NotSent(Exception):
     """The call never reached the wire; it may safely be sent on the next connection."""
 
 
+class _NotApplied(Exception):
+    """The server says the call was not applied (it is restarting), or closed for a restart
+    (code 1012) before answering it: it may safely be sent on the next connection."""
+
+
+CLOSE_SERVICE_RESTART: Final = 1012
+
+
+def _not_applied(error: object) -> bool:
+    """Whether a call's error says that the server did not run it (a graceful restart)."""
+    if not isinstance(error, dict) or error.get("error") != 503:
+        return False
+    reason = error.get("reason")
+    return isinstance(reason, str) and "not applied" in reason
+
+
 # -- small value types -----------------------------------------------------------------------
 
 
@@ -126,6 +147,7 @@ class _Connection:
         self.session = session
         self.calls: dict[str, _Pending] = {}
         self.closed = False
+        self.restarting = False  # the server closed it for a restart (code 1012)
         self.last_heard = time.monotonic()
         self.reader: asyncio.Task[None] | None = None
         self.heartbeat: asyncio.Task[None] | None = None
@@ -363,8 +385,8 @@ class DdpClient:
     ) -> None:
         """``heartbeat_interval``: seconds of silence before we ping (None: never);
         ``heartbeat_timeout``: seconds to wait for any answer before dropping the connection;
-        ``max_in_flight``: calls outstanding at once (more wait; the server refuses calls
-        beyond its own limit, 100 by default)."""
+        ``max_in_flight``: calls outstanding at once (more wait here; the server itself takes
+        any number, reading them as fast as it answers them)."""
         self.url = websocket_url(url)
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
@@ -514,7 +536,7 @@ class DdpClient:
             log.warning("DDP client: resuming the login failed (%s); now logged out", error)
             self.resume_error = error
             self.user_id = self.token = None
-        except _NotSent:
+        except (_NotSent, _NotApplied):
             raise ConnectionClosed("connection lost while logging in again") from None
         else:
             self._logged_in(result)
@@ -542,7 +564,11 @@ class DdpClient:
         for call_id, pending in calls.items():
             if pending.has_result:  # only `updated` was missing: the outcome is known
                 pending.finish()
-            elif not pending.future.done():
+            elif pending.future.done():
+                continue
+            elif conn.restarting and not self._closed:
+                pending.future.set_exception(_NotApplied())  # unanswered at a clean 1012
+            else:
                 cause = "the client was closed" if self._closed else "the connection was lost"
                 pending.future.set_exception(
                     ConnectionClosed(
@@ -695,6 +721,10 @@ class DdpClient:
             log.exception("DDP client: the reader failed")
             conn.ws.transport.abort()
         finally:
+            closing = conn.ws.protocol.close_rcvd
+            if closing is not None and closing.code == CLOSE_SERVICE_RESTART:
+                conn.restarting = True
+                log.info("DDP client: %s is restarting; unanswered calls will be resent", self.url)
             self._connection_lost(conn)
 
     def _dispatch(self, conn: _Connection, kind: object, message: dict[str, Any]) -> None:
@@ -725,6 +755,11 @@ class DdpClient:
     def _on_result(self, conn: _Connection, message: dict[str, Any]) -> None:
         call_id = message.get("id")
         if not isinstance(call_id, str) or (pending := conn.calls.get(call_id)) is None:
+            return
+        if "error" in message and _not_applied(message["error"]):
+            del conn.calls[call_id]
+            if not pending.future.done():
+                pending.future.set_exception(_NotApplied())
             return
         pending.has_result = True
         if "error" in message:
@@ -885,32 +920,41 @@ class DdpClient:
         A Meteor error raises `RemoteError`. Completes on `result`; with ``wait_updated``
         also waits for `updated` (the call's data messages have reached the cache). While
         disconnected the call waits for the reconnect, at most ``timeout`` seconds (then
-        `ConnectionClosed`: it was not sent). A call already sent when its connection is lost
-        fails with `ConnectionClosed` (outcome unknown); it is never resent.
+        `ConnectionClosed`: it was not sent). A call the server did not apply because it was
+        restarting is sent again after the reconnect; a call already sent when its connection
+        is lost otherwise fails with `ConnectionClosed` (outcome unknown), never resent.
         """
         async with self._limiter:
             deadline: float | None = None
+            stale: _Connection | None = None  # a connection closing for a restart
             while True:
                 conn = self._conn
-                if self._connected and conn is not None:
+                if self._connected and conn is not None and conn is not stale:
                     try:
                         return await self._invoke(conn, method, list(params), wait_updated)
                     except _NotSent:
-                        pass
+                        pass  # sent once connected
+                    except _NotApplied:
+                        stale = conn  # sent again on the next connection
                 if deadline is None and timeout is not None:
                     deadline = asyncio.get_running_loop().time() + timeout
-                await self._wait_for_connection(method, deadline)
+                await self._wait_for_connection(method, deadline, stale)
 
     def _can_call(self) -> bool:
         return self._connected and self._conn is not None and self._conn.can_send()
 
-    async def _wait_for_connection(self, method: str, deadline: float | None) -> None:
-        """Wait until calls can be sent (``deadline`` in loop time), else ConnectionClosed."""
+    async def _wait_for_connection(
+        self, method: str, deadline: float | None, stale: _Connection | None = None
+    ) -> None:
+        """Wait until calls can be sent on a connection other than ``stale`` (``deadline`` in
+        loop time), else ConnectionClosed."""
         if not self._started and not self._closed:
             raise ConnectionClosed(f"not connected (call connect() first); {method!r} not sent")
         try:
             async with asyncio.timeout_at(deadline):
-                await self._wait_until(lambda: self._can_call() or self._closed)
+                await self._wait_until(
+                    lambda: (self._can_call() and self._conn is not stale) or self._closed
+                )
         except TimeoutError as error:
             raise ConnectionClosed(
                 f"not connected within the timeout; {method!r} was not sent"

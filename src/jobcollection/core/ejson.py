@@ -8,6 +8,7 @@ survives storage and the wire byte for byte. Plain JSON values pass through unto
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
 import threading
@@ -21,6 +22,11 @@ _FORM_KEYS = frozenset(
 )
 # One encoder for all calls: json.dumps with arguments builds a new encoder every time.
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+class FormError(ValueError):
+    """Valid JSON holding an EJSON form whose value is unusable (a `$binary` that is not
+    base64): the message names the form."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +82,10 @@ def _decode_special(obj: dict[str, Any]) -> tuple[bool, Any]:
     if keys == {"$date"} and _is_ms(obj["$date"]):
         return True, Date(int(obj["$date"]))
     if keys == {"$binary"} and isinstance(obj["$binary"], str):
-        return True, base64.b64decode(obj["$binary"])
+        try:
+            return True, base64.b64decode(obj["$binary"])
+        except binascii.Error as error:
+            raise FormError(f"$binary is not base64 ({error})") from None
     if keys == {"$InfNaN"} and type(obj["$InfNaN"]) is int and obj["$InfNaN"] in (1, -1, 0):
         return True, {1: math.inf, -1: -math.inf, 0: math.nan}[obj["$InfNaN"]]
     if keys == {"$type", "$value"} and isinstance(obj["$type"], str):
@@ -87,7 +96,8 @@ def _decode_special(obj: dict[str, Any]) -> tuple[bool, Any]:
 
 
 def from_ejson(value: Any) -> Any:
-    """Turn a JSON-decoded EJSON value into Python values (dates, bytes, ...)."""
+    """Turn a JSON-decoded EJSON value into Python values (dates, bytes, ...); raises
+    `FormError` for a form whose value cannot be decoded."""
     if isinstance(value, dict):
         if _looks_special(value):
             matched, decoded = _decode_special(value)

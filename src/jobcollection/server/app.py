@@ -8,15 +8,12 @@ ASGI application, so it mounts into Starlette/FastAPI; `run()` serves it with uv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
+import resource
 import secrets
-import signal
-import threading
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import timedelta
-from types import FrameType
 from typing import Any
 
 from ..api._portal import new_event_loop
@@ -25,9 +22,14 @@ from ..core.permissions import Caller
 from ..core.workers import check_lost_after
 from .connection_workers import ConnectionWorkers
 from .dispatch import Dispatcher
+from .drain import DEFAULT_DRAIN_TIMEOUT_S, Claims, graceful_stop
+from .guard import ConnectionGuard
+from .limits import Limits
 from .login_throttle import LoginThrottle
 from .logins import Logins
-from .session import Limits, Session, SessionServices
+from .session import Session
+from .session_ports import SessionServices
+from .transport import AsgiWebSocket, connection_control
 
 log = logging.getLogger(__name__)
 
@@ -36,44 +38,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 SelectorFunction = Callable[..., object]
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class _AsgiWebSocket:
-    """The session's transport over an ASGI websocket."""
-
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self._receive, self._send = receive, send
-        self.closed = False
-
-    async def receive_text(self) -> str | None:
-        while not self.closed:
-            event = await self._receive()
-            kind = event["type"]
-            if kind == "websocket.receive":
-                text = event.get("text")
-                if text is None:
-                    data = event.get("bytes") or b""
-                    text = data.decode("utf-8", errors="replace")
-                return str(text)
-            if kind == "websocket.disconnect":
-                self.closed = True
-        return None
-
-    async def send_text(self, text: str) -> None:
-        if not self.closed:
-            try:
-                await self._send({"type": "websocket.send", "text": text})
-            except Exception:  # the peer went away mid-send (uvicorn raises on a dead socket)
-                self.closed = True
-
-    async def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                await self._send({"type": "websocket.close", "code": 1000})
-            except Exception:
-                log.debug("websocket already closed", exc_info=True)
+_RESERVED_FDS = 64
 
 
 class Server:
@@ -104,10 +69,13 @@ class Server:
         self.dispatcher = Dispatcher(managers, ConnectionWorkers(lapse))
         self.accounts = _open_accounts(collections[0]) if accounts else None
         self.logins = None if self.accounts is None else Logins(self.accounts, login_throttle)
+        self.sessions: dict[str, Session] = {}  # the open DDP connections, by session id
+        self.claims = Claims()  # jobs handed out through them, still running
         self._published: list[tuple[str, SelectorFunction, str]] = []
         self._registry: Any = None
         self._http: Any = None
         self._uvicorn: Any = None
+        self.guard: ConnectionGuard | None = None  # while serving on uvicorn
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -173,16 +141,26 @@ class Server:
             return
         await send({"type": "websocket.accept"})
         client = scope.get("client") or ("", 0)
-        services = SessionServices(self.dispatcher, self.logins, self._views(), self.limits)
-        transport = _AsgiWebSocket(receive, send)
-        await Session(services, transport, f"{client[0]}:{client[1]}").run()
+        services = SessionServices(
+            self.dispatcher, self.logins, self._views(), self.limits, self.claims
+        )
+        transport = AsgiWebSocket(receive, send, connection_control(scope))
+        session = Session(services, transport, f"{client[0]}:{client[1]}")
+        self.sessions[session.id] = session
+        try:
+            await session.run()
+        finally:
+            del self.sessions[session.id]
         await transport.close()
 
     # -- running ----------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Ask a running `serve()` to finish (thread-safe; what SIGINT/SIGTERM do)."""
+        """Ask a running `serve()` to finish gracefully (thread-safe; what SIGINT/SIGTERM
+        do); a second call skips the wait for remote workers' running jobs."""
         if self._uvicorn is not None:
+            if self._uvicorn.should_exit:
+                self._uvicorn.force_exit = True
             self._uvicorn.should_exit = True
 
     def start_job_servers(self) -> None:
@@ -196,11 +174,16 @@ class Server:
         *,
         ready: Callable[[str], None] | None = None,
         log_level: str = "warning",
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT_S,
     ) -> None:
         """Start every collection's job server and serve until SIGINT/SIGTERM (on uvloop
         when it is installed: its transports cut the per-message overhead)."""
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            runner.run(self.serve(host, port, ready=ready, log_level=log_level))
+            runner.run(
+                self.serve(
+                    host, port, ready=ready, log_level=log_level, drain_timeout=drain_timeout
+                )
+            )
 
     async def serve(
         self,
@@ -209,17 +192,38 @@ class Server:
         *,
         ready: Callable[[str], None] | None = None,
         log_level: str = "warning",
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT_S,
     ) -> None:
         """Serve until SIGINT/SIGTERM; ``ready(url)`` is called once listening (port 0 picks a
-        free port, and the URL tells which)."""
-        import uvicorn
+        free port, and the URL tells which).
+
+        The first signal stops gracefully (see `drain.py`): no new connections, no new work
+        handed out, up to ``drain_timeout`` seconds for the jobs remote workers are running
+        to be reported, then every DDP connection answers what it read and closes with code
+        1012 (our client then resends the calls that were not applied). A second signal
+        skips the wait.
+        """
+        from .uvicorn_server import QuietStopServer, guarded_config, uvicorn_options
 
         self.start_job_servers()
         if self.accounts is not None:
             self.accounts.expire_tokens()  # expired tokens are refused anyway; this tidies
-        server = self._uvicorn = _new_uvicorn_server(
-            uvicorn.Config(self, **uvicorn_options(host, port, self.limits, log_level))
-        )
+        self.guard = ConnectionGuard(connection_cap(self.limits), self.limits.handshake_timeout)
+        options = uvicorn_options(host, port, self.limits, log_level)
+        server = self._uvicorn = QuietStopServer(guarded_config(self, options, self.guard))
+
+        async def stop_gracefully(uv: QuietStopServer) -> None:
+            await graceful_stop(
+                listeners=uv.servers,
+                dispatcher=self.dispatcher,
+                doorbells=self._registry,
+                claims=self.claims,
+                sessions=lambda: list(self.sessions.values()),
+                drain_timeout=drain_timeout,
+                forced=lambda: bool(uv.force_exit),
+            )
+
+        server.before_shutdown = stop_gracefully
         serving = asyncio.create_task(server.serve())
         while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no event)
             await asyncio.sleep(0.005)
@@ -229,56 +233,24 @@ class Server:
         await serving
 
 
-def _uvicorn_server_class() -> type:
-    import uvicorn
-
-    class QuietStopServer(uvicorn.Server):
-        """uvicorn's server, except that SIGINT/SIGTERM end `serve()` normally.
-
-        uvicorn re-raises the captured signal once it has shut down, which kills the process
-        before the caller's cleanup (closing the collections) can run.
-        """
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            previous = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-        def _on_signal(self, sig: int, frame: FrameType | None) -> None:
-            if self.should_exit:  # a second signal: stop waiting for connections
-                self.force_exit = True
-            self.should_exit = True
-
-    return QuietStopServer
-
-
-def _new_uvicorn_server(config: Any) -> Any:
-    return _uvicorn_server_class()(config)
-
-
-def uvicorn_options(host: str, port: int, limits: Limits, log_level: str) -> dict[str, Any]:
-    """uvicorn settings for a DDP server: the websocket frame limit sits above ours, so an
-    oversized message gets a DDP error reply rather than a dropped connection."""
-    return {
-        "host": host,
-        "port": port,
-        "log_level": log_level,
-        "ws": "websockets-sansio",
-        "ws_max_size": max(limits.max_message_size * 4, 1 << 20),
-        "ws_ping_interval": None,  # DDP has its own heartbeat
-        # DDP messages are small JSON: compressing each costs both ends more time than the
-        # bytes it saves (jobSave round trip 1.44 -> 1.31 ms with a deflate-offering client).
-        "ws_per_message_deflate": False,
-        "lifespan": "off",
-        "access_log": False,
-    }
+def connection_cap(limits: Limits) -> int:
+    """`max_connections`, within what the process's file descriptor limit leaves (each
+    connection is one descriptor; the database, the listening socket and the event loop need
+    some too)."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return limits.max_connections
+    room = soft - _RESERVED_FDS
+    if soft == resource.RLIM_INFINITY or limits.max_connections <= room:
+        return limits.max_connections
+    log.warning(
+        "max_connections %d lowered to %d: the process may open %d files (ulimit -n)",
+        limits.max_connections,
+        max(room, 1),
+        soft,
+    )
+    return max(room, 1)
 
 
 def _open_accounts(jc: JobCollection) -> Any:

@@ -3,6 +3,10 @@
 One dispatcher serves every transport (DDP sessions and the HTTP API), so both check the
 same rules and report errors the same way. Job methods run inline on the caller's thread (an
 operation takes microseconds; a thread hop would cost as much as the work).
+
+While the server drains before a restart (`draining`), it hands out no work: `getWork`
+answers ``[]`` (after its permission check) and `jobDoneAndGetWork` completes its runs but
+claims nothing; every other call is served as usual.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class Dispatcher:
         self.managers: dict[str, JobManager] = {}
         self.routes: dict[str, Route] = {}
         self.workers = workers or ConnectionWorkers()  # the connections that work on jobs
+        self.draining = False
         for manager in managers:
             if manager.root in self.managers:
                 raise ValueError(f"collection {manager.root!r} is served twice")
@@ -78,6 +83,8 @@ class Dispatcher:
                 outcomes[index] = (False, self.unknown(name))
             elif not route.manager.permissions.permits(caller, route.method, params):
                 outcomes[index] = (False, not_authorized(caller, route.manager.root, route.method))
+            elif self.draining and route.method == "getWork":
+                outcomes[index] = (True, [])
             else:
                 allowed.append((index, route.method, params))
                 managers.add(route.manager)
@@ -125,6 +132,8 @@ class Dispatcher:
                 return self.workers.call(method, manager, params, caller, connection)
             except Exception as error:
                 raise as_meteor_error(error) from error
+        if self.draining and method == "jobDoneAndGetWork" and len(params) > 1:
+            params = [params[0], None, *params[2:]]  # complete the runs, claim nothing
         worker = None
         try:
             if method in BATCH_METHODS:
@@ -132,6 +141,8 @@ class Dispatcher:
                 return call_batch(method, manager, params, caller, worker)
             if not manager.permissions.permits(caller, method, params):
                 raise not_authorized(caller, manager.root, method)
+            if self.draining and method == "getWork":
+                return []
             worker = self.workers.ref_for(connection, manager, method, params, caller)
             result = manager.call(
                 method, params, user_id=caller.user_id, connection=connection, worker=worker

@@ -57,6 +57,7 @@ class ReadyBell:
     manager: JobManager
     subs: dict[BellSub, None] = field(default_factory=dict)
     ready: dict[str, bool] = field(default_factory=dict)  # last state told, per watched type
+    quiet: bool = False  # the server is stopping: announce no ready type (see `hush`)
 
     @property
     def name(self) -> str:
@@ -83,7 +84,7 @@ class ReadyBell:
             [
                 m
                 for t in sorted(sub.types)
-                if self.ready[t]
+                if self.ready[t] and not self.quiet
                 for m in sub.box.added(sub.sub_id, self.name, t, {})
             ]
         )
@@ -118,6 +119,8 @@ class ReadyBell:
             flipped.update(
                 (t, now) for t, now in self._has_ready(unsure).items() if self.ready.get(t) != now
             )
+        if self.quiet:  # no new work is handed out: do not wake anyone for it
+            flipped = {t: now for t, now in flipped.items() if not now}
         if not flipped:
             return
         self.ready.update(flipped)

@@ -32,6 +32,7 @@ from ..core.permissions import ANONYMOUS, Caller
 from .dispatch import Dispatcher
 from .meteor_error import MeteorError, Refused, as_meteor_error
 from .openapi import build_openapi
+from .protocol import has_surrogate_escape, lone_surrogate
 
 log = logging.getLogger(__name__)
 
@@ -288,11 +289,18 @@ class HttpApi:
         except UnicodeDecodeError as error:
             raise _refuse(400, "Request body is not UTF-8", str(error)) from error
         try:
-            return ejson.loads(text, strict=True)  # no bare NaN/Infinity: not JSON
+            value = ejson.loads(text, strict=True)  # no bare NaN/Infinity: not JSON
         except RecursionError as error:
             raise _refuse(400, "Request body is not valid JSON", "nested too deeply") from error
+        except ejson.FormError as error:
+            raise _refuse(400, f"Invalid EJSON in the request body: {error}") from None
         except (ValueError, OverflowError) as error:
             raise _refuse(400, "Request body is not valid JSON", str(error)) from error
+        if has_surrogate_escape(text):
+            where = lone_surrogate(value, "body")
+            if where is not None:
+                raise _refuse(400, f"Invalid string in the request body: {where}")
+        return value
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []

@@ -6,13 +6,18 @@ Everything here is pure: the session feeds it text and dicts and sends what it r
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
 from ..core import ejson
+from .meteor_error import MeteorError
 
 SERVER_VERSIONS: Final = ("1", "pre2", "pre1")
 SERVER_ID_MESSAGE: Final = '{"server_id":"0"}'
+CLOSE_SERVICE_RESTART: Final = 1012  # websocket close code: the server restarts
+# The reason of error 503 for a call read after the server began to stop: it was not run.
+NOT_APPLIED_REASON: Final = "Server is restarting; the call was not applied"
 
 
 class BadMessage(Exception):
@@ -30,17 +35,112 @@ class BadMessage(Exception):
         return message
 
 
+class BadParams(Exception):
+    """A method call or subscription whose params hold a value no method can use (a `$binary`
+    that is not base64, a lone surrogate): answered as that call's result (a subscription's
+    `nosub`) with a 400 naming the problem, so the caller is not left waiting."""
+
+    def __init__(self, kind: str, id_: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind  # "method" or "sub"
+        self.id = id_
+        self.error = MeteorError(400, reason)
+
+    def replies(self) -> list[dict[str, Any]]:
+        if self.kind == "sub":
+            return [{"msg": "nosub", "id": self.id, "error": self.error.to_wire()}]
+        return [error_result(self.id, self.error.to_wire()), updated(self.id)]
+
+
 def parse(text: str) -> dict[str, Any]:
-    """Decode one frame; a frame that is not a JSON object with a string `msg` is refused."""
+    """Decode one frame; a frame that is not a JSON object with a string `msg` is refused.
+
+    Raises `BadMessage`, or `BadParams` for a well-formed call or subscription whose params
+    cannot be used.
+    """
     try:
         message = ejson.loads(text, strict=True)  # as Meteor's JSON.parse: no bare NaN
+    except ejson.FormError as error:
+        raw = _json_only(text)
+        if not isinstance(raw, dict) or raw.get("msg") not in ("method", "sub"):
+            raise BadMessage("Parse error") from None
+        message = raw  # a malformed call is answered as such; a well-formed one below
+        problem: str | None = f"Invalid EJSON in params: {error}"
     except (ValueError, RecursionError) as error:
         raise BadMessage("Parse error") from error
-    if not isinstance(message, dict):
-        raise BadMessage("Bad request", message)
-    if not isinstance(message.get("msg"), str):
-        raise BadMessage("Bad request", message)
+    else:
+        if not isinstance(message, dict):
+            raise BadMessage("Bad request", message)
+        if not isinstance(message.get("msg"), str):
+            raise BadMessage("Bad request", message)
+        problem = None
+        if message["msg"] in ("method", "sub") and _SURROGATE_ESCAPE.search(text):
+            where = lone_surrogate(message.get("params"), "params")
+            problem = None if where is None else f"Invalid string in params: {where}"
+    if problem is not None and _well_formed(message):
+        raise BadParams(message["msg"], message["id"], problem)
     return message
+
+
+def _json_only(text: str) -> object:
+    """The frame as plain JSON (its EJSON forms left undecoded), or None."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _well_formed(message: dict[str, Any]) -> bool:
+    """A method call or subscription whose fields have the right types (its params aside)."""
+    try:
+        if message["msg"] == "method":
+            method_call(message)
+        else:
+            sub_request(message)
+    except BadMessage:
+        return False
+    return True
+
+
+# A JSON escape of a UTF-16 surrogate: the only way a lone surrogate gets into a decoded string
+# (UTF-8 text cannot hold one). Only a frame with such an escape is walked for lone ones.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def has_surrogate_escape(text: str) -> bool:
+    return _SURROGATE_ESCAPE.search(text) is not None
+
+
+def lone_surrogate(value: object, path: str) -> str | None:
+    """Where in ``value`` a string holds a lone surrogate (no storage or UTF-8 text can keep
+    one), e.g. ``"params[0].type holds a lone surrogate"``; None when there is none."""
+    if isinstance(value, str):
+        if _is_text(value):
+            return None
+        return f"{path} holds a lone surrogate (not Unicode text)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and not _is_text(key):
+                return f"a key in {path} holds a lone surrogate (not Unicode text)"
+            found = lone_surrogate(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = lone_surrogate(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    elif isinstance(value, ejson.CustomType):
+        return lone_surrogate(value.value, f"{path}.$value")
+    return None
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -78,6 +178,11 @@ def negotiate(message: dict[str, Any]) -> Negotiated:
         return Negotiated(False, SERVER_VERSIONS[0])
     chosen = next((v for v in support if v in SERVER_VERSIONS), SERVER_VERSIONS[0])
     return Negotiated(chosen == version, chosen)
+
+
+def has_heartbeat(version: str | None) -> bool:
+    """Whether a session of this DDP version is pinged: `pre1` has no ping/pong messages."""
+    return version != "pre1"
 
 
 @dataclass(frozen=True, slots=True)

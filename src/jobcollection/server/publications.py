@@ -283,6 +283,11 @@ class PublicationRegistry:
         """A new connection's merged view; its data messages go to ``send``."""
         return ConnectionView(self, send)
 
+    def hush(self) -> None:
+        """Ring no doorbell any more: the server is stopping and hands out no work."""
+        for bell in self.bells.values():
+            bell.quiet = True
+
     def close(self) -> None:
         """Stop listening to the storages (the connections' views stop receiving changes)."""
         self._closed = True

@@ -1,15 +1,30 @@
 """One DDP connection: handshake, heartbeats, methods and subscriptions, in order.
 
-The transport is abstract (the ASGI websocket handler in `app.py` provides it). Three tasks
-per connection:
+The transport is abstract (`transport.py` provides it over an ASGI websocket). Four tasks per
+connection:
 
 - the *reader* answers what needs no ordering at once (pings, the handshake, malformed
   frames) and queues methods and subscriptions;
-- the *processor* runs the queued messages one at a time, in order (as DDP requires): each method's
-  `result`, then the data messages it caused, then its `updated`;
-- the *writer* sends every outgoing message in the order it was produced.
+- the *processor* runs the queued messages one at a time, in order (as DDP requires): each
+  method's
+  `result`, then the data messages it caused, then its `updated` (`session_requests.py`);
+- the *writer* sends every outgoing message in the order it was produced;
+- a *heartbeat* watchdog pings a quiet client and closes a connection that stays silent,
+  once the handshake has chosen a DDP version that has heartbeats (every version but `pre1`,
+  as Meteor). Before that, it closes a connection whose `connect` does not come within the
+  handshake timeout.
 
-A heartbeat watchdog pings a quiet client and closes a connection that stays silent.
+Backpressure, not refusals: a client may pipeline any number of calls. The reader stops
+reading while `max_pending_calls` calls wait, or while the outgoing queue holds
+`outgoing_soft_limit` bytes (a client that does not read its answers), and resumes as they go
+down; the processor starts the next request only below that soft limit. A client that stops
+reading thus stalls its own connection and holds a bounded amount of memory; while we are not
+reading, the heartbeat does not count the client as silent. Data pushed by subscriptions is
+not an answer and is not held back: a subscriber more than `outgoing_hard_limit` bytes behind
+is disconnected (it reconnects and resubscribes). When the connection ends, everything it
+held is dropped at once (the session keeps no reference cycle alive).
+
+`stop` closes the connection for a server restart without losing an outcome (`drain.py`).
 """
 
 from __future__ import annotations
@@ -19,124 +34,105 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ..core.ids import random_id
 from ..core.permissions import ANONYMOUS, Caller
 from . import protocol
-from .dispatch import Dispatcher
-from .login_throttle import host_of
-from .meteor_error import MeteorError, as_meteor_error
-from .protocol import BadMessage
+from .limits import Limits as Limits  # re-exported: `Limits` was defined here
+from .meteor_error import MeteorError
+from .outbox import Close, Outbox
+from .protocol import BadMessage, BadParams
+from .session_ports import ClosedView, ConnectionView, SessionServices, Transport
+from .session_requests import InOrder
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Per-connection limits; exceeding one gets a DDP error reply, never a crash."""
-
-    max_message_size: int = 1 << 20
-    max_subscriptions: int = 100
-    max_pending_calls: int = 100
-    heartbeat_interval: float = 15.0  # seconds of silence before we ping
-    heartbeat_timeout: float = 15.0  # seconds after our ping before we close
+_NOT_APPLIED = MeteorError(
+    503,
+    protocol.NOT_APPLIED_REASON,
+    "The server stopped taking calls before this one arrived; send it again once reconnected.",
+)
 
 
-class Transport(Protocol):
-    async def receive_text(self) -> str | None:
-        """The next text frame, or None once the peer has gone."""
-
-    async def send_text(self, text: str) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-class ConnectionView(Protocol):
-    """What the session needs from the publications (see `publications.py`)."""
-
-    async def subscribe(self, sub_id: str, name: str, params: list[Any], caller: Caller) -> None:
-        """Send the subscription's initial documents; raises MeteorError if refused."""
-
-    def unsubscribe(self, sub_id: str) -> None: ...
-
-    async def rerun(self, caller: Caller) -> dict[str, Exception]:
-        """Re-run every subscription for a new user; returns those that now fail (ended)."""
-
-    async def flush(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class LoginService(Protocol):
-    """What the session needs from the accounts (see `accounts.py`)."""
-
-    async def login(self, options: object, *, address: str) -> Any:
-        """A login from host `address`; returns an object with user_id, username, token,
-        to_wire()."""
-
-    def logout(self, token: str | None) -> None: ...
-
-
-ViewFactory = Callable[[Callable[[dict[str, Any]], None]], ConnectionView]
-
-
-@dataclass(frozen=True, slots=True)
-class SessionServices:
-    """What a session serves: job methods, accounts (optional) and publications."""
-
-    dispatcher: Dispatcher
-    accounts: LoginService | None
-    views: ViewFactory
-    limits: Limits
-
-
-_TOO_MANY_CALLS = MeteorError(429, "Too many pending method calls")
-_MAX_BATCH = 64
-_TOO_MANY_SUBS = MeteorError(429, "Too many subscriptions")
-
-
-# Methods whose result hands the caller work to start (`<root>_getWork`, our batch form).
-_WORK_METHODS = ("_getWork", "_jobDoneAndGetWork")
-
-
-class Session:
+class Session(InOrder):
     """The server side of one DDP connection; also the `connection` handle events carry."""
 
     def __init__(self, services: SessionServices, transport: Transport, client: str = "") -> None:
         self.services = services
-        self.limits = services.limits
+        self.limits = limits = services.limits
         self.transport = transport
         self.client_address = client
         self.id = random_id()
         self.caller: Caller = ANONYMOUS
         self.token: str | None = None
         self.connected = False
-        self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
+        self.version: str | None = None  # the DDP version the handshake chose
+        self._room = asyncio.Event()  # wakes a paused reader (calls done, bytes written)
+        self._outbox = Outbox(
+            limits.outgoing_soft_limit, limits.outgoing_hard_limit, on_room=self._room.set
+        )
         self._writer_busy = False
+        self._answering = 0  # > 0 while the processor answers a request (see `send`)
         self._work: deque[dict[str, Any]] = deque()
         self._work_ready = asyncio.Event()
         self._pending_calls = 0
         self._subs: set[str] = set()
-        self._view = services.views(self.send)
+        self._view: ConnectionView = services.views(self.send)
         self._last_heard = time.monotonic()
+        self._paused = False  # the reader waits for room (backpressure)
         self._closing = False
+        self._stopping = False  # a graceful stop: calls read from now on are not applied
+        self._ended = asyncio.Event()
+        self._handshaken = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- outgoing ---------------------------------------------------------------------------
 
     def send(self, message: dict[str, Any]) -> None:
-        """Queue a message for the client (any code on the loop may call this)."""
-        self._outgoing.put_nowait(protocol.encode(message))
+        """Queue a message for the client (any code on the loop may call this).
+
+        Messages queued while a request is answered count as its answer; the others (data
+        pushed by subscriptions) may not pile up past the hard limit while the client is not
+        reading (the writer is stuck on a full socket: seen from here, it is "busy"). A burst
+        for a client that reads is not held against it.
+        """
+        self._outbox.put(protocol.encode(message), answer=self._answering > 0)
+        if self._outbox.over_hard and self._writer_busy and not self._closing:
+            self._fell_behind()
+
+    def _answer(self, message: dict[str, Any]) -> None:
+        """Queue a reply the reader makes at once (pong, error): an answer, like results."""
+        self._outbox.put(protocol.encode(message), answer=True)
+
+    def _fell_behind(self) -> None:
+        log.warning(
+            "closing DDP connection %s (%s): it fell %d bytes behind on published data "
+            "(the limit is %d)",
+            self.id,
+            self.client_address or "?",
+            self._outbox.size,
+            self._outbox.hard,
+        )
+        self._closing = True
+        self._outbox.clear()
+        self.transport.abort()
+        self._ended.set()
 
     async def _writer(self) -> None:
-        while (text := await self._outgoing.get()) is not None:
+        while True:
+            item = await self._outbox.next()
+            if isinstance(item, Close):
+                await self.transport.close(item.code)
+                self._ended.set()
+                return
             self._writer_busy = True
             try:
-                await self.transport.send_text(text)
+                await self.transport.send_text(item)
             finally:
                 self._writer_busy = False
+                self._outbox.sent(item)
 
     async def _reply(self, message: dict[str, Any], now: bool = True) -> None:
         """Send a method's result now when nothing is queued before it (it then overtakes
@@ -148,47 +144,93 @@ class Session:
             log.exception("DDP method %s: its result cannot be sent", message.get("id"))
             failure = MeteorError(500, "Internal server error").to_wire()
             text = protocol.encode(protocol.error_result(message["id"], failure))
-        if now and self._outgoing.empty() and not self._writer_busy:
+        if now and self._outbox.empty() and not self._writer_busy:
             await self.transport.send_text(text)
         else:
-            self._outgoing.put_nowait(text)
+            self._outbox.put(text, answer=True)
 
     # -- the connection's life --------------------------------------------------------------
 
     async def run(self) -> None:
         """Serve the connection until the client leaves or the heartbeat gives up."""
-        self._outgoing.put_nowait(protocol.SERVER_ID_MESSAGE)
-        tasks = [
-            asyncio.create_task(self._writer(), name=f"ddp-writer-{self.id}"),
-            asyncio.create_task(self._processor(), name=f"ddp-processor-{self.id}"),
-            asyncio.create_task(self._heartbeat(), name=f"ddp-heartbeat-{self.id}"),
+        self._outbox.put(protocol.SERVER_ID_MESSAGE, answer=True)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._writer(), name=f"ddp-writer-{self.id}"),
+            loop.create_task(self._processor(), name=f"ddp-processor-{self.id}"),
+            loop.create_task(self._heartbeat(), name=f"ddp-heartbeat-{self.id}"),
+            loop.create_task(self._reader(), name=f"ddp-reader-{self.id}"),
         ]
         try:
-            await self._reader()
+            await self._ended.wait()
         finally:
-            self._closing = True
-            self.services.dispatcher.connection_closed(self)
-            self._view.close()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await self._finish()
 
-    async def _close_soon(self) -> None:
-        """Flush what is queued, then close (after `failed`)."""
+    async def stop(self, timeout: float) -> None:
+        """Close for a server restart, losing no outcome: calls read so far are run and
+        answered; calls read from now on are answered as not applied; then a close frame
+        1012 follows every answer. Drops the connection if that takes over ``timeout`` s."""
+        if self._stopping or self._ended.is_set():
+            return
+        self._stopping = True
+        self._queue_work({"msg": "stop"})  # behind every request read so far
+        try:
+            async with asyncio.timeout(timeout):
+                await self._ended.wait()
+        except TimeoutError:
+            log.warning("DDP connection %s did not close in time for the restart", self.id)
+            self.transport.abort()
+            self._ended.set()
+
+    async def _finish(self) -> None:
+        """Stop every task and drop everything the connection held, at once: the view (which
+        refers back to `send`), the queued messages and requests."""
         self._closing = True
-        self._outgoing.put_nowait(None)
-        await asyncio.sleep(0)
-        await self.transport.close()
+        self.services.dispatcher.connection_closed(self)
+        self._view.close()
+        self._view = ClosedView()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._outbox.clear()
+        self._work.clear()
+        if self.services.claims is not None:
+            self.services.claims.forget(self.id)
+
+    def _close_soon(self) -> None:
+        """Close once what is queued has been sent (after `failed`)."""
+        self._closing = True
+        self._outbox.close(1000)
 
     async def _reader(self) -> None:
-        while not self._closing and (text := await self.transport.receive_text()) is not None:
-            self._last_heard = time.monotonic()
-            try:
-                await self._on_frame(text)
-            except BadMessage as bad:
-                self.send(bad.reply())
+        try:
+            while not self._closing:
+                await self._wait_for_room()
+                text = await self.transport.receive_text()
+                if text is None:
+                    return
+                self._last_heard = time.monotonic()
+                try:
+                    await self._on_frame(text)
+                except BadMessage as bad:
+                    self._answer(bad.reply())
+        finally:
+            self._ended.set()
+
+    async def _wait_for_room(self) -> None:
+        """Backpressure: read no more while the client has `max_pending_calls` calls waiting
+        or has not read `outgoing_soft_limit` bytes of our answers."""
+        limit = self.limits.max_pending_calls
+        while self._pending_calls >= limit or not self._outbox.below_soft:
+            self._paused = True
+            self._room.clear()
+            await self._room.wait()
+        if self._paused:
+            self._paused = False
+            self._last_heard = time.monotonic()  # we were not listening: no silence to count
 
     async def _on_frame(self, text: str) -> None:
         if len(text) > self.limits.max_message_size:
@@ -200,189 +242,82 @@ class Session:
             if bad.reason == "Bad request" and bad.offending is None:
                 bad.offending = protocol.offending(text)
             raise
+        except BadParams as bad:
+            if not self.connected:
+                raise BadMessage("Must connect first", protocol.offending(text)) from None
+            self._queue_work({"msg": "refused", "replies": bad.replies()})  # answered in turn
+            return
         kind = message["msg"]
         if not self.connected:
             if kind != "connect":
                 raise BadMessage("Must connect first", message)
             await self._connect(message)
         elif kind == "ping":
-            self.send(protocol.pong(message))
+            self._answer(protocol.pong(message))
         elif kind == "pong":
             pass
         elif kind == "connect":
             raise BadMessage("Already connected", message)
+        elif self._stopping:
+            self._while_stopping(kind, message)
         elif kind == "method":
-            self._queue_method(protocol.method_call(message))
+            self._pending_calls += 1
+            self._queue_work({"msg": "method", "call": protocol.method_call(message)})
         elif kind in ("sub", "unsub"):
             self._queue_work(message)
         else:
+            raise BadMessage("Bad request", message)
+
+    def _while_stopping(self, kind: str, message: dict[str, Any]) -> None:
+        """A request read after `stop`: a call is answered as not applied (the client may
+        send it again to the next server); a subscription change is left to the reconnect."""
+        if kind == "method":
+            call_id = protocol.method_call(message).id
+            self._answer(protocol.error_result(call_id, _NOT_APPLIED.to_wire()))
+            self._answer(protocol.updated(call_id))
+        elif kind not in ("sub", "unsub"):
             raise BadMessage("Bad request", message)
 
     async def _connect(self, message: dict[str, Any]) -> None:
         outcome = protocol.negotiate(message)
         if outcome.ok:
             self.connected = True
-            self.send({"msg": "connected", "session": self.id})
+            self.version = outcome.version
+            self._handshaken.set()
+            self.transport.settled()
+            self._answer({"msg": "connected", "session": self.id})
         else:
-            self.send({"msg": "failed", "version": outcome.version})
-            await self._close_soon()
-
-    def _queue_method(self, call: protocol.MethodCall) -> None:
-        if self._pending_calls >= self.limits.max_pending_calls:
-            self.send(protocol.error_result(call.id, _TOO_MANY_CALLS.to_wire()))
-            self.send(protocol.updated(call.id))
-            return
-        self._pending_calls += 1
-        self._queue_work({"msg": "method", "call": call})
+            self._answer({"msg": "failed", "version": outcome.version})
+            self._close_soon()
 
     def _queue_work(self, message: dict[str, Any]) -> None:
         self._work.append(message)
         self._work_ready.set()
 
     async def _heartbeat(self) -> None:
+        """Before the handshake: close if `connect` does not come within the handshake
+        timeout. After it: ping a quiet client and close if it stays silent (unless its DDP
+        version has no heartbeat)."""
+        try:
+            async with asyncio.timeout(self.limits.handshake_timeout):
+                await self._handshaken.wait()
+        except TimeoutError:
+            log.info("closing DDP connection %s: no connect message in time", self.id)
+            await self.transport.close(1008)
+            self._ended.set()
+            return
+        if not protocol.has_heartbeat(self.version):
+            return  # pre1 knows no ping: its clients would not answer one
         interval, timeout = self.limits.heartbeat_interval, self.limits.heartbeat_timeout
         while True:
             await asyncio.sleep(max(interval - (time.monotonic() - self._last_heard), 0.01))
-            if time.monotonic() - self._last_heard < interval:
+            if self._paused or time.monotonic() - self._last_heard < interval:
                 continue
-            self.send({"msg": "ping"})
+            self._answer({"msg": "ping"})
             pinged = time.monotonic()
             await asyncio.sleep(timeout)
-            if self._last_heard < pinged:
+            if self._last_heard < pinged and not self._paused:
                 log.info("closing DDP connection %s: no answer to ping", self.id)
                 await self.transport.close()
+                self._ended.set()
                 return
-
-    # -- in-order processing ----------------------------------------------------------------
-
-    async def _processor(self) -> None:
-        while True:
-            await self._work_ready.wait()
-            self._work_ready.clear()
-            while self._work:
-                message = self._work.popleft()
-                try:
-                    await self._process(message)
-                except BadMessage as bad:
-                    self.send(bad.reply())
-
-    async def _process(self, message: dict[str, Any]) -> None:
-        kind = message["msg"]
-        if kind == "sub":
-            await self._sub(protocol.sub_request(message))
-        elif kind == "unsub":
-            self._unsub(protocol.unsub_id(message))
-        else:
-            batch = self._take_batch(message["call"])
-            try:
-                if len(batch) > 1:
-                    await self._methods(batch)
-                else:
-                    await self._method(batch[0])
-            finally:
-                self._pending_calls -= len(batch)
-
-    def _take_batch(self, first: protocol.MethodCall) -> list[protocol.MethodCall]:
-        """``first`` and the queued calls right behind it that may share its transaction
-        (e.g. a remote worker's payload of `jobDone`s): one commit serves them all."""
-        batch = [first]
-        key = self.services.dispatcher.batch_key(first.method)
-        while key is not None and self._work and len(batch) < _MAX_BATCH:
-            following = self._work[0]
-            if following["msg"] != "method":
-                break
-            if self.services.dispatcher.batch_key(following["call"].method) != key:
-                break
-            batch.append(self._work.popleft()["call"])
-        return batch
-
-    async def _methods(self, calls: list[protocol.MethodCall]) -> None:
-        outcomes = self.services.dispatcher.call_many(
-            [(call.method, call.params) for call in calls], self.caller, self
-        )
-        for call, (ok, value) in zip(calls, outcomes, strict=True):
-            if ok or not isinstance(value, Exception):
-                await self._reply(protocol.result(call.id, value))
-            else:
-                await self._reply(protocol.error_result(call.id, as_meteor_error(value).to_wire()))
-        await self._view.flush()
-        self.send(protocol.updated(*(call.id for call in calls)))
-
-    async def _method(self, call: protocol.MethodCall) -> None:
-        handler = self._SESSION_METHODS.get(call.method)
-        try:
-            if handler is not None:
-                has_value, value = await handler(self, call.params)
-            else:
-                has_value, value = (
-                    True,
-                    self.services.dispatcher.call(call.method, call.params, self.caller, self),
-                )
-        except Exception as error:  # every failure becomes a Meteor error for the client
-            reply = protocol.error_result(call.id, as_meteor_error(error).to_wire())
-        else:
-            reply = protocol.result(call.id, value, has_value=has_value)
-        if call.method.endswith(_WORK_METHODS):
-            # A worker waits for this result: it goes out first, then the changes it caused.
-            await self._reply(reply)
-            await self._view.flush()
-        else:
-            # Others (a jobSave...) let the changes go first: a waiting worker hears of its job
-            # one socket write sooner, and the caller gets its result in the same loop turn.
-            await self._view.flush()
-            await self._reply(reply, now=False)
-        self.send(protocol.updated(call.id))
-
-    async def _login(self, params: list[Any]) -> tuple[bool, object]:
-        accounts = self._accounts("login")
-        options = params[0] if params else None
-        outcome = await accounts.login(options, address=host_of(self.client_address))
-        self.caller = Caller(outcome.user_id, outcome.username)
-        self.token = outcome.token
-        await self._rerun()
-        return True, outcome.to_wire()
-
-    async def _logout(self, params: list[Any]) -> tuple[bool, object]:
-        accounts = self._accounts("logout")
-        await asyncio.to_thread(accounts.logout, self.token)
-        self.caller, self.token = ANONYMOUS, None
-        await self._rerun()
-        return False, None
-
-    async def _rerun(self) -> None:
-        """The user changed: subscriptions re-run, and those now refused end with `nosub`."""
-        for sub_id, error in (await self._view.rerun(self.caller)).items():
-            self._subs.discard(sub_id)
-            self.send({"msg": "nosub", "id": sub_id, "error": as_meteor_error(error).to_wire()})
-
-    def _accounts(self, method: str) -> LoginService:
-        if self.services.accounts is None:
-            raise MeteorError(404, f"Method '{method}' not found")
-        return self.services.accounts
-
-    _SESSION_METHODS: dict[str, Callable[[Session, list[Any]], Awaitable[tuple[bool, object]]]] = {
-        "login": _login,
-        "logout": _logout,
-    }
-
-    async def _sub(self, request: protocol.SubRequest) -> None:
-        if request.id in self._subs:
-            return  # duplicate id: ignored, as Meteor does
-        if len(self._subs) >= self.limits.max_subscriptions:
-            self.send({"msg": "nosub", "id": request.id, "error": _TOO_MANY_SUBS.to_wire()})
-            return
-        self._subs.add(request.id)
-        try:
-            await self._view.subscribe(request.id, request.name, request.params, self.caller)
-        except Exception as error:
-            self._subs.discard(request.id)
-            self._view.unsubscribe(request.id)
-            self.send({"msg": "nosub", "id": request.id, "error": as_meteor_error(error).to_wire()})
-        else:
-            self.send({"msg": "ready", "subs": [request.id]})
-
-    def _unsub(self, sub_id: str) -> None:
-        if sub_id in self._subs:
-            self._subs.discard(sub_id)
-            self._view.unsubscribe(sub_id)
-        self.send({"msg": "nosub", "id": sub_id})

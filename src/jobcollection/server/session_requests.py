@@ -1,0 +1,221 @@
+"""`InOrder`: the requests of one DDP connection, run one at a time, in order (as DDP requires).
+
+The base of `Session` (which owns the connection and its I/O): the *processor* task takes
+the queued methods and subscriptions one by one; each method's `result`, then the data
+messages it caused, then its `updated`. Consecutive job-writing calls share a transaction.
+`_note` is where every successful call's result passes (the jobs handed out through this
+connection are counted there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..core.permissions import ANONYMOUS, Caller
+from . import protocol
+from .limits import Limits
+from .login_throttle import host_of
+from .meteor_error import MeteorError, as_meteor_error
+from .outbox import Outbox
+from .protocol import BadMessage
+from .session_ports import ConnectionView, LoginService, SessionServices
+
+_MAX_BATCH = 64
+_TOO_MANY_SUBS = MeteorError(429, "Too many subscriptions")
+
+# Methods whose result hands the caller work to start (`<root>_getWork`, our batch form).
+_WORK_METHODS = ("_getWork", "_jobDoneAndGetWork")
+
+
+class InOrder:
+    """Runs a connection's requests in order (see the module doc); `Session` provides the
+    state below and the ways out (`send`, `_reply`)."""
+
+    id: str
+    client_address: str
+    services: SessionServices
+    limits: Limits
+    caller: Caller
+    token: str | None
+    _view: ConnectionView
+    _outbox: Outbox
+    _work: deque[dict[str, Any]]
+    _work_ready: asyncio.Event
+    _room: asyncio.Event
+    _pending_calls: int
+    _answering: int
+    _subs: set[str]
+
+    def send(self, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def _reply(self, message: dict[str, Any], now: bool = True) -> None:
+        raise NotImplementedError
+
+    async def _processor(self) -> None:
+        while True:
+            while not self._work:
+                self._work_ready.clear()
+                await self._work_ready.wait()
+            await self._outbox.wait_below_soft()  # answers wait for a client that reads
+            message = self._work.popleft()
+            self._answering += 1
+            try:
+                await self._process(message)
+            except BadMessage as bad:
+                self.send(bad.reply())
+            finally:
+                self._answering -= 1
+            if self._work:
+                # Job methods run inline and rarely wait: let the other connections (and
+                # this one's reader and writer) have their turn between two requests.
+                await asyncio.sleep(0)
+
+    async def _process(self, message: dict[str, Any]) -> None:
+        kind = message["msg"]
+        if kind == "stop":
+            self._outbox.close(protocol.CLOSE_SERVICE_RESTART)  # after every answer queued
+        elif kind == "refused":
+            for reply in message["replies"]:
+                self.send(reply)
+        elif kind == "sub":
+            await self._sub(protocol.sub_request(message))
+        elif kind == "unsub":
+            self._unsub(protocol.unsub_id(message))
+        else:
+            batch = self._take_batch(message["call"])
+            try:
+                if len(batch) > 1:
+                    await self._methods(batch)
+                else:
+                    await self._method(batch[0])
+            finally:
+                self._pending_calls -= len(batch)
+                self._room.set()
+
+    def _take_batch(self, first: protocol.MethodCall) -> list[protocol.MethodCall]:
+        """``first`` and the queued calls right behind it that may share its transaction
+        (e.g. a remote worker's payload of `jobDone`s): one commit serves them all."""
+        batch = [first]
+        key = self.services.dispatcher.batch_key(first.method)
+        while key is not None and self._work and len(batch) < _MAX_BATCH:
+            following = self._work[0]
+            if following["msg"] != "method":
+                break
+            if self.services.dispatcher.batch_key(following["call"].method) != key:
+                break
+            batch.append(self._work.popleft()["call"])
+        return batch
+
+    async def _methods(self, calls: list[protocol.MethodCall]) -> None:
+        outcomes = self.services.dispatcher.call_many(
+            [(call.method, call.params) for call in calls], self.caller, self
+        )
+        for call, (ok, value) in zip(calls, outcomes, strict=True):
+            if ok or not isinstance(value, Exception):
+                self._note(call, value)
+                await self._reply(protocol.result(call.id, value))
+            else:
+                await self._reply(protocol.error_result(call.id, as_meteor_error(value).to_wire()))
+        await self._view.flush()
+        self.send(protocol.updated(*(call.id for call in calls)))
+
+    async def _method(self, call: protocol.MethodCall) -> None:
+        handler = self._SESSION_METHODS.get(call.method)
+        try:
+            if handler is not None:
+                has_value, value = await handler(self, call.params)
+            else:
+                has_value, value = (
+                    True,
+                    self.services.dispatcher.call(call.method, call.params, self.caller, self),
+                )
+        except Exception as error:  # every failure becomes a Meteor error for the client
+            reply = protocol.error_result(call.id, as_meteor_error(error).to_wire())
+        else:
+            self._note(call, value)
+            reply = protocol.result(call.id, value, has_value=has_value)
+        if call.method.endswith(_WORK_METHODS):
+            # A worker waits for this result: it goes out first, then the changes it caused.
+            await self._reply(reply)
+            await self._view.flush()
+        else:
+            # Others (a jobSave...) let the changes go first: a waiting worker hears of its job
+            # one socket write sooner, and the caller gets its result in the same loop turn.
+            await self._view.flush()
+            await self._reply(reply, now=False)
+        self.send(protocol.updated(call.id))
+
+    def _note(self, call: protocol.MethodCall, value: object) -> None:
+        """Where every successful call's result passes: keep count of the jobs handed out
+        through this connection and not yet ended (a graceful stop waits for them)."""
+        claims = self.services.claims
+        route = self.services.dispatcher.routes.get(call.method)
+        if claims is None or route is None:
+            return
+        root, method, params = route.manager.root, route.method, call.params
+        if method == "getWork":
+            claims.handed_out(self.id, root, value)
+        elif method in ("jobDone", "jobFail") and params:
+            claims.ended(root, params[0])
+        elif method == "jobDoneAndGetWork" and isinstance(value, list) and len(value) == 2:
+            for run in params[0] if params and isinstance(params[0], list) else ():
+                claims.ended(root, run[0] if isinstance(run, list) and run else None)
+            claims.handed_out(self.id, root, value[1])
+
+    async def _login(self, params: list[Any]) -> tuple[bool, object]:
+        accounts = self._accounts("login")
+        options = params[0] if params else None
+        outcome = await accounts.login(options, address=host_of(self.client_address))
+        self.caller = Caller(outcome.user_id, outcome.username)
+        self.token = outcome.token
+        await self._rerun()
+        return True, outcome.to_wire()
+
+    async def _logout(self, params: list[Any]) -> tuple[bool, object]:
+        accounts = self._accounts("logout")
+        await asyncio.to_thread(accounts.logout, self.token)
+        self.caller, self.token = ANONYMOUS, None
+        await self._rerun()
+        return False, None
+
+    async def _rerun(self) -> None:
+        """The user changed: subscriptions re-run, and those now refused end with `nosub`."""
+        for sub_id, error in (await self._view.rerun(self.caller)).items():
+            self._subs.discard(sub_id)
+            self.send({"msg": "nosub", "id": sub_id, "error": as_meteor_error(error).to_wire()})
+
+    def _accounts(self, method: str) -> LoginService:
+        if self.services.accounts is None:
+            raise MeteorError(404, f"Method '{method}' not found")
+        return self.services.accounts
+
+    _SESSION_METHODS: dict[str, Callable[[InOrder, list[Any]], Awaitable[tuple[bool, object]]]] = {
+        "login": _login,
+        "logout": _logout,
+    }
+
+    async def _sub(self, request: protocol.SubRequest) -> None:
+        if request.id in self._subs:
+            return  # duplicate id: ignored (as DDP requires)
+        if len(self._subs) >= self.limits.max_subscriptions:
+            self.send({"msg": "nosub", "id": request.id, "error": _TOO_MANY_SUBS.to_wire()})
+            return
+        self._subs.add(request.id)
+        try:
+            await self._view.subscribe(request.id, request.name, request.params, self.caller)
+        except Exception as error:
+            self._subs.discard(request.id)
+            self._view.unsubscribe(request.id)
+            self.send({"msg": "nosub", "id": request.id, "error": as_meteor_error(error).to_wire()})
+        else:
+            self.send({"msg": "ready", "subs": [request.id]})
+
+    def _unsub(self, sub_id: str) -> None:
+        if sub_id in self._subs:
+            self._subs.discard(sub_id)
+            self._view.unsubscribe(sub_id)
+        self.send({"msg": "nosub", "id": sub_id})
