@@ -387,6 +387,13 @@ class JobManager:
         stays until it lapses (a remote worker that may reconnect for its running jobs)."""
         self.liveness.unhost(worker_id, keep=keep)
 
+    def running_count(self, worker_ids: Sequence[str]) -> int:
+        """How many jobs these workers are running now."""
+        if not worker_ids:
+            return 0
+        with self.storage.read(self.root) as tx:
+            return len(tx.running_of(worker_ids))
+
     def workers(self) -> list[WorkerRecord]:
         """The collection's workers (of every process), oldest first."""
         with self.storage.read(self.root) as tx:

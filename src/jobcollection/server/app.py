@@ -22,7 +22,7 @@ from ..core.permissions import Caller
 from ..core.workers import check_lost_after
 from .connection_workers import ConnectionWorkers
 from .dispatch import Dispatcher
-from .drain import DEFAULT_DRAIN_TIMEOUT_S, Claims, graceful_stop
+from .drain import DEFAULT_DRAIN_TIMEOUT_S, graceful_stop
 from .guard import ConnectionGuard
 from .limits import Limits
 from .login_throttle import LoginThrottle
@@ -70,7 +70,6 @@ class Server:
         self.accounts = _open_accounts(collections[0]) if accounts else None
         self.logins = None if self.accounts is None else Logins(self.accounts, login_throttle)
         self.sessions: dict[str, Session] = {}  # the open DDP connections, by session id
-        self.claims = Claims()  # jobs handed out through them, still running
         self._published: list[tuple[str, SelectorFunction, str]] = []
         self._registry: Any = None
         self._http: Any = None
@@ -141,9 +140,7 @@ class Server:
             return
         await send({"type": "websocket.accept"})
         client = scope.get("client") or ("", 0)
-        services = SessionServices(
-            self.dispatcher, self.logins, self._views(), self.limits, self.claims
-        )
+        services = SessionServices(self.dispatcher, self.logins, self._views(), self.limits)
         transport = AsgiWebSocket(receive, send, connection_control(scope))
         session = Session(services, transport, f"{client[0]}:{client[1]}")
         self.sessions[session.id] = session
@@ -217,7 +214,6 @@ class Server:
                 listeners=uv.servers,
                 dispatcher=self.dispatcher,
                 doorbells=self._registry,
-                claims=self.claims,
                 sessions=lambda: list(self.sessions.values()),
                 drain_timeout=drain_timeout,
                 forced=lambda: bool(uv.force_exit),

@@ -125,6 +125,14 @@ class ConnectionWorkers:
         for root, member in self._members.pop(connection.id, {}).items():
             self._release(connection.id, root, member, keep=True)
 
+    def hosted(self) -> dict[str, list[str]]:
+        """The workers this server keeps alive for its open connections, by collection (a
+        graceful stop waits for their running jobs)."""
+        by_root: dict[str, list[str]] = {}
+        for root, worker_id in self._owners:
+            by_root.setdefault(root, []).append(worker_id)
+        return by_root
+
     # -- registerWorker, workers -------------------------------------------------------------
 
     def call(

@@ -36,52 +36,15 @@ CLOSE_TIMEOUT_S: Final = 5.0  # for the sessions to answer what they read and cl
 _RECHECK_S: Final = 0.25  # how often storage is asked whether the jobs still run
 
 
-class Claims:
-    """The jobs handed out through DDP connections and not yet seen ending, by connection.
-
-    Fed where a session's results pass (`Session._note`); asked by the drain. A job may also
-    end another way (cancelled, expired, completed over HTTP): `prune` asks storage.
-    """
-
-    def __init__(self) -> None:
-        self._running: dict[tuple[str, str], tuple[str, str]] = {}  # (root, id) -> run, conn
-
-    def __len__(self) -> int:
-        return len(self._running)
-
-    def handed_out(self, connection: str, root: str, docs: object) -> None:
-        """``docs``: a `getWork` result (wire documents with ``_id`` and ``runId``)."""
-        if not isinstance(docs, list):
-            return
-        for doc in docs:
-            if isinstance(doc, dict) and isinstance(doc.get("_id"), str):
-                self._running[(root, doc["_id"])] = (str(doc.get("runId")), connection)
-
-    def ended(self, root: str, job_id: object) -> None:
-        if isinstance(job_id, str):
-            self._running.pop((root, job_id), None)
-
-    def forget(self, connection: str) -> None:
-        """The connection closed: its worker cannot report through this server any more."""
-        for key in [k for k, (_, conn) in self._running.items() if conn == connection]:
-            del self._running[key]
-
-    def prune(self, managers: Mapping[str, JobManager]) -> None:
-        """Drop the jobs that no longer run with the run they were handed out with."""
-        by_root: dict[str, list[str]] = {}
-        for root, job_id in self._running:
-            by_root.setdefault(root, []).append(job_id)
-        for root, ids in by_root.items():
-            manager = managers.get(root)
-            if manager is None:
-                continue
-            with manager.storage.read(root) as tx:
-                docs = {doc["_id"]: doc for doc in tx.get(ids)}
-            for job_id in ids:
-                doc = docs.get(job_id)
-                run_id, _ = self._running[(root, job_id)]
-                if doc is None or doc.get("status") != "running" or doc.get("runId") != run_id:
-                    del self._running[(root, job_id)]
+def running_on_connections(dispatcher: Any) -> int:
+    """How many jobs the workers of this server's open DDP connections are running (the
+    worker registry knows which jobs each worker claimed; see `connection_workers.py`)."""
+    managers: Mapping[str, JobManager] = dispatcher.managers
+    return sum(
+        managers[root].running_count(worker_ids)
+        for root, worker_ids in dispatcher.workers.hosted().items()
+        if root in managers
+    )
 
 
 class Stoppable(Protocol):
@@ -101,7 +64,6 @@ async def graceful_stop(
     listeners: Iterable[Listener],
     dispatcher: Any,
     doorbells: Hushable | None,
-    claims: Claims,
     sessions: Callable[[], Sequence[Stoppable]],
     drain_timeout: float,
     forced: Callable[[], bool],
@@ -112,38 +74,38 @@ async def graceful_stop(
     dispatcher.draining = True
     if doorbells is not None:
         doorbells.hush()
-    await _drain(claims, dispatcher.managers, drain_timeout, forced)
+    await _drain(lambda: running_on_connections(dispatcher), drain_timeout, forced)
     stopping = [session.stop(CLOSE_TIMEOUT_S) for session in sessions()]
     if stopping:
         log.info("closing %d DDP connection(s) for the restart", len(stopping))
         await asyncio.gather(*stopping, return_exceptions=True)
 
 
-async def _drain(
-    claims: Claims,
-    managers: Mapping[str, JobManager],
-    timeout: float,
-    forced: Callable[[], bool],
-) -> None:
+async def _drain(running: Callable[[], int], timeout: float, forced: Callable[[], bool]) -> None:
+    """Wait until `running()` is 0 (asked every `_RECHECK_S`), the timeout passes or the
+    stop is forced."""
     started = time.monotonic()
-    checked = 0.0
-    if claims:
-        log.info("draining: waiting for %d job(s) running on remote workers", len(claims))
-    while claims and not forced():
-        now = time.monotonic()
-        if now - started >= timeout:
+    left = _count(running)
+    if left > 0:
+        log.info("draining: waiting for %d job(s) running on remote workers", left)
+    while left and not forced():
+        if time.monotonic() - started >= timeout:
+            count = str(left) if left > 0 else "some"  # unknown: the database was busy
             log.warning(
-                "stopping with %d job(s) still running on remote workers (drain timeout %g s)",
-                len(claims),
+                "stopping with %s job(s) still running on remote workers (drain timeout %g s)",
+                count,
                 timeout,
             )
             return
-        if now - checked >= _RECHECK_S:
-            checked = now
-            try:
-                claims.prune(managers)
-            except Exception:  # the database is busy: look again at the next check
-                log.debug("checking the running jobs failed", exc_info=True)
-            if not claims:
-                break
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(_RECHECK_S)
+        left = _count(running, left)
+
+
+def _count(running: Callable[[], int], previous: int = -1) -> int:
+    """`running()`, or `previous` when the database is busy (look again at the next check;
+    -1: not known yet)."""
+    try:
+        return running()
+    except Exception:
+        log.debug("checking the running jobs failed", exc_info=True)
+        return previous

@@ -197,8 +197,6 @@ class Session(InOrder):
                 await task
         self._outbox.clear()
         self._work.clear()
-        if self.services.claims is not None:
-            self.services.claims.forget(self.id)
 
     def _close_soon(self) -> None:
         """Close once what is queued has been sent (after `failed`)."""

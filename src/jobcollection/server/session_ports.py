@@ -9,7 +9,6 @@ from typing import Any, Protocol
 
 from ..core.permissions import Caller
 from .dispatch import Dispatcher
-from .drain import Claims
 from .limits import Limits
 
 
@@ -86,4 +85,3 @@ class SessionServices:
     accounts: LoginService | None
     views: ViewFactory
     limits: Limits
-    claims: Claims | None = None  # the jobs handed out, for a graceful stop (see drain.py)

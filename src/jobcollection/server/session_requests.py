@@ -3,8 +3,6 @@
 The base of `Session` (which owns the connection and its I/O): the *processor* task takes
 the queued methods and subscriptions one by one; each method's `result`, then the data
 messages it caused, then its `updated`. Consecutive job-writing calls share a transaction.
-`_note` is where every successful call's result passes (the jobs handed out through this
-connection are counted there).
 """
 
 from __future__ import annotations
@@ -116,7 +114,6 @@ class InOrder:
         )
         for call, (ok, value) in zip(calls, outcomes, strict=True):
             if ok or not isinstance(value, Exception):
-                self._note(call, value)
                 await self._reply(protocol.result(call.id, value))
             else:
                 await self._reply(protocol.error_result(call.id, as_meteor_error(value).to_wire()))
@@ -136,7 +133,6 @@ class InOrder:
         except Exception as error:  # every failure becomes a Meteor error for the client
             reply = protocol.error_result(call.id, as_meteor_error(error).to_wire())
         else:
-            self._note(call, value)
             reply = protocol.result(call.id, value, has_value=has_value)
         if call.method.endswith(_WORK_METHODS):
             # A worker waits for this result: it goes out first, then the changes it caused.
@@ -148,23 +144,6 @@ class InOrder:
             await self._view.flush()
             await self._reply(reply, now=False)
         self.send(protocol.updated(call.id))
-
-    def _note(self, call: protocol.MethodCall, value: object) -> None:
-        """Where every successful call's result passes: keep count of the jobs handed out
-        through this connection and not yet ended (a graceful stop waits for them)."""
-        claims = self.services.claims
-        route = self.services.dispatcher.routes.get(call.method)
-        if claims is None or route is None:
-            return
-        root, method, params = route.manager.root, route.method, call.params
-        if method == "getWork":
-            claims.handed_out(self.id, root, value)
-        elif method in ("jobDone", "jobFail") and params:
-            claims.ended(root, params[0])
-        elif method == "jobDoneAndGetWork" and isinstance(value, list) and len(value) == 2:
-            for run in params[0] if params and isinstance(params[0], list) else ():
-                claims.ended(root, run[0] if isinstance(run, list) and run else None)
-            claims.handed_out(self.id, root, value[1])
 
     async def _login(self, params: list[Any]) -> tuple[bool, object]:
         accounts = self._accounts("login")
