@@ -64,7 +64,8 @@ def test_find_pages_through_the_collection_as_a_local_find_does(
         return original(method, params, **kw)
 
     monkeypatch.setattr(manager, "call", counting)
-    for selector in ({}, {"status": "paused"}, {"type": "a", "status": "ready"}):
+    named = {"_id": {"$in": [job.id for job in local.find({"type": "b"})][::-2]}}  # 33 ids
+    for selector in ({}, {"status": "paused"}, {"type": "a", "status": "ready"}, named):
         for newest_first in (False, True):
             for limit in (None, 1, 30):
                 mine = local.find(selector, limit, newest_first=newest_first)
