@@ -180,6 +180,7 @@ def tally(
                     statuses=query.get("statuses"),
                     types=query.get("types"),
                     after=after,
+                    at_most=None if at_most is None else at_most - sum(totals.values()),
                 )
             for status, job_type, number in counted.counts:
                 totals[(status, job_type)] = totals.get((status, job_type), 0) + number

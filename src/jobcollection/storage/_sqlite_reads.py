@@ -199,6 +199,7 @@ def tally(
     statuses: Collection[str] | None,
     types: Collection[str] | None,
     after: TallyCursor | None,
+    at_most: int | None = None,
 ) -> Tally:
     """See `storage.port.Transaction.tally`."""
     found = _filter(collection, ids, statuses, types)
@@ -212,7 +213,7 @@ def tally(
     wanted = None if statuses is None else set(statuses)
     kinds = list(dict.fromkeys(types)) if types is not None else None
     part, status, job_type, key = after or _START
-    budget = TALLY_BUDGET
+    budget = TALLY_BUDGET if at_most is None else max(1, min(TALLY_BUDGET, at_most))
     counts: list[tuple[str, str, int]] = []
     while budget > 0:
         if part == 0 and wanted is not None and "ready" not in wanted:

@@ -146,9 +146,16 @@ class SqliteTransaction(SqliteWorkers):
         statuses: Collection[str] | None = None,
         types: Collection[str] | None = None,
         after: TallyCursor | None = None,
+        at_most: int | None = None,
     ) -> Tally:
         return reads.tally(
-            self._conn, self.collection, ids=ids, statuses=statuses, types=types, after=after
+            self._conn,
+            self.collection,
+            ids=ids,
+            statuses=statuses,
+            types=types,
+            after=after,
+            at_most=at_most,
         )
 
     def log_of(self, ids: Sequence[str]) -> dict[str, list[LogEntry]]:

@@ -129,9 +129,11 @@ class Transaction(Protocol):
         statuses: Collection[str] | None = None,
         types: Collection[str] | None = None,
         after: TallyCursor | None = None,
+        at_most: int | None = None,
     ) -> Tally:
         """Count matching jobs by (status, type), going on from `after`; each call examines a
-        bounded number of index entries (see `Tally`)."""
+        bounded number of index entries (see `Tally`), and no more than about `at_most` when
+        the caller will stop there anyway."""
         ...
 
     def log_of(self, ids: Sequence[str]) -> dict[str, list[LogEntry]]:
