@@ -9,7 +9,8 @@ Figures, printed as JSON:
 - cli: wall time and peak RSS of the real `jobcollection` CLI, each run a fresh process (what
   a user or a monitoring script pays), for `ls --limit 50`, filtered `ls`es and `stats`;
   median and extremes of several runs, and the largest peak RSS of a few (from `wait4`, the
-  CLI started by a small launcher so the peak is the CLI's own). Beside them the
+  CLI started by a small launcher so the peak is the CLI's own), with bytecode caches as an
+  installed package has them. Beside them the
   command's own time (`main()` called to returned, in a fresh process) and the floor every
   CLI process pays before its command starts: the interpreter, and importing the CLI.
 - idle: CPU of `jobcollection serve` doing nothing for a while (psutil, % of one core) over a
@@ -53,6 +54,11 @@ from jobcollection.bench.server import ServerProcess
 
 CLI = [sys.executable, "-m", "jobcollection"]
 LOAD_TYPE = "load"
+# The CLI runs as an installed package runs: from bytecode caches (kept in a folder of their
+# own, written by a first run). An environment with PYTHONDONTWRITEBYTECODE set would make
+# every process compile the whole package first, about doubling its start.
+CLI_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+CLI_ENV["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "jc-bench-pycache")
 
 
 # A child's `ru_maxrss` also counts the memory it had before its exec: for a child of this
@@ -77,6 +83,7 @@ def cli_run(db: Path, *args: str) -> float:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         check=False,
+        env=CLI_ENV,
     )
     wall = (time.perf_counter() - started) * 1000
     if done.returncode != 0:
@@ -87,7 +94,9 @@ def cli_run(db: Path, *args: str) -> float:
 def cli_peak_mb(db: Path, *args: str) -> float:
     """The peak RSS of one CLI process, in MB."""
     argv = [sys.executable, "-c", _PEAK, *CLI, "--db", str(db), *args]
-    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+    done = subprocess.run(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True, env=CLI_ENV
+    )
     return int(done.stderr.decode().strip().splitlines()[-1]) / 1024
 
 
@@ -110,13 +119,14 @@ def command_ms(db: Path, *args: str) -> float:
         capture_output=True,
         text=True,
         check=True,
+        env=CLI_ENV,
     )
     return float(done.stderr.strip().splitlines()[-1])
 
 
 def _wall_ms(argv: list[str]) -> float:
     started = time.perf_counter()
-    subprocess.run(argv, check=True)
+    subprocess.run(argv, check=True, env=CLI_ENV)
     return (time.perf_counter() - started) * 1000
 
 
@@ -130,6 +140,8 @@ COMMANDS = {
 
 def cli_figures(db: Path, runs: int) -> dict[str, Any]:
     figures: dict[str, Any] = {}
+    for args in COMMANDS.values():
+        cli_run(db, *args)  # writes the bytecode caches; not measured
     for name, args in COMMANDS.items():
         walls = [cli_run(db, *args) for _ in range(runs)]
         own = [command_ms(db, *args) for _ in range(runs)]
