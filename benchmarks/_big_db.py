@@ -96,12 +96,22 @@ def _row(
     )
 
 
-def build(path: Path, jobs: int, collection: str = "queue", seed: int = 1) -> float:
-    """Create `path` holding `jobs` jobs in `collection`; returns the seconds it took."""
+def build(
+    path: Path,
+    jobs: int,
+    collection: str = "queue",
+    seed: int = 1,
+    dependents: float = dict(MIX)["dependent"],
+) -> float:
+    """Create `path` holding `jobs` jobs in `collection`, the share `dependents` of them
+    waiting for another job (taken from the completed ones); returns the seconds it took."""
     began = time.perf_counter()
     SqliteStorage(str(path)).close()  # the schema, at this version of jobcollection
     rng = random.Random(seed)
-    statuses = rng.choices([s for s, _ in MIX], weights=[w for _, w in MIX], k=jobs)
+    mix = dict(MIX)
+    mix["completed"] -= dependents - mix["dependent"]
+    mix["dependent"] = dependents
+    statuses = rng.choices(list(mix), weights=list(mix.values()), k=jobs)
     start = int(time.time() * 1000) - jobs - 120_000
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute("PRAGMA synchronous = OFF")  # a fixture: a crash while building is a rebuild
