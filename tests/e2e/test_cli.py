@@ -131,28 +131,31 @@ def test_submit_with_every_option_is_reflected_by_show_ls_and_stats(cli: Cli) ->
         assert fragment in text
 
     listed = cli.ls()
-    assert [d["_id"] for d in listed] == [first, second, third]  # newest last
-    assert cli.ls("--limit", "1") == listed[-1:]
+    assert [d["_id"] for d in listed] == [third, second, first]  # newest first
+    assert cli.ls("--limit", "1") == listed[:1]
     assert [d["_id"] for d in cli.ls("--type", "sms", "report", "--status", "waiting")] == [
-        second,
         third,
+        second,
     ]
     assert [d["_id"] for d in cli.ls("--status", "ready")] == [first]
     other = cli.run("ls", "--json", "--collection", "other")  # global option after the command
     assert [json.loads(line)["_id"] for line in other.stdout.splitlines()] == [fourth]
 
     table = cli.ok("ls").splitlines()
-    header = table[0].split()
-    assert header == ["ID", "TYPE", "STATUS", "PRIORITY", "RETRIED", "UPDATED", "PROGRESS"]
-    assert [line.split()[0] for line in table[1:]] == [first, second, third]
+    header = table[0].replace("RUNS LEFT", "RUNS_LEFT").split()
+    assert header == [
+        "ID", "TYPE", "STATUS", "PRIORITY", "RUNS", "RUNS_LEFT", "UPDATED", "PROGRESS"
+    ]  # fmt: skip
+    assert [line.split()[0] for line in table[1:]] == [third, second, first]
     assert len({line.index(line.split()[2]) for line in table[1:]}) == 1  # STATUS aligned
     row = dict(zip(header, table[2].split(), strict=True))
     assert row | {"UPDATED": ""} == {
         "ID": second,
         "TYPE": "sms",
         "STATUS": "waiting",
-        "PRIORITY": "-10",
-        "RETRIED": "0/4",
+        "PRIORITY": "high",
+        "RUNS": "0",
+        "RUNS_LEFT": "4",
         "UPDATED": "",
         "PROGRESS": "0%",
     }

@@ -122,8 +122,8 @@ def test_remote_refusals_say_what_is_missing(
         " needs one allowed under admin, creator or jobSave\n"
     )
     assert fails("--collection", "emails", "ls") == (
-        "jobcollection: error: Subscription not authorized; no user is logged in, and"
-        " 'emails.jobs' needs one allowed under admin or manager\n"
+        "jobcollection: error: Method not authorized; no user is logged in, and"
+        " emails_jobFind needs one allowed under admin or manager\n"
     )
     assert fails(
         "--collection", "emails", "--user", "bob", "--password-env", "PW", "submit", "t"

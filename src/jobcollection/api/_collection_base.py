@@ -134,8 +134,14 @@ class CollectionBase:
         self.manager.promote(interval)
 
     def stats(self) -> list[tuple[str, str, int]]:
-        """(status, type, count) rows."""
+        """(status, type, count) rows, sorted."""
         return self.manager.stats()
+
+    def count(self, selector: dict[str, Any] | None = None, at_most: int | None = None) -> int:
+        """How many jobs match the selector (as `find` takes it). With `at_most`, counting
+        stops once that many were found — the answer is then `at_most` or more — so it stays
+        cheap however many jobs match."""
+        return self.manager.count(selector, at_most)
 
     def observe(
         self,

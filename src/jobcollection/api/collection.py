@@ -99,8 +99,17 @@ class JobCollection(CollectionBase):
         params = flows.get_work_params(types, max_jobs, work_timeout)
         return [Job(self, d) for d in self.manager.call("getWork", params, **extras)]
 
-    def find(self, selector: dict[str, Any] | None = None, limit: int | None = None) -> list[Job]:
-        return [Job(self, doc) for doc in self.manager.find(selector, limit)]
+    def find(
+        self,
+        selector: dict[str, Any] | None = None,
+        limit: int | None = None,
+        *,
+        newest_first: bool = False,
+    ) -> list[Job]:
+        """Jobs matching a selector on `_id`, `status`, `type` (a value or ``{"$in": [...]}``),
+        in insertion order or newest first; read a chunk per short transaction."""
+        docs = self.manager.find(selector, limit, newest_first=newest_first)
+        return [Job(self, doc) for doc in docs]
 
     def find_one(self, selector: dict[str, Any] | None = None) -> Job | None:
         found = self.find(selector, limit=1)
@@ -335,10 +344,15 @@ class AsyncJobCollection(CollectionBase):
         return [AsyncJob(self, d) for d in docs]
 
     async def find(
-        self, selector: dict[str, Any] | None = None, limit: int | None = None
+        self,
+        selector: dict[str, Any] | None = None,
+        limit: int | None = None,
+        *,
+        newest_first: bool = False,
     ) -> list[AsyncJob]:
         loop = asyncio.get_running_loop()
-        docs = await loop.run_in_executor(self.executor, self.manager.find, selector, limit)
+        find = functools.partial(self.manager.find, newest_first=newest_first)
+        docs = await loop.run_in_executor(self.executor, find, selector, limit)
         return [AsyncJob(self, doc) for doc in docs]
 
     async def find_one(self, selector: dict[str, Any] | None = None) -> AsyncJob | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -133,11 +134,19 @@ def _selector(args: argparse.Namespace) -> dict[str, Any]:
     return selector
 
 
+# Counting every job of a large collection costs as much as `stats`; a cut list only says how
+# many there are up to this many.
+COUNT_AT_MOST = 10_000
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
+    total = 0
+    selector = _selector(args)
     with open_collection(args) as jc:
-        docs = [job.doc for job in jc.find(_selector(args))]
-    docs.sort(key=lambda doc: doc.get("updated", 0))  # stable: ties stay in insertion order
-    docs = docs[-args.limit :]
+        found = jc.find(selector, args.limit + 1, newest_first=not args.oldest_first)
+        docs = [job.doc for job in found[: args.limit]]
+        if len(found) > args.limit:  # cut: say so, with a count that stays cheap
+            total = jc.count(selector, at_most=COUNT_AT_MOST)
     if args.json:
         for doc in docs:
             print(render.to_json(doc))
@@ -146,6 +155,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print(render.table(render.JOB_HEADERS, rows, render.JOB_RIGHT))
     else:
         print("no jobs")
+    if total:
+        order = "oldest" if args.oldest_first else "newest"
+        print(render.cut_note(len(docs), total, order, COUNT_AT_MOST), file=sys.stderr)
     return EXIT_OK
 
 

@@ -148,12 +148,19 @@ def _add_submit(sub: argparse._SubParsersAction[Parser], common: Parser) -> None
 
 
 def _add_queries(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
-    ls = sub.add_parser("ls", parents=[common], help="list jobs (most recently updated last)")
+    ls = sub.add_parser(
+        "ls",
+        parents=[common],
+        help="list jobs, newest first",
+        description="List jobs, the newest (last submitted) first. RUNS: the runs a job has "
+        "had; RUNS LEFT: how many more it may get (its retries).",
+    )
     ls.add_argument(
         "--status", metavar="S", nargs="+", action="extend", choices=JOB_STATUSES, default=[]
     )
     ls.add_argument("--type", metavar="T", nargs="+", action="extend", default=[])
     ls.add_argument("--limit", metavar="N", type=conv.positive, default=50, help="default 50")
+    ls.add_argument("--oldest-first", action="store_true", help="the first submitted first")
     ls.add_argument("--json", action="store_true", help="one JSON document per line")
     ls.set_defaults(handler=commands.cmd_ls)
 

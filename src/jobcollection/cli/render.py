@@ -75,21 +75,35 @@ def count(value: object) -> str:
     return "forever" if value == FOREVER else str(value)
 
 
+def priority(value: object) -> object:
+    """A priority by its name when it has one (`high` for -10), else the number."""
+    return _PRIORITY_NAMES.get(value, value) if type(value) is int else value
+
+
 def job_row(doc: Mapping[str, Any]) -> list[object]:
-    """One `ls` row: id, type, status, priority, retried/retries, updated, progress."""
+    """One `ls` row: id, type, status, priority, runs so far, runs left, updated, progress."""
     return [
         doc.get("_id", ""),
         doc.get("type", ""),
         doc.get("status", ""),
-        doc.get("priority", ""),
-        f"{doc.get('retried', 0)}/{count(doc.get('retries', 0))}",
+        priority(doc.get("priority", "")),
+        doc.get("retried", 0),
+        count(doc.get("retries", 0)),
         iso(doc.get("updated")),
         percent(doc),
     ]
 
 
-JOB_HEADERS = ("ID", "TYPE", "STATUS", "PRIORITY", "RETRIED", "UPDATED", "PROGRESS")
-JOB_RIGHT = (3, 4, 6)
+# RUNS: the runs the job has had (retried); RUNS LEFT: how many more it may get (retries).
+JOB_HEADERS = ("ID", "TYPE", "STATUS", "PRIORITY", "RUNS", "RUNS LEFT", "UPDATED", "PROGRESS")
+JOB_RIGHT = (4, 5, 7)
+
+
+def cut_note(shown: int, total: int, order: str, at_most: int) -> str:
+    """What `ls` says under a list its limit cut short."""
+    of = f"{at_most:,} or more" if total >= at_most else f"{total:,}"
+    return f"showing the {order} {shown:,} of {of} jobs; --limit N for more"
+
 
 _SHOW_ORDER = (
     "_id",

@@ -1,13 +1,14 @@
 """Collections on a remote server: the same `JobCollection`/`Job`/`JobQueue`, another transport.
 
 `RemoteManager` stands where a `JobManager` stands behind a local collection and offers the
-same engine-facing methods (`call`, `find`, `save_many`, `complete_many`,
+same engine-facing methods (`call`, `find`, `count`, `save_many`, `complete_many`,
 `complete_and_claim`, `stats`, `watch_ready`), carried out over DDP by a `DdpClient` running
 on its own event-loop thread. The collection classes and their job logic are not duplicated:
 `connect()` is a `JobCollection` whose manager is remote.
 
 Batches (`save_jobs`, a worker's completions and its next claim) travel as one call each
 (`jobSaveMany`, `jobDoneAndGetWork`: our server's batch methods) and run in one transaction.
+Queries go a page at a time (`jobFind`, `jobCount`, `jobStats`: our server's read methods).
 Readiness is pushed: a queue follows the server's `<root>.readyTypes` doorbell for its types
 and is triggered when one gets ready jobs, so it does not depend on polling.
 """
@@ -40,6 +41,7 @@ from .ddp import DdpClient
 log = logging.getLogger(__name__)
 JobDoc = dict[str, Any]
 CLOSING_RECONNECT_WAIT_S = 1.0
+PAGE = 500  # documents per `jobFind` call
 _SERVER_SIDE = "is configured on the server (jobcollection serve), not through a remote client"
 
 
@@ -179,39 +181,39 @@ class RemoteManager:
         outcomes, docs = await self.acall("jobDoneAndGetWork", [wire_runs, get_work], unstorable)
         return outcomes, [doc_from_wire(doc) for doc in docs]
 
-    # -- queries over the publication -------------------------------------------------------
-
-    async def _snapshot(self, selector: dict[str, Any]) -> list[JobDoc]:
-        query = Query.of(parse_selector(selector))  # raises ValidationError naming the bad part
-        sub = await self.client.subscribe(self._publication, selector)
-        try:
-            cached = self.client.collections.get(self._publication, {})
-            docs = [
-                {"_id": job_id, **fields}
-                for job_id, fields in cached.items()
-                if query.matches(job_id, fields)
-            ]
-        finally:
-            await sub.stop()
-        return [doc_from_wire(doc) for doc in docs]
+    # -- queries, a page at a time ---------------------------------------------------------
 
     def find(
-        self, selector: dict[str, Any] | None = None, limit: int | None = None
+        self,
+        selector: dict[str, Any] | None = None,
+        limit: int | None = None,
+        *,
+        newest_first: bool = False,
     ) -> list[JobDoc]:
-        """Jobs matching the selector (the server's `<root>.jobs` publication, read once)."""
-        try:
-            docs = self.portal.run(self._snapshot(selector or {}))
-        except RemoteError as error:
-            raise _local_error(error) from error
-        docs.sort(key=lambda doc: (doc.get("created", 0), doc["_id"]))
-        return docs if limit is None else docs[:limit]
+        """Jobs matching the selector, a page (`jobFind`, one short read on the server) at a
+        time until `limit` or the last page."""
+        selector = selector or {}
+        parse_selector(selector)  # raises ValidationError naming the bad part, as locally
+        docs: list[JobDoc] = []
+        after: int | None = None
+        while limit is None or len(docs) < limit:
+            want = PAGE if limit is None else min(PAGE, limit - len(docs))
+            options = {"limit": want, "newestFirst": newest_first, "after": after}
+            page = self.call("jobFind", [selector, options])
+            docs.extend(doc_from_wire(doc) for doc in page["docs"])
+            after = page["next"]
+            if after is None:
+                break
+        return docs
+
+    def count(self, selector: dict[str, Any] | None = None, at_most: int | None = None) -> int:
+        selector = selector or {}
+        parse_selector(selector)
+        number: int = self.call("jobCount", [selector, {"atMost": at_most}])
+        return number
 
     def stats(self) -> list[tuple[str, str, int]]:
-        counts: dict[tuple[str, str], int] = {}
-        for doc in self.find({}):
-            key = (doc["status"], doc["type"])
-            counts[key] = counts.get(key, 0) + 1
-        return [(status, kind, n) for (status, kind), n in sorted(counts.items())]
+        return [(status, kind, n) for status, kind, n in self.call("jobStats", [])]
 
     def watch_ready(self, types: Sequence[str], callback: Callable[[], None]) -> Callable[[], None]:
         """Follow the server's `<root>.readyTypes` doorbell: `callback` runs (on the client's

@@ -1,4 +1,5 @@
-"""Worker-side operations: getJob, getWork, jobLog, jobProgress, jobDone, jobFail."""
+"""Worker-side operations: getWork, jobLog, jobProgress, jobDone, jobFail (getJob is a read:
+`_reads`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from ..core.params import (
     CancelParams,
     DoneParams,
     FailParams,
-    GetJobParams,
     GetWorkParams,
     LogParams,
     ProgressParams,
@@ -21,22 +21,6 @@ from . import _control
 from ._context import Op
 
 _RUNNING = (Status.RUNNING,)
-
-
-def get_job(op: Op, p: GetJobParams) -> JobDoc | list[JobDoc] | None:
-    if not p.ids:
-        return None
-    docs = op.tx.get(p.ids)
-    logs = op.tx.log_of([d["_id"] for d in docs]) if p.get_log else {}
-    for doc in docs:
-        doc.pop("_private", None)
-        if not p.get_failures:
-            doc.pop("failures", None)
-        if p.get_log:
-            doc["log"] = logs[doc["_id"]]
-    if p.single:
-        return docs[0] if docs else None
-    return docs or None
 
 
 def get_work(op: Op, p: GetWorkParams) -> list[JobDoc]:

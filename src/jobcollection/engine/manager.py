@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..core import ejson
@@ -34,8 +34,8 @@ from ..core.storable import (
 )
 from ..core.workers import DEFAULT_LOST_AFTER_MS, WorkerRecord
 from ..errors import JobCollectionError, ValidationError
-from ..storage.port import JobDoc, Storage
-from . import _control, _work
+from ..storage.port import JobDoc, Page, Storage
+from . import _control, _reads, _work
 from ._combiner import Combiner, Request
 from ._context import Op
 from ._liveness import Liveness, fail_orphans
@@ -203,9 +203,7 @@ class JobManager:
             return self.shutdown(parsed.timeout)
         if method == "getJob":
             assert isinstance(parsed, GetJobParams)
-            with self.storage.read(self.root) as tx:
-                found = _work.get_job(Op(tx, self.clock.now_ms(), self.new_id), parsed)
-            return self._scrubbed(found)
+            return self._scrubbed(_reads.get_job(self.storage, self.root, parsed))
         if self.stopped and method in ("getWork", "jobProgress"):
             return [] if method == "getWork" else None
         result = self.run(_OPERATIONS[method], parsed, worker)
@@ -402,12 +400,53 @@ class JobManager:
     # -- queries for the Python API -----------------------------------------------------------
 
     def find(
-        self, selector: dict[str, Any] | None = None, limit: int | None = None
+        self,
+        selector: dict[str, Any] | None = None,
+        limit: int | None = None,
+        *,
+        newest_first: bool = False,
     ) -> list[JobDoc]:
-        """Documents (without `log`) matching a small equality/`$in` selector."""
+        """Documents (without `log`) matching a small equality/`$in` selector, in insertion
+        order (or newest first), read a chunk per short transaction (see `_reads`)."""
         query = parse_selector(selector or {})
-        with self.storage.read(self.root) as tx:
-            return tx.find(**query, limit=limit)
+        found = _reads.chunks(
+            self.storage, self.root, query, limit=limit, newest_first=newest_first
+        )
+        return [doc for chunk in found for doc in chunk]
+
+    def read_chunks(
+        self, selector: dict[str, Any] | None = None, *, with_logs: bool = False
+    ) -> Iterator[list[JobDoc]]:
+        """The matching documents (with their `log` if asked) a chunk at a time, each chunk read
+        in its own transaction: for readers that hand documents on as they come."""
+        return _reads.chunks(
+            self.storage, self.root, parse_selector(selector or {}), with_logs=with_logs
+        )
+
+    def find_page(
+        self,
+        selector: dict[str, Any] | None = None,
+        *,
+        after: int | None = None,
+        limit: int,
+        newest_first: bool = False,
+    ) -> tuple[list[JobDoc], int | None]:
+        """One page of `find` in one short transaction: the documents and the keyset to pass
+        as `after` for the next page (None: there is none). A page may hold fewer than `limit`
+        documents and still have a next one (few jobs matched in the rows it looked at)."""
+        query = parse_selector(selector or {})
+        page = _reads.one_page(
+            self.storage, self.root, query, after=after, limit=limit, newest_first=newest_first
+        )
+        return page.docs, page.next
+
+    def count(self, selector: dict[str, Any] | None = None, at_most: int | None = None) -> int:
+        """How many jobs match the selector; with `at_most`, counting stops there (the answer
+        is then `at_most` or more), so the cost is bounded however many jobs match."""
+        rows = _reads.tally(
+            self.storage, self.root, parse_selector(selector or {}), at_most=at_most
+        )
+        return sum(n for _, _, n in rows)
 
     @property
     def url(self) -> str:
@@ -448,14 +487,22 @@ class JobManager:
                     live.update(job_id, fresh.get(job_id))
 
         stop = self.storage.subscribe(on_changes)
-        with self.storage.read(root) as tx, lock:
-            for doc in tx.find(**query, limit=None):
-                live.update(doc["_id"], doc)
+        # Chunk by chunk, each read in its own transaction: changes committed in between are
+        # applied by `on_changes` (storage lock first, then ours, as there), so every job ends
+        # up as the later of the two reads saw it.
+
+        def take(_: object, page: Page) -> None:
+            with lock:
+                for doc in page.docs:
+                    live.update(doc["_id"], doc)
+
+        for _ in _reads.visit(self.storage, root, query, take):
+            pass
         return stop
 
     def stats(self) -> list[tuple[str, str, int]]:
-        with self.storage.read(self.root) as tx:
-            return tx.count_by_status_type()
+        """(status, type, count) rows, sorted; counted a slice per short transaction."""
+        return _reads.tally(self.storage, self.root, {})
 
     def begin_close(self) -> None:
         """Called before the collection's queues stop (nothing to prepare locally)."""

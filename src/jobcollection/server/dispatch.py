@@ -21,6 +21,7 @@ from ..engine.manager import BATCHABLE_METHODS, JobManager
 from .batch_methods import BATCH_METHODS, call_batch
 from .connection_workers import REGISTRY_METHODS, ConnectionWorkers
 from .meteor_error import MeteorError, as_meteor_error, not_authorized
+from .read_methods import READ_METHODS  # for our own client; each checks its permissions
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class Dispatcher:
             if manager.root in self.managers:
                 raise ValueError(f"collection {manager.root!r} is served twice")
             self.managers[manager.root] = manager
-            for method in (*DDP_METHODS, *BATCH_METHODS, *REGISTRY_METHODS):
+            for method in (*DDP_METHODS, *BATCH_METHODS, *REGISTRY_METHODS, *READ_METHODS):
                 self.routes[f"{manager.root}_{method}"] = Route(manager, method)
 
     def knows(self, name: str) -> bool:
@@ -127,6 +128,12 @@ class Dispatcher:
         if route is None:
             raise self.unknown(name)
         manager, method = route.manager, route.method
+        read = READ_METHODS.get(method)
+        if read is not None:
+            try:
+                return read(manager, params, caller)
+            except Exception as error:
+                raise as_meteor_error(error) from error
         if method in REGISTRY_METHODS:
             try:
                 return self.workers.call(method, manager, params, caller, connection)

@@ -72,6 +72,14 @@ class Matcher(Query):
         query = Query.of(parse_selector(selector or {}))
         return cls(query.ids, query.statuses, query.types)
 
+    def selector(self) -> Selector:
+        """The selector this matcher was parsed from (in a canonical form)."""
+        selector: Selector = {}
+        for key, values in (("_id", self.ids), ("status", self.statuses), ("type", self.types)):
+            if values is not None:
+                selector[key] = {"$in": sorted(values)}
+        return selector
+
     def project(self, fields: Fields) -> Fields:
         """The fields a subscriber gets (the same value objects, so diffs stay cheap)."""
         if self.fields is None:
@@ -102,20 +110,19 @@ class _Source:
 
     def read_ids(self, ids: Sequence[str]) -> dict[str, Fields | None]:
         """The current fields of each id (None: the job is gone)."""
-        with self.manager.storage.read(self.root) as tx:
-            docs = _with_logs(tx.get(ids), tx.log_of)
         fresh: dict[str, Fields | None] = dict.fromkeys(ids)
-        for doc in docs:
-            fresh[doc["_id"]] = self._publishable(doc)
+        for docs in self.manager.read_chunks({"_id": {"$in": list(fresh)}}, with_logs=True):
+            for doc in docs:
+                fresh[doc["_id"]] = self._publishable(doc)
         return fresh
 
     def read_matching(self, matcher: Matcher) -> list[tuple[str, Fields]]:
-        with self.manager.storage.read(self.root) as tx:
-            found = tx.find(
-                ids=_listed(matcher.ids), statuses=matcher.statuses, types=matcher.types
-            )
-            docs = _with_logs(found, tx.log_of)
-        return [(doc["_id"], self._publishable(doc)) for doc in docs]
+        """Every job the matcher selects, read a chunk per short transaction."""
+        return [
+            (doc["_id"], self._publishable(doc))
+            for docs in self.manager.read_chunks(matcher.selector(), with_logs=True)
+            for doc in docs
+        ]
 
     def _publishable(self, doc: JobDoc) -> Fields:
         doc.pop("_private", None)
@@ -144,21 +151,6 @@ class _Source:
 
 
 _ABSENT: Final[Any] = object()
-
-
-def _listed(ids: frozenset[str] | None) -> list[str] | None:
-    return None if ids is None else sorted(ids)
-
-
-def _with_logs(
-    docs: list[JobDoc], log_of: Callable[[Sequence[str]], dict[str, list[Any]]]
-) -> list[JobDoc]:
-    """`getJob` with ``getLog`` and ``getFailures``: the whole row plus its log."""
-    if docs:
-        logs = log_of([doc["_id"] for doc in docs])
-        for doc in docs:
-            doc["log"] = logs.get(doc["_id"], [])
-    return docs
 
 
 # -- publications ------------------------------------------------------------------------------

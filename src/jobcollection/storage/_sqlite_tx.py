@@ -9,8 +9,20 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from . import _columns as cols
+from . import _sqlite_reads as reads
+from ._sqlite_reads import by_status_index, marks
 from ._sqlite_workers import SqliteWorkers
-from .port import NO_GUARD, ChangeOp, Guard, JobDoc, LogEntry, iter_chunks
+from .port import (
+    NO_GUARD,
+    ChangeOp,
+    Guard,
+    JobDoc,
+    LogEntry,
+    Page,
+    Tally,
+    TallyCursor,
+    iter_chunks,
+)
 
 _CHUNK = 500  # ids per statement, well under SQLite's parameter limit
 _LOG_INSERT = "INSERT INTO job_log (job_id, entries) VALUES (?, ?)"
@@ -50,27 +62,6 @@ _CONTENDERS = (
 
 _TOTAL = "coalesce(nullif(json_extract(progress, '$.total'), 0), 1)"
 _QUALIFIED = ", ".join(f"jobs.{column}" for _, column, _ in cols.FIELDS)
-
-
-@functools.cache
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
-
-
-def _by_status_index(
-    where: list[str], args: list[Any], statuses: Collection[str]
-) -> list[tuple[list[str], list[Any]]]:
-    """A status filter as (where, args) parts, each served by one index: ready jobs are only in
-    `jobs_ready`, the others only in `jobs_status` (sqlite_004.sql). No part: nothing matches."""
-    wanted = list(dict.fromkeys(statuses))
-    others = [status for status in wanted if status != "ready"]
-    parts = []
-    if len(others) < len(wanted):
-        parts.append(([*where, "status = 'ready'"], args))
-    if others:
-        status_in = f"status IN ({_marks(len(others))}) AND status != 'ready'"
-        parts.append(([*where, status_in], [*args, *others]))
-    return parts
 
 
 class SqliteTransaction(SqliteWorkers):
@@ -114,9 +105,9 @@ class SqliteTransaction(SqliteWorkers):
         for column, values in (("id", ids), ("type", types)):
             if values is not None:
                 values = list(values)
-                where.append(f"{column} IN ({_marks(len(values))})")
+                where.append(f"{column} IN ({marks(len(values))})")
                 args.extend(values)
-        parts = [(where, args)] if statuses is None else _by_status_index(where, args, statuses)
+        parts = [(where, args)] if statuses is None else by_status_index(where, args, statuses)
         if not parts:
             return []
         select = f"SELECT {cols.SELECT_LIST}, seq FROM jobs WHERE "
@@ -127,28 +118,58 @@ class SqliteTransaction(SqliteWorkers):
             params.append(limit)
         return [cols.row_to_doc(row[:-1]) for row in self._conn.execute(sql, params)]
 
-    def count_by_status_type(self) -> list[tuple[str, str, int]]:
-        sql = (  # one part per status index (see sqlite_004.sql)
-            "SELECT 'ready', type, count(*) FROM jobs WHERE collection = ? AND status = 'ready' "
-            "GROUP BY type UNION ALL "
-            "SELECT status, type, count(*) FROM jobs WHERE collection = ? AND status != 'ready' "
-            "GROUP BY status, type ORDER BY 1, 2"
+    def page(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        statuses: Collection[str] | None = None,
+        types: Collection[str] | None = None,
+        after: int | None = None,
+        limit: int,
+        newest_first: bool = False,
+    ) -> Page:
+        return reads.page(
+            self._conn,
+            self.collection,
+            ids=ids,
+            statuses=statuses,
+            types=types,
+            after=after,
+            limit=limit,
+            newest_first=newest_first,
         )
-        rows = self._conn.execute(sql, (self.collection, self.collection))
-        return [(s, t, n) for s, t, n in rows]
+
+    def tally(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        statuses: Collection[str] | None = None,
+        types: Collection[str] | None = None,
+        after: TallyCursor | None = None,
+        at_most: int | None = None,
+    ) -> Tally:
+        return reads.tally(
+            self._conn,
+            self.collection,
+            ids=ids,
+            statuses=statuses,
+            types=types,
+            after=after,
+            at_most=at_most,
+        )
 
     def log_of(self, ids: Sequence[str]) -> dict[str, list[LogEntry]]:
         logs: dict[str, list[LogEntry]] = {job_id: [] for job_id in ids}
         for chunk in iter_chunks(ids, _CHUNK):
             # First what came with the insert (in the job row), then every later append.
             first = (
-                f"SELECT id, log FROM jobs WHERE id IN ({_marks(len(chunk))}) AND log IS NOT NULL"
+                f"SELECT id, log FROM jobs WHERE id IN ({marks(len(chunk))}) AND log IS NOT NULL"
             )
             for job_id, entries in self._conn.execute(first, list(chunk)):
                 logs[job_id].extend(cols.log_entries(entries))
             sql = (
                 "SELECT job_id, entries FROM job_log "
-                f"WHERE job_id IN ({_marks(len(chunk))}) ORDER BY n"
+                f"WHERE job_id IN ({marks(len(chunk))}) ORDER BY n"
             )
             for job_id, entries in self._conn.execute(sql, list(chunk)):
                 logs[job_id].extend(cols.log_entries(entries))
@@ -162,7 +183,7 @@ class SqliteTransaction(SqliteWorkers):
             sql = (
                 f"SELECT DISTINCT {_QUALIFIED} FROM job_deps CROSS JOIN jobs "
                 "ON jobs.id = job_deps.job_id "
-                f"WHERE job_deps.antecedent IN ({_marks(len(chunk))}) AND jobs.collection = ? "
+                f"WHERE job_deps.antecedent IN ({marks(len(chunk))}) AND jobs.collection = ? "
                 "ORDER BY jobs.seq"
             )
             rows = self._conn.execute(sql, [*chunk, self.collection])
@@ -178,7 +199,7 @@ class SqliteTransaction(SqliteWorkers):
             return [row[0] for row in self._conn.execute(sql + " ORDER BY seq", args)]
         due: list[str] = []
         for chunk in iter_chunks(ids, _CHUNK):
-            query = f"{sql} AND id IN ({_marks(len(chunk))}) ORDER BY seq"
+            query = f"{sql} AND id IN ({marks(len(chunk))}) ORDER BY seq"
             due.extend(row[0] for row in self._conn.execute(query, [*args, *chunk]))
         return due
 
@@ -262,10 +283,10 @@ class SqliteTransaction(SqliteWorkers):
             ]
         sets = ", ".join(f"{cols.COLUMN_OF[key]} = ?" for key in fields)
         args: list[Any] = [cols.encode(key, value) for key, value in fields.items()]
-        where = [f"collection = ? AND id IN ({_marks(len(ids))})"]
+        where = [f"collection = ? AND id IN ({marks(len(ids))})"]
         args += [self.collection, *ids]
         if guard.statuses is not None:
-            where.append(f"status IN ({_marks(len(guard.statuses))})")
+            where.append(f"status IN ({marks(len(guard.statuses))})")
             args.extend(guard.statuses)
         if guard.run_id is not None:
             where.append("run_id = ?")
@@ -295,7 +316,7 @@ class SqliteTransaction(SqliteWorkers):
         sql = (
             "UPDATE jobs SET status = 'completed', result = ?, updated = ?, "
             f"progress = json_object('completed', {_TOTAL}, 'total', {_TOTAL}, 'percent', 100) "
-            f"WHERE collection = ? AND id IN ({_marks(len(job_ids))}) AND status = 'running' "
+            f"WHERE collection = ? AND id IN ({marks(len(job_ids))}) AND status = 'running' "
             "AND run_id = ? RETURNING id, type, repeats"
         )
         args = [cols.encode("result", result), now, self.collection, *job_ids, run_id]
@@ -360,8 +381,8 @@ class SqliteTransaction(SqliteWorkers):
         removed: list[tuple[str, str]] = []
         for chunk in iter_chunks(ids, _CHUNK):
             sql = (
-                f"DELETE FROM jobs WHERE collection = ? AND id IN ({_marks(len(chunk))}) "
-                f"AND status IN ({_marks(len(statuses))}) RETURNING id, type"
+                f"DELETE FROM jobs WHERE collection = ? AND id IN ({marks(len(chunk))}) "
+                f"AND status IN ({marks(len(statuses))}) RETURNING id, type"
             )
             removed += self._conn.execute(sql, [self.collection, *chunk, *statuses]).fetchall()
         gone = [(job_id,) for job_id, _ in removed]

@@ -64,6 +64,26 @@ NO_GUARD: Final = Guard()
 ChangeListener = Callable[[Sequence[Change]], None]
 
 
+class Page(NamedTuple):
+    """One chunk of a keyset read (`Transaction.page`): the documents in the order asked, the
+    insertion number (`seq`) of each, and where the next chunk starts (None: nothing left)."""
+
+    docs: list[JobDoc]
+    seqs: list[int]
+    next: int | None
+
+
+TallyCursor = tuple[Any, ...]  # where a count stopped; only the adapter that made it reads it
+
+
+class Tally(NamedTuple):
+    """One slice of a count (`Transaction.tally`): (status, type, number) of the jobs counted
+    in it, and where the next slice starts (None: done)."""
+
+    counts: list[tuple[str, str, int]]
+    next: TallyCursor | None
+
+
 class Transaction(Protocol):
     """Operations inside one atomic transaction on one collection."""
 
@@ -86,8 +106,34 @@ class Transaction(Protocol):
         """Which of ``types`` have at least one ready job (one index probe each)."""
         ...
 
-    def count_by_status_type(self) -> list[tuple[str, str, int]]:
-        """(status, type, count) for the collection."""
+    def page(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        statuses: Collection[str] | None = None,
+        types: Collection[str] | None = None,
+        after: int | None = None,
+        limit: int,
+        newest_first: bool = False,
+    ) -> Page:
+        """Up to `limit` documents matching every given condition whose `seq` comes after
+        `after` in the order asked (insertion order, or newest first), reading a bounded number
+        of rows whatever the collection's size (a sparse filter may give fewer than `limit`
+        with a `next` to go on from). With `ids` (at most a few hundred), only those."""
+        ...
+
+    def tally(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        statuses: Collection[str] | None = None,
+        types: Collection[str] | None = None,
+        after: TallyCursor | None = None,
+        at_most: int | None = None,
+    ) -> Tally:
+        """Count matching jobs by (status, type), going on from `after`; each call examines a
+        bounded number of index entries (see `Tally`), and no more than about `at_most` when
+        the caller will stop there anyway."""
         ...
 
     def log_of(self, ids: Sequence[str]) -> dict[str, list[LogEntry]]:

@@ -28,7 +28,7 @@ from .port import Change, ChangeListener, ChangeOp
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_MS = 5000
 WATCH_INTERVAL_S = 0.001
 CHECKPOINT_INTERVAL_S = 0.2
@@ -37,6 +37,12 @@ CHANGES_KEPT = 100_000  # change-feed entries kept for subscribers catching up
 # Commits never checkpoint (that is where the fsyncs are) unless the WAL grows past this many
 # pages; the watcher thread checkpoints in the background instead.
 AUTOCHECKPOINT_PAGES = 20000
+# A WAL starts over only when a writer finds it wholly checkpointed, which under steady writes
+# (a commit landing during every background checkpoint) may never happen: past this many
+# frames the watcher makes it happen (a RESTART checkpoint, this process's writers held for a
+# moment).
+WAL_RESTART_FRAMES = 4096
+RESTART_WAIT_MS = 20  # how long that checkpoint may hold writers while it waits for readers
 _CHANGE_INSERT = (
     "INSERT INTO changes (collection, job_id, op, type, status, fields) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -258,9 +264,9 @@ def _prune(conn: sqlite3.Connection, keep: int) -> None:
 
 class _Watcher:
     """Polls `PRAGMA data_version` and publishes changes committed by other connections; every
-    `CHECKPOINT_INTERVAL_S` after writes it checkpoints the WAL (PASSIVE: writers go on), so
-    the fsyncs a checkpoint needs stay off the commit path of every writer; every
-    `PRUNE_INTERVAL_S` after writes it trims the change feed to `CHANGES_KEPT` entries."""
+    `CHECKPOINT_INTERVAL_S` after writes, until it succeeds, it checkpoints the WAL (PASSIVE:
+    writers go on), so the fsyncs a checkpoint needs stay off the commit path of every writer;
+    every `PRUNE_INTERVAL_S` after writes it trims the change feed to `CHANGES_KEPT` entries."""
 
     def __init__(self, storage: SqliteStorage) -> None:
         self._storage = storage
@@ -281,8 +287,9 @@ class _Watcher:
                     _prune(self._conn, CHANGES_KEPT)
                     to_prune, last_prune = False, time.monotonic()
                 if dirty and time.monotonic() - last_checkpoint >= CHECKPOINT_INTERVAL_S:
-                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    dirty, last_checkpoint = False, time.monotonic()
+                    # Until the whole WAL is in the database (a reader's snapshot may hold
+                    # part of it back), try again at the next interval.
+                    dirty, last_checkpoint = not self._checkpoint(), time.monotonic()
                 current = self._conn.execute("PRAGMA data_version").fetchone()[0]
                 if current == version:
                     continue
@@ -291,6 +298,28 @@ class _Watcher:
             except sqlite3.Error:
                 log.exception("change watcher failed to read %s", self._storage.path)
         self._conn.close()
+
+    def _checkpoint(self) -> bool:
+        """Copy the WAL into the database (PASSIVE: writers go on); True when all of it is.
+        A long WAL is also made to start over (see `WAL_RESTART_FRAMES`)."""
+        busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames <= WAL_RESTART_FRAMES:
+            return not busy and copied >= frames
+        # This process's writers wait on the storage lock meanwhile (a few ms, once in that
+        # many frames), so no commit of theirs lands in the middle; another process's reader
+        # holding an old snapshot leaves the WAL as it is (no waiting for it).
+        with self._storage._lock:
+            busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if busy or copied < frames:
+                return False
+            self._conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
+            try:
+                busy, frames, copied = self._conn.execute(
+                    "PRAGMA wal_checkpoint(RESTART)"
+                ).fetchone()
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return not busy and copied >= frames
 
     def stop(self) -> None:
         self._stop.set()
