@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobcollection.core.live import JobChange, LiveQuery, Query
-from jobcollection.engine.manager import parse_selector
+from jobcollection.core.selector import parse_selector
 
 
 @pytest.mark.parametrize(

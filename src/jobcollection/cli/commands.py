@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,20 +22,14 @@ from ..core.constants import (
     JOB_STATUS_PAUSABLE,
     JOB_STATUS_REMOVABLE,
     JOB_STATUS_RESTARTABLE,
-    JOB_STATUSES,
 )
 from ..core.params import validate_job_doc
 from ..core.schedule import is_schedule, next_occurrence
 from ..errors import JobValidationError, ValidationError
 from . import render
 from .errors import EXIT_OK, CommandFailed, UsageError
-from .target import nothing_stored, open_collection, remote
-
-
-def _where(args: argparse.Namespace) -> str:
-    server = f" on {args.server}" if remote(args) else ""
-    return f"collection {args.collection!r}{server}"
-
+from .reads import where
+from .target import nothing_stored, open_collection
 
 # -- submit ---------------------------------------------------------------------------------
 
@@ -98,7 +91,7 @@ def _antecedents(jc: JobCollection, ids: Sequence[str], args: argparse.Namespace
     for job_id in ids:
         job = jc.get_job(job_id)
         if job is None:
-            raise UsageError(f"--depends: no job with id {job_id!r} in {_where(args)}")
+            raise UsageError(f"--depends: no job with id {job_id!r} in {where(args)}")
         if job.status in ("failed", "cancelled"):
             raise UsageError(
                 f"--depends: job {job_id} is {job.status}, so the new job would be cancelled"
@@ -122,89 +115,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- ls / show / stats ----------------------------------------------------------------------
-
-
-def _selector(args: argparse.Namespace) -> dict[str, Any]:
-    selector: dict[str, Any] = {}
-    if args.status:
-        selector["status"] = {"$in": list(dict.fromkeys(args.status))}
-    if args.type:
-        selector["type"] = {"$in": list(dict.fromkeys(args.type))}
-    return selector
-
-
-# Counting every job of a large collection costs as much as `stats`; a cut list only says how
-# many there are up to this many.
-COUNT_AT_MOST = 10_000
-
-
-def cmd_ls(args: argparse.Namespace) -> int:
-    total = 0
-    selector = _selector(args)
-    with open_collection(args) as jc:
-        found = jc.find(selector, args.limit + 1, newest_first=not args.oldest_first)
-        docs = [job.doc for job in found[: args.limit]]
-        if len(found) > args.limit:  # cut: say so, with a count that stays cheap
-            total = jc.count(selector, at_most=COUNT_AT_MOST)
-    if args.json:
-        for doc in docs:
-            print(render.to_json(doc))
-    elif docs:
-        rows = [render.job_row(doc) for doc in docs]
-        print(render.table(render.JOB_HEADERS, rows, render.JOB_RIGHT))
-    else:
-        print("no jobs")
-    if total:
-        order = "oldest" if args.oldest_first else "newest"
-        print(render.cut_note(len(docs), total, order, COUNT_AT_MOST), file=sys.stderr)
-    return EXIT_OK
-
-
-def _not_found(job_id: str, args: argparse.Namespace) -> CommandFailed:
-    return CommandFailed(f"no job with id {job_id!r} in {_where(args)}")
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    with open_collection(args) as jc:
-        job = jc.get_job(args.id, get_log=True, get_failures=True)
-    if job is None:
-        raise _not_found(args.id, args)
-    print(render.to_json(job.doc, indent=2) if args.json else render.show_job(job.doc))
-    return EXIT_OK
-
-
-def stats_summary(rows: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
-    """`{"total": n, "by_status": {status: n}, "by_type": {type: {status: n, "total": n}}}`."""
-    by_status = dict.fromkeys(JOB_STATUSES, 0)
-    by_type: dict[str, dict[str, int]] = {}
-    for status, job_type, number in rows:
-        by_status[status] = by_status.get(status, 0) + number
-        counts = by_type.setdefault(job_type, {**dict.fromkeys(JOB_STATUSES, 0), "total": 0})
-        counts[status] = counts.get(status, 0) + number
-        counts["total"] += number
-    ordered = {job_type: by_type[job_type] for job_type in sorted(by_type)}
-    return {"total": sum(by_status.values()), "by_status": by_status, "by_type": ordered}
-
-
-def cmd_stats(args: argparse.Namespace) -> int:
-    with open_collection(args) as jc:
-        rows = jc.stats()
-    summary = stats_summary(rows)
-    if args.json:
-        print(render.to_json(summary))
-        return EXIT_OK
-    statuses = list(summary["by_status"])
-    lines = [
-        [job_type, *(counts[s] for s in statuses), counts["total"]]
-        for job_type, counts in summary["by_type"].items()
-    ]
-    lines.append(["TOTAL", *summary["by_status"].values(), summary["total"]])
-    right = range(1, len(statuses) + 2)
-    print(render.table(["TYPE", *statuses, "TOTAL"], lines, right))
-    return EXIT_OK
-
-
 # -- control commands -----------------------------------------------------------------------
 
 ACTIONS: dict[str, Callable[[Job], object]] = {
@@ -217,18 +127,6 @@ ACTIONS: dict[str, Callable[[Job], object]] = {
     "rerun": lambda job: job.rerun(wait=0),
 }
 
-ACTION_HELP = {
-    "cancel": "cancel running, ready, waiting or paused jobs, with their antecedents and "
-    "dependents (as Job.cancel does)",
-    "restart": "restart cancelled or failed jobs (one more run), with their antecedents and "
-    "dependents (as Job.restart does)",
-    "pause": "pause ready or waiting jobs",
-    "resume": "resume paused jobs",
-    "ready": "make waiting jobs ready now, even if delayed (dependencies must be done)",
-    "remove": "delete completed, cancelled or failed jobs",
-    "rerun": "run a completed job again, at once, as a new job",
-}
-
 
 def cmd_control(args: argparse.Namespace) -> int:
     ids: list[str] = list(dict.fromkeys(args.ids))
@@ -238,7 +136,7 @@ def cmd_control(args: argparse.Namespace) -> int:
         missing = [job_id for job_id in ids if job_id not in known]
         if missing:
             listed = ", ".join(missing)
-            raise CommandFailed(f"no job with id {listed} in {_where(args)}; nothing was changed")
+            raise CommandFailed(f"no job with id {listed} in {where(args)}; nothing was changed")
         for job_id in ids:
             job = jc.get_job(job_id)
             outcome = action(job) if job is not None else False

@@ -18,12 +18,13 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..api.collection import JobCollection
-from ..engine.events import CallEvent
-from ..engine.manager import JobManager
 from .render import to_json
+
+if TYPE_CHECKING:
+    from ..api.collection import JobCollection
+    from ..engine.events import CallEvent
 
 LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_LEVEL = "warning"
@@ -117,6 +118,8 @@ class FailureLines:
 def announces_calls(jc: JobCollection) -> bool:
     """True if `jc` emits events for the calls made through it (a collection on a database;
     a server's collection announces them on the server)."""
+    from ..engine.manager import JobManager  # loaded by the collection already
+
     return isinstance(jc.manager, JobManager)
 
 

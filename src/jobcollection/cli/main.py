@@ -9,6 +9,7 @@ line on stderr: `jobcollection: error: <what>: <problem>`.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -19,14 +20,37 @@ from ..core.constants import JOB_RETRY_BACKOFF_METHODS, JOB_STATUSES
 from ..errors import JobCollectionError, StorageError, ValidationError
 from ..storage import ENV_VAR
 from . import args as conv
-from . import commands, logs, target, users
+from . import logs, target, users
 from . import serve as serve_command
 from . import workers as workers_command
 from .errors import EXIT_FAILURE, EXIT_USAGE, CliError, UsageError
-from .worker import cmd_worker
 
 PROG = "jobcollection"
 Handler = Callable[[argparse.Namespace], int]
+
+
+def _lazy(module: str, name: str) -> Handler:
+    """The handler `name` of command module `module`, imported when the command runs: a
+    command loads only what it uses (`ls` needs neither the worker nor the network client)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        command: Handler = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+        return command(args)
+
+    return handler
+
+
+ACTION_HELP = {
+    "cancel": "cancel running, ready, waiting or paused jobs, with their antecedents and "
+    "dependents (as Job.cancel does)",
+    "restart": "restart cancelled or failed jobs (one more run), with their antecedents and "
+    "dependents (as Job.restart does)",
+    "pause": "pause ready or waiting jobs",
+    "resume": "resume paused jobs",
+    "ready": "make waiting jobs ready now, even if delayed (dependencies must be done)",
+    "remove": "delete completed, cancelled or failed jobs",
+    "rerun": "run a completed job again, at once, as a new job",
+}
 
 
 def _tidy(message: str) -> str:
@@ -144,7 +168,7 @@ def _add_submit(sub: argparse._SubParsersAction[Parser], common: Parser) -> None
         default=[],
         help="run only after these jobs complete",
     )
-    p.set_defaults(handler=commands.cmd_submit)
+    p.set_defaults(handler=_lazy("commands", "cmd_submit"))
 
 
 def _add_queries(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
@@ -162,23 +186,23 @@ def _add_queries(sub: argparse._SubParsersAction[Parser], common: Parser) -> Non
     ls.add_argument("--limit", metavar="N", type=conv.positive, default=50, help="default 50")
     ls.add_argument("--oldest-first", action="store_true", help="the first submitted first")
     ls.add_argument("--json", action="store_true", help="one JSON document per line")
-    ls.set_defaults(handler=commands.cmd_ls)
+    ls.set_defaults(handler=_lazy("reads", "cmd_ls"))
 
     show = sub.add_parser("show", parents=[common], help="show one job with its log")
     show.add_argument("id", metavar="ID")
     show.add_argument("--json", action="store_true", help="the document as JSON")
-    show.set_defaults(handler=commands.cmd_show)
+    show.set_defaults(handler=_lazy("reads", "cmd_show"))
 
     stats = sub.add_parser("stats", parents=[common], help="job counts per type and status")
     stats.add_argument("--json", action="store_true")
-    stats.set_defaults(handler=commands.cmd_stats)
+    stats.set_defaults(handler=_lazy("reads", "cmd_stats"))
 
 
 def _add_controls(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
-    for name, text in commands.ACTION_HELP.items():
+    for name, text in ACTION_HELP.items():
         p = sub.add_parser(name, parents=[common], help=text, description=text)
         p.add_argument("ids", metavar="ID", nargs="+")
-        p.set_defaults(handler=commands.cmd_control)
+        p.set_defaults(handler=_lazy("commands", "cmd_control"))
 
 
 def _add_worker(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
@@ -217,7 +241,7 @@ def _add_worker(sub: argparse._SubParsersAction[Parser], common: Parser) -> None
         help=workers_command.LOST_AFTER_HELP,
     )
     logs.add_option(p, "problems and one line per failed job")
-    p.set_defaults(handler=cmd_worker)
+    p.set_defaults(handler=_lazy("worker", "cmd_worker"))
 
 
 def build_parser() -> Parser:

@@ -10,11 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from ..api.collection import JobCollection
 from ..errors import AuthenticationFailed, ConnectionClosed, ProtocolError
-from ..storage import ENV_VAR, resolve_url, sqlite_path
+from ..storage import ENV_VAR, open_storage, resolve_url, sqlite_path
 from .errors import CommandFailed, UsageError
+
+if TYPE_CHECKING:
+    from ..api.collection import JobCollection
 
 LOCAL_ONLY = ("serve", "users")  # commands that work on the database itself, never remotely
 _LOGIN_OPTIONS = {
@@ -128,6 +133,8 @@ def open_collection(
     if not remote(args):
         if not create:
             require_database(args.db)
+        from ..api.collection import JobCollection  # the Python API only when it is used
+
         return JobCollection(args.collection, args.db)
     from ..client.remote import connect  # the websocket client only when it is used
 
@@ -143,3 +150,45 @@ def open_collection(
         ) from None
     except (ConnectionClosed, ProtocolError) as error:
         raise CommandFailed(f"--server {args.server}: {_one_line(error)}") from None
+
+
+@contextmanager
+def open_reader(args: argparse.Namespace) -> Iterator[Any]:
+    """What the read-only commands (`ls`, `show`, `stats`) read through: a `JobReader` on the
+    database itself (so such a short-lived command loads neither the Python API's asyncio
+    machinery nor the engine's), or the same reads of the remote collection."""
+    if remote(args):
+        with open_collection(args) as jc:
+            yield _RemoteReader(jc)
+        return
+    from ..engine.reader import JobReader
+
+    require_database(args.db)
+    storage = open_storage(args.db)
+    try:
+        yield JobReader(storage, args.collection)
+    finally:
+        storage.close()
+
+
+class _RemoteReader:
+    """`JobReader`'s reads of a remote collection."""
+
+    def __init__(self, jc: JobCollection) -> None:
+        self._manager: Any = jc.manager
+
+    def find(
+        self, selector: dict[str, Any], limit: int | None, *, newest_first: bool = False
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._manager.find(selector, limit, newest_first=newest_first)
+        return found
+
+    def count(self, selector: dict[str, Any], at_most: int | None = None) -> int:
+        return int(self._manager.count(selector, at_most))
+
+    def stats(self) -> list[tuple[str, str, int]]:
+        return list(self._manager.stats())
+
+    def get(self, job_id: str, *, get_log: bool = False, get_failures: bool = False) -> Any:
+        options = {"getLog": get_log, "getFailures": get_failures}
+        return self._manager.call("getJob", [job_id, options])

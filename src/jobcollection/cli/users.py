@@ -11,30 +11,31 @@ import argparse
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import ejson
-from ..server.accounts import (
-    Accounts,
-    AccountValidationError,
-    UserInfo,
-    check_email,
-    check_password,
-    check_username,
-)
 from ..storage import open_storage
 from ..storage.port import UserStore
 from . import render
 from .errors import EXIT_OK, CommandFailed, UsageError
 from .target import require_database
 
+if TYPE_CHECKING:
+    from ..server.accounts import Accounts, UserInfo
 
-def _converter(check: Callable[[object], str]) -> Callable[[str], str]:
+
+def _converter(check: str) -> Callable[[str], str]:
+    """The argparse type checking a value with `server.accounts.<check>` (imported only when a
+    `users` command runs: the other commands build this parser too)."""
+
     def convert(text: str) -> str:
+        from ..server import accounts
+
         try:
-            return check(text)
-        except AccountValidationError as error:
+            checked: str = getattr(accounts, check)(text)
+        except accounts.AccountValidationError as error:
             raise argparse.ArgumentTypeError(error.problem) from None
+        return checked
 
     return convert
 
@@ -42,7 +43,7 @@ def _converter(check: Callable[[object], str]) -> Callable[[str], str]:
 def _password_options(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--password", metavar="PW", type=_converter(check_password), help="the password"
+        "--password", metavar="PW", type=_converter("check_password"), help="the password"
     )
     source.add_argument(
         "--password-env",
@@ -62,9 +63,9 @@ def add_parser(
     sub = users.add_subparsers(dest="users_command", metavar="SUBCOMMAND", required=True)
 
     add = sub.add_parser("add", parents=list(parents), help="create a user and print its id")
-    add.add_argument("name", metavar="NAME", type=_converter(check_username), help="username")
+    add.add_argument("name", metavar="NAME", type=_converter("check_username"), help="username")
     _password_options(add)
-    add.add_argument("--email", metavar="E", type=_converter(check_email), help="e-mail address")
+    add.add_argument("--email", metavar="E", type=_converter("check_email"), help="e-mail address")
     add.set_defaults(handler=cmd_users_add)
 
     ls = sub.add_parser("list", parents=list(parents), help="list the users (oldest first)")
@@ -74,13 +75,13 @@ def add_parser(
     remove = sub.add_parser(
         "remove", parents=list(parents), help="delete a user and log out its sessions"
     )
-    remove.add_argument("name", metavar="NAME", type=_converter(check_username))
+    remove.add_argument("name", metavar="NAME", type=_converter("check_username"))
     remove.set_defaults(handler=cmd_users_remove)
 
     passwd = sub.add_parser(
         "passwd", parents=list(parents), help="set a user's password and log out its sessions"
     )
-    passwd.add_argument("name", metavar="NAME", type=_converter(check_username))
+    passwd.add_argument("name", metavar="NAME", type=_converter("check_username"))
     _password_options(passwd)
     passwd.set_defaults(handler=cmd_users_passwd)
 
@@ -107,6 +108,8 @@ def _accounts(args: argparse.Namespace, *, create: bool = False) -> Iterator[Acc
         store: UserStore | None = getattr(storage, "users", None)
         if store is None:
             raise CommandFailed(f"database {storage.url} cannot keep users")
+        from ..server.accounts import Accounts
+
         yield Accounts(store)
     finally:
         storage.close()

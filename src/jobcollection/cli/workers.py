@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..core.workers import MAX_LOST_AFTER_MS, MIN_LOST_AFTER_MS, WorkerRecord
+from ..core.constants import MAX_LOST_AFTER_MS, MIN_LOST_AFTER_MS
 from . import render
 from .errors import EXIT_OK
 from .target import nothing_stored, open_collection
+
+if TYPE_CHECKING:
+    from ..core.workers import WorkerRecord
 
 HEADERS = ("ID", "KIND", "STATUS", "TYPES", "CONC", "RUNNING", "WHERE", "USER", "STARTED", "SEEN")
 RIGHT = (4, 5, 9)

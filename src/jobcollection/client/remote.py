@@ -26,15 +26,16 @@ from typing import Any
 from ..api._portal import Portal, running_on
 from ..api._runners import ChildSpec
 from ..api.collection import AsyncJobCollection, JobCollection
+from ..core.constants import DEFAULT_LOST_AFTER_MS
 from ..core.ids import random_id
 from ..core.live import JobChange, LiveQuery, Query
 from ..core.params import parse_params
+from ..core.selector import parse_selector
 from ..core.storable import naming_unstorable, unstorable_param, unstorable_value
 from ..core.wire import doc_from_wire, result_from_wire
-from ..core.workers import DEFAULT_LOST_AFTER_MS, WorkerRecord, check_lost_after
+from ..core.workers import WorkerRecord, check_lost_after
 from ..engine.clock import SystemClock
 from ..engine.events import Events, LogStream
-from ..engine.manager import parse_selector
 from ..errors import JobCollectionError, PermissionDenied, RemoteError, ValidationError
 from .ddp import DdpClient
 

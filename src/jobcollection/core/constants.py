@@ -70,5 +70,10 @@ DEFAULT_RETRY_WAIT_MS: Final = 300000
 DEFAULT_REPEAT_WAIT_MS: Final = 300000
 DEFAULT_POLL_INTERVAL_MS: Final = 5000
 SCHEDULE_GUARD_MS: Final = 500
+# Workers' heartbeat lapse (`lost_after`): heartbeats go out every third of it, so a floor
+# keeps them cheap.
+DEFAULT_LOST_AFTER_MS: Final = 30_000
+MIN_LOST_AFTER_MS: Final = 1_000
+MAX_LOST_AFTER_MS: Final = 24 * 3600 * 1000
 GET_JOB_CHUNK: Final = 32
 BULK_CHUNK: Final = 256

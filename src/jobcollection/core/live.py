@@ -27,7 +27,7 @@ class JobChange:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A parsed selector (see `engine.manager.parse_selector`): each set that is not None must
+    """A parsed selector (see `core.selector.parse_selector`): each set that is not None must
     contain the job's value. Shared by live queries here and the server's publications."""
 
     ids: frozenset[str] | None = None

@@ -14,14 +14,12 @@ from datetime import timedelta
 from typing import Any, Final, Literal
 
 from ..errors import JobValidationError
+from .constants import MAX_LOST_AFTER_MS, MIN_LOST_AFTER_MS
 from .document import check_id, check_integer, check_string, show, to_duration_ms
 
 WorkerKind = Literal["local", "remote"]
 WorkerStatus = Literal["active", "disconnected", "lost"]
 
-DEFAULT_LOST_AFTER_MS: Final = 30_000
-MIN_LOST_AFTER_MS: Final = 1_000  # heartbeats every third of it: a floor keeps them cheap
-MAX_LOST_AFTER_MS: Final = 24 * 3600 * 1000
 LOST_KEPT_MS: Final = 3600 * 1000  # a lost worker's record is kept this long, then forgotten
 WORKER_LOST: Final = "Worker lost"  # the failure value of a lost worker's jobs
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
-from ..core.params import GetJobParams
 from ..storage.port import JobDoc, Page, Storage, Transaction, iter_chunks
 
 CHUNK: Final = 500  # documents per transaction (and ids per statement)
@@ -145,18 +144,26 @@ def _logged(tx: Transaction, docs: list[JobDoc]) -> list[JobDoc]:
     return docs
 
 
-def get_job(storage: Storage, root: str, p: GetJobParams) -> JobDoc | list[JobDoc] | None:
+def get_job(
+    storage: Storage,
+    root: str,
+    ids: Sequence[str],
+    *,
+    single: bool,
+    get_log: bool,
+    get_failures: bool,
+) -> JobDoc | list[JobDoc] | None:
     """`getJob`: the documents (with their logs if asked), read a slice of ids at a time."""
-    if not p.ids:
+    if not ids:
         return None
     docs = [
-        doc for found in chunks(storage, root, {"ids": p.ids}, with_logs=p.get_log) for doc in found
+        doc for found in chunks(storage, root, {"ids": ids}, with_logs=get_log) for doc in found
     ]
     for doc in docs:
         doc.pop("_private", None)
-        if not p.get_failures:
+        if not get_failures:
             doc.pop("failures", None)
-    if p.single:
+    if single:
         return docs[0] if docs else None
     return docs or None
 

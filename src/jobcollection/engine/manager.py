@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core import ejson
 from ..core import ids as core_ids
-from ..core.constants import DEFAULT_PROMOTE_INTERVAL_MS, JOB_STATUSES
+from ..core.constants import DEFAULT_LOST_AFTER_MS, DEFAULT_PROMOTE_INTERVAL_MS
 from ..core.ids import random_id
 from ..core.live import JobChange, LiveQuery, Query
 from ..core.params import (
@@ -26,13 +26,14 @@ from ..core.params import (
     parse_params,
 )
 from ..core.permissions import Permissions
+from ..core.selector import parse_selector
 from ..core.storable import (
     ENCODING_ERRORS,
     naming_unstorable,
     unstorable_param,
     unstorable_value,
 )
-from ..core.workers import DEFAULT_LOST_AFTER_MS, WorkerRecord
+from ..core.workers import WorkerRecord
 from ..errors import JobCollectionError, ValidationError
 from ..storage.port import JobDoc, Page, Storage
 from . import _control, _reads, _work
@@ -41,6 +42,7 @@ from ._context import Op
 from ._liveness import Liveness, fail_orphans
 from .clock import Clock, SystemClock
 from .events import CallEvent, CallLog, Events, LogStream
+from .reader import JobReader
 from .scheduler import Scheduler
 from .workers import WorkerRef
 
@@ -83,6 +85,7 @@ class JobManager:
         if not isinstance(root, str) or not root:
             raise ValidationError("collection name must be a non-empty string")
         self.storage = storage
+        self.reader = JobReader(storage, root)
         self.root = root
         self.clock = clock or SystemClock()
         self.new_id = id_factory
@@ -203,7 +206,12 @@ class JobManager:
             return self.shutdown(parsed.timeout)
         if method == "getJob":
             assert isinstance(parsed, GetJobParams)
-            return self._scrubbed(_reads.get_job(self.storage, self.root, parsed))
+            found = self.reader.get(
+                parsed.ids[0] if parsed.single else parsed.ids,
+                get_log=parsed.get_log,
+                get_failures=parsed.get_failures,
+            )
+            return self._scrubbed(found)
         if self.stopped and method in ("getWork", "jobProgress"):
             return [] if method == "getWork" else None
         result = self.run(_OPERATIONS[method], parsed, worker)
@@ -406,22 +414,14 @@ class JobManager:
         *,
         newest_first: bool = False,
     ) -> list[JobDoc]:
-        """Documents (without `log`) matching a small equality/`$in` selector, in insertion
-        order (or newest first), read a chunk per short transaction (see `_reads`)."""
-        query = parse_selector(selector or {})
-        found = _reads.chunks(
-            self.storage, self.root, query, limit=limit, newest_first=newest_first
-        )
-        return [doc for chunk in found for doc in chunk]
+        """See `JobReader.find`."""
+        return self.reader.find(selector, limit, newest_first=newest_first)
 
     def read_chunks(
         self, selector: dict[str, Any] | None = None, *, with_logs: bool = False
     ) -> Iterator[list[JobDoc]]:
-        """The matching documents (with their `log` if asked) a chunk at a time, each chunk read
-        in its own transaction: for readers that hand documents on as they come."""
-        return _reads.chunks(
-            self.storage, self.root, parse_selector(selector or {}), with_logs=with_logs
-        )
+        """See `JobReader.read_chunks`."""
+        return self.reader.read_chunks(selector, with_logs=with_logs)
 
     def find_page(
         self,
@@ -431,22 +431,12 @@ class JobManager:
         limit: int,
         newest_first: bool = False,
     ) -> tuple[list[JobDoc], int | None]:
-        """One page of `find` in one short transaction: the documents and the keyset to pass
-        as `after` for the next page (None: there is none). A page may hold fewer than `limit`
-        documents and still have a next one (few jobs matched in the rows it looked at)."""
-        query = parse_selector(selector or {})
-        page = _reads.one_page(
-            self.storage, self.root, query, after=after, limit=limit, newest_first=newest_first
-        )
-        return page.docs, page.next
+        """See `JobReader.find_page`."""
+        return self.reader.find_page(selector, after=after, limit=limit, newest_first=newest_first)
 
     def count(self, selector: dict[str, Any] | None = None, at_most: int | None = None) -> int:
-        """How many jobs match the selector; with `at_most`, counting stops there (the answer
-        is then `at_most` or more), so the cost is bounded however many jobs match."""
-        rows = _reads.tally(
-            self.storage, self.root, parse_selector(selector or {}), at_most=at_most
-        )
-        return sum(n for _, _, n in rows)
+        """See `JobReader.count`."""
+        return self.reader.count(selector, at_most)
 
     @property
     def url(self) -> str:
@@ -501,8 +491,8 @@ class JobManager:
         return stop
 
     def stats(self) -> list[tuple[str, str, int]]:
-        """(status, type, count) rows, sorted; counted a slice per short transaction."""
-        return _reads.tally(self.storage, self.root, {})
+        """See `JobReader.stats`."""
+        return self.reader.stats()
 
     def begin_close(self) -> None:
         """Called before the collection's queues stop (nothing to prepare locally)."""
@@ -615,30 +605,3 @@ def _unstorable_result(
             if error is not None:
                 return error
     return None
-
-
-_SELECTOR_KEYS = {"_id": "ids", "status": "statuses", "type": "types"}
-
-
-def parse_selector(selector: dict[str, Any]) -> dict[str, list[str]]:
-    """`{"status": "ready", "type": {"$in": [...]}, "_id": ...}` → find() keyword arguments."""
-    if not isinstance(selector, dict):
-        raise ValidationError(
-            f"selector must be a dict (an object), got {ejson.json_type(selector)}"
-        )
-    query: dict[str, list[str]] = {}
-    for key, value in selector.items():
-        if key not in _SELECTOR_KEYS:
-            raise ValidationError(f"selector key {key!r} is not supported (use _id, status, type)")
-        if isinstance(value, dict):
-            if set(value) != {"$in"} or not isinstance(value["$in"], list):
-                raise ValidationError(f"selector.{key}: only a value or {{'$in': [...]}} works")
-            values = value["$in"]
-        else:
-            values = [value]
-        if not all(isinstance(v, str) for v in values):
-            raise ValidationError(f"selector.{key}: values must be strings")
-        if key == "status" and not set(values) <= set(JOB_STATUSES):
-            raise ValidationError(f"selector.status: unknown status in {values!r}")
-        query[_SELECTOR_KEYS[key]] = values
-    return query

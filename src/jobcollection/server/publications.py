@@ -40,8 +40,9 @@ from ..api._portal import running_on
 from ..core import ejson
 from ..core.live import Query
 from ..core.permissions import Caller
+from ..core.selector import parse_selector
 from ..core.wire import times_to_wire
-from ..engine.manager import JobManager, parse_selector
+from ..engine.manager import JobManager
 from ..errors import JobCollectionError
 from ..storage.port import Change, JobDoc, Storage
 from .doorbell import BellSub, ReadyBell, ReadyNews

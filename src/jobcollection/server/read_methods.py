@@ -21,8 +21,9 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ..core.permissions import Caller
+from ..core.selector import parse_selector
 from ..core.wire import doc_to_wire
-from ..engine.manager import JobManager, parse_selector
+from ..engine.manager import JobManager
 from ..errors import ValidationError
 from .meteor_error import Refused, not_authorized, not_logged_in
 from .publications import PUBLISH_GROUPS

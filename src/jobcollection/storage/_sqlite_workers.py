@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..core.workers import WorkerRecord
 from . import _columns as cols
+
+if TYPE_CHECKING:
+    from ..core.workers import WorkerRecord
 
 _WORKER_COLUMNS = (
     "id, kind, status, types, started, last_seen, lost_after, host, pid, concurrency, "
@@ -30,6 +32,10 @@ def _marks(n: int) -> str:
 
 
 def _record(row: Sequence[Any], running: int = 0) -> WorkerRecord:
+    # Imported here: a program that only reads jobs (the CLI's `ls`) need not load the
+    # worker records' validation.
+    from ..core.workers import WorkerRecord
+
     wid, kind, status, types, started, last_seen, lost_after, *rest = row
     host, pid, concurrency, address, user_id, username = rest
     return WorkerRecord(

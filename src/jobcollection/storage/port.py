@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol
 
-from ..core.workers import WorkerRecord
+if TYPE_CHECKING:
+    from ..core.workers import WorkerRecord
 
 JobDoc = dict[str, Any]
 LogEntry = dict[str, Any]
