@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import socket
 import sys
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,6 +191,8 @@ _TOP_KEYS = {
 
 
 def load_config(path: str) -> dict[str, Any]:
+    import tomllib  # the serve command only: the other commands start without it
+
     try:
         with open(path, "rb") as file:
             config = tomllib.load(file)
@@ -279,6 +279,8 @@ def _positive_setting(config: Mapping[str, Any], key: str, kind: type | tuple[ty
 def check_listen(host: str, port: int) -> None:
     """Fail with one line if the server could not listen on ``host:port`` (bound and released
     here, before the collections are opened; uvicorn would exit with a traceback)."""
+    import socket  # the serve command only: the other commands start without it
+
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)

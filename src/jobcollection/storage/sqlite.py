@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +48,8 @@ _CHANGE_INSERT = (
 
 
 def _migrations() -> list[str]:
+    from importlib import resources  # only when a database is created or migrated
+
     folder = resources.files("jobcollection.storage") / "sql"
     return [
         (folder / f"sqlite_{version:03d}.sql").read_text("utf-8")
@@ -132,7 +133,8 @@ class SqliteStorage:
                     f"database {self.path} has schema version {version}; this jobcollection "
                     f"understands up to {SCHEMA_VERSION}: upgrade jobcollection"
                 )
-            for number, script in enumerate(_migrations(), start=1):
+            scripts = _migrations() if version < SCHEMA_VERSION else []
+            for number, script in enumerate(scripts, start=1):
                 if number > version:
                     for statement in script.split(";\n"):
                         if statement.strip():
