@@ -283,9 +283,22 @@ def _node_latencies(
             for _ in range(n):
                 Job(jc, "lat", {"t": time.time() * 1000}).save()
                 _next_sample(worker, gap_s)
-    out, _ = worker.communicate(timeout=120)
-    latencies: list[float] = json.loads(out.strip().splitlines()[-1])["latencies_ms"]
+    latencies: list[float] = _final_line(worker)["latencies_ms"]
     return latencies[n // 10 :]
+
+
+def _final_line(worker: subprocess.Popen[str], timeout_s: float = 120) -> dict[str, Any]:
+    """The worker's last stdout line, as JSON, once it has exited. Read through the same text
+    stream as the cues (`communicate` reads the pipe directly and would miss a final line that
+    arrived together with the last cue, already buffered in the stream)."""
+    assert worker.stdout is not None
+    rest = worker.stdout.read()
+    worker.wait(timeout=timeout_s)
+    lines = rest.strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"the latency worker exited ({worker.returncode}) without its figures")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
 
 
 def _next_sample(worker: subprocess.Popen[str], gap_s: float) -> None:
@@ -381,8 +394,7 @@ def _python_latencies(server: ServerProcess, n: int, gap_s: float = LATENCY_GAP_
             _next_sample(worker, gap_s)
     finally:
         saver.close()
-    out, _ = worker.communicate(timeout=120)
-    latencies: list[float] = json.loads(out.strip().splitlines()[-1])["latencies_ms"]
+    latencies: list[float] = _final_line(worker)["latencies_ms"]
     return latencies[n // 10 :]
 
 
