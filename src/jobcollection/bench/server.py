@@ -292,7 +292,8 @@ def _final_line(worker: subprocess.Popen[str], timeout_s: float = 120) -> dict[s
     stream as the cues (`communicate` reads the pipe directly and would miss a final line that
     arrived together with the last cue, already buffered in the stream)."""
     assert worker.stdout is not None
-    rest = worker.stdout.read()
+    with worker.stdout:
+        rest = worker.stdout.read()
     worker.wait(timeout=timeout_s)
     lines = rest.strip().splitlines()
     if not lines:
