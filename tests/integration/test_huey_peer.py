@@ -1,4 +1,4 @@
-"""Smoke test of the SQLite huey peer of `python -m jobcollection.bench`: with tiny counts its
+"""Smoke test of the SQLite huey peer of `python -m benchmarks.side_by_side`: with tiny counts its
 consumer process starts, drains its queue and reports positive figures."""
 
 from __future__ import annotations
@@ -6,14 +6,13 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from jobcollection.bench import huey_peer
+from benchmarks.peers import huey_sqlite
 
 pytestmark = pytest.mark.slow
 
 
 def test_huey_peer_reports_positive_figures() -> None:
-    report = huey_peer.run_all(n=100, samples=10)
+    report = huey_sqlite.run_all(n=100, samples=10)
     assert set(report) == {
         "enqueue_per_s",
         "process_per_s_w1",

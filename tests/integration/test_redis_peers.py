@@ -1,8 +1,9 @@
 """Smoke test of the Redis benchmark peers (huey RedisHuey, Celery with the Redis broker): each
 runs with tiny counts and reports positive figures.
 
-Needs Redis at 127.0.0.1:6379 and the `redis`, `huey` and `celery` packages (test extras).
-Without them the tests skip, unless the env var CI is set: then they fail.
+Needs Redis at 127.0.0.1:6379 and the `redis`, `huey` and `celery` packages (test extras;
+benchmarks/requirements.txt pins them). Without them the tests skip, unless the env var CI is
+set: then they fail.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import math
 import os
 
 import pytest
-
-from jobcollection.bench import redis_peers
+from benchmarks.peers import redis_peers
 
 pytestmark = pytest.mark.slow
 

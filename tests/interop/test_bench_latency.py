@@ -1,4 +1,4 @@
-"""Smoke test of the enqueue -> start figures of `python -m jobcollection.bench --server`: the
+"""Smoke test of the enqueue -> start figures of `jobcollection bench --server`: the
 saver and the waiting worker (node's meteor-job, woken by the publication or by the doorbell,
 and our remote Python queue) keep in step sample by sample and report sane percentiles."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from jobcollection.bench.__main__ import latency_ratios
+from benchmarks.side_by_side import latency_ratios
 
 
 def test_each_figure_is_compared_at_its_own_pace() -> None:
@@ -44,4 +44,36 @@ def test_variants_are_measured_in_turns_and_pooled() -> None:
     assert figures == {
         "a": {"p50_ms": 1.0, "p99_ms": 1.0, "samples": 40},
         "b": {"p50_ms": 2.0, "p99_ms": 2.0, "samples": 40},
+    }
+
+
+def test_the_peer_ratios_are_ours_over_theirs_where_both_were_measured() -> None:
+    from benchmarks.side_by_side import huey_comparison, processing_ratios
+
+    server = {"node_meteor_job_c4_p10_per_s": 3000}
+    peers = {"huey_redis": {"process_per_s_w4": 1500.0}, "celery_redis": {"skipped": "no Redis"}}
+    assert processing_ratios(server, peers) == {"node_worker_over_huey_redis": 2.0}
+    assert processing_ratios({"node": "skipped"}, peers) == {}
+    mine = {
+        "enqueue_per_s": 4000,
+        "process_per_s_c1_p1": 3000,
+        "process_per_s_c4_p10": 9000,
+        "latency": {"p50_ms": 0.5, "p99_ms": 2.0},
+        "worker_peak_rss_mb_c4": 40.0,
+    }
+    huey = {
+        "enqueue_per_s": 2000.0,
+        "process_per_s_w1": 1000.0,
+        "process_per_s_w4": 3000.0,
+        "latency_p50_ms": 1.0,
+        "latency_p99_ms": 3.0,
+        "consumer_peak_rss_mb_w4": 20.0,
+    }
+    assert huey_comparison(mine, huey) == {
+        "enqueue": 2.0,
+        "process_c1_p1_vs_huey_w1": 3.0,
+        "process_c4_p10_vs_huey_w4": 3.0,
+        "latency_p50": 2.0,
+        "latency_p99": 1.5,
+        "worker_peak_rss": 0.5,
     }

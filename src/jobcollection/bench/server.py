@@ -35,7 +35,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from ..api.collection import JobCollection
 from ..api.job import Job
-from ._probe import LATENCY_GAP_S, QUIET_GAP_S
+from .pace import LATENCY_GAP_S, QUIET_GAP_S
 
 _URL_LINE = re.compile(r"at (ws://\S+)/websocket")
 _CONNECT = json.dumps({"msg": "connect", "version": "1", "support": ["1", "pre2", "pre1"]})

@@ -2,9 +2,9 @@
 
 Modules: `main` (parser and dispatch), `args` (argument converters), `target` (the database or
 `--server`: where commands open their collection), `commands` (submit, ls, show, control
-commands, stats), `worker` (the long-running worker), `serve` and `users`, `logs` (`--log-level`
-and the worker's line per failed job), `render` (tables, times, JSON output) and `errors` (the
-two exit-code carrying exceptions).
+commands, stats), `worker` (the long-running worker), `serve`, `users` and `bench`, `logs`
+(`--log-level` and the worker's line per failed job), `render` (tables, times, JSON output)
+and `errors` (the two exit-code carrying exceptions).
 """
 
 from __future__ import annotations

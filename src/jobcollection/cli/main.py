@@ -20,6 +20,7 @@ from ..core.constants import JOB_RETRY_BACKOFF_METHODS, JOB_STATUSES
 from ..errors import JobCollectionError, StorageError, ValidationError
 from ..storage import ENV_VAR
 from . import args as conv
+from . import bench as bench_command
 from . import logs, target, users
 from . import serve as serve_command
 from . import workers as workers_command
@@ -269,6 +270,7 @@ def build_parser() -> Parser:
     workers_command.add_parser(sub, parents=[common])
     users.add_parser(sub, parents=[local])
     serve_command.add_parser(sub, parents=[serve_only])
+    bench_command.add_parser(sub)
     return parser
 
 

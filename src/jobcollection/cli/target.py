@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..api.collection import JobCollection
 
 LOCAL_ONLY = ("serve", "users")  # commands that work on the database itself, never remotely
+OWN_DATABASES = ("bench",)  # commands that work on temporary databases of their own
 _LOGIN_OPTIONS = {
     "server_user": "--user",
     "server_password_env": "--password-env",
@@ -87,6 +88,11 @@ def login(args: argparse.Namespace) -> dict[str, str]:
 def check(args: argparse.Namespace) -> None:
     """Refuse contradictory or incomplete server options (exit 2; nothing is opened)."""
     given = _given(args)
+    if args.command in OWN_DATABASES:
+        taken = [o for o, v in (("--db", args.db), ("--server", remote(args))) if v] + given
+        if taken:
+            raise UsageError(f"{taken[0]}: {args.command} works on temporary databases of its own")
+        return
     if args.command in LOCAL_ONLY:
         if remote(args):
             raise UsageError(

@@ -1,7 +1,7 @@
 """huey (``SqliteHuey``, file-backed) side of the benchmark: one function per figure.
 
 Every figure runs on a fresh SQLite file in its own temporary directory, removed afterwards.
-The consumer is a subprocess, ``python -m jobcollection.bench.huey_peer consumer [huey_consumer
+The consumer is a subprocess, ``python -m benchmarks.peers.huey_sqlite consumer [huey_consumer
 options] DB STATE_DIR EXPECT``: it parses huey_consumer's own options with huey's own parser and
 calls ``huey.create_consumer(**config.values).run()``, exactly as the ``huey_consumer`` script
 does, plus two probes that write ``time.time_ns()`` stamps into STATE_DIR: ``ready`` when the
@@ -47,7 +47,9 @@ import psutil  # type: ignore[import-untyped,unused-ignore]
 from huey import SqliteHuey  # type: ignore[import-untyped]
 from huey.signals import SIGNAL_COMPLETE  # type: ignore[import-untyped]
 
-from ._probe import LATENCY_GAP_S, Probe
+from jobcollection.bench.pace import LATENCY_GAP_S
+
+from .probe import Probe
 
 POLL_S = 0.001
 CONSUMER_OPTIONS = ("-k", "thread", "-d", str(POLL_S), "-m", str(POLL_S), "-b", "1", "-n", "-q")
@@ -57,8 +59,8 @@ LATENCY_WARMUP = 10  # samples taken and discarded before the measured ones
 # How often this process checks the probe files and samples RSS. Timings come from the
 # consumer's own stamps, so this only bounds how much CPU the watcher takes from it.
 WAIT_POLL_S = 0.01
-_MODULE = "jobcollection.bench.huey_peer"
-_SRC_DIR = str(Path(__file__).resolve().parents[2])
+_MODULE = "benchmarks.peers.huey_sqlite"
+_REPO_DIR = str(Path(__file__).resolve().parents[2])  # `benchmarks` imports from here
 
 
 def _noop() -> None:
@@ -117,7 +119,7 @@ class _Consumer:
         self.peak_rss = 0
         opts = [*CONSUMER_OPTIONS, "-w", str(workers)]
         cmd = [sys.executable, "-m", _MODULE, "consumer", *opts, str(state / "huey.db")]
-        paths = [_SRC_DIR, *filter(None, [os.environ.get("PYTHONPATH")])]
+        paths = [_REPO_DIR, *filter(None, [os.environ.get("PYTHONPATH")])]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         self._log = (state / "consumer.log").open("wb")
         self.proc: Any = psutil.Popen(

@@ -13,13 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The pause between two enqueue -> start samples, taken once the previous task has started:
-# the same pace for every peer and for our own figures, so their latencies compare.
-LATENCY_GAP_S = 0.005
-# The same samples 20 ms apart: long enough for the machine to fall idle between tasks, so
-# every process on the way has to be woken first (slower on this VM, for everyone).
-QUIET_GAP_S = 0.02
-
 
 def write_ns(path: Path) -> None:
     """Write the current `time.time_ns()` to ``path`` atomically (a rename)."""

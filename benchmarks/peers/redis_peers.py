@@ -73,7 +73,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ._probe import LATENCY_GAP_S, QUIET_GAP_S, Probe
+from jobcollection.bench.pace import LATENCY_GAP_S, QUIET_GAP_S
+
+from .probe import Probe
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
@@ -98,8 +100,8 @@ LATENCY_WARMUP = 10  # samples taken and discarded before the measured ones
 WAIT_POLL_S = 0.01  # how often this process looks for the consumer's stamp files
 CLAIM_KEY = "jcbench:claim"  # marks a Redis database as in use by one benchmark run
 CLAIM_TTL_S = 1800
-_MODULE = "jobcollection.bench.redis_peers"
-_SRC_DIR = str(Path(__file__).resolve().parents[2])
+_MODULE = "benchmarks.peers.redis_peers"
+_REPO_DIR = str(Path(__file__).resolve().parents[2])  # `benchmarks` imports from here
 
 
 # -- Redis: availability, a claimed database, a unique name ---------------------------------
@@ -185,12 +187,12 @@ def _slot() -> Iterator[_Slot]:
 
 
 class _Consumer:
-    """``python -m jobcollection.bench.redis_peers KIND DB NAME STATE EXPECT`` in a subprocess."""
+    """``python -m benchmarks.peers.redis_peers KIND DB NAME STATE EXPECT`` in a subprocess."""
 
     def __init__(self, kind: str, slot: _Slot, state: Path, expect: int, stop_signal: int) -> None:
         self.kind, self.state, self._stop_signal = kind, state, stop_signal
         cmd = [sys.executable, "-m", _MODULE, kind, str(slot.db), slot.name, str(state)]
-        paths = [_SRC_DIR, *filter(None, [os.environ.get("PYTHONPATH")])]
+        paths = [_REPO_DIR, *filter(None, [os.environ.get("PYTHONPATH")])]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         self._log_path = state / f"{kind}.log"
         self._log = self._log_path.open("wb")
