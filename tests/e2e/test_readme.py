@@ -206,6 +206,7 @@ def serve_block(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # a pip install into a fresh environment: ~80 s here, more when busy
 def test_setup_block_installs_and_collects_the_tests_in_a_fresh_environment(
     tmp_path: Path,
 ) -> None:

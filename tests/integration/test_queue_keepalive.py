@@ -15,10 +15,11 @@ def test_a_slow_but_live_worker_keeps_its_job(tmp_path: Path) -> None:
         job.retry(0).save()
 
         def slow(_: Job) -> dict[str, bool]:
-            time.sleep(1.2)  # four times the work timeout
+            time.sleep(3.0)  # three times the work timeout
             return {"slept": True}
 
-        queue = jc.process_jobs("slow", slow, work_timeout=300, poll_interval=50)
+        # A timeout of 1 s (not less): the keepalive must beat it on a busy 2-core machine too.
+        queue = jc.process_jobs("slow", slow, work_timeout=1000, poll_interval=50)
         deadline = time.monotonic() + 10
         while jc.get_job(job.id).doc["status"] == "ready" and time.monotonic() < deadline:
             time.sleep(0.01)
