@@ -7,11 +7,13 @@ what changed for the jobs matching a selector.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 JobDoc = dict[str, Any]
+_ABSENT: Any = object()  # a field the document does not have
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +69,18 @@ class LiveQuery:
     """The jobs matching ``query`` as last reported, and the events that keep a view of them.
 
     With ``fields``, a job is matched on its whole document but reported (and compared) with
-    only those top-level fields: a change of another field reports nothing."""
+    only those top-level fields: a change of another field reports nothing. ``same`` tells
+    whether a field's value is unchanged (``==`` by default; a wire form may need stricter)."""
 
     query: Query
     emit: Callable[[JobChange], None]
     docs: dict[str, JobDoc] = field(default_factory=dict)
     fields: frozenset[str] | None = None
+    same: Callable[[Any, Any], bool] = operator.eq
 
     def update(self, job_id: str, doc: JobDoc | None) -> None:
         """The job is now ``doc`` (None: it no longer exists)."""
-        before = self.docs.get(job_id)
+        before, same = self.docs.get(job_id), self.same
         if doc is not None and self.query.matches(job_id, doc):
             if self.fields is not None:
                 doc = project(doc, self.fields)
@@ -87,7 +91,8 @@ class LiveQuery:
             changed = tuple(
                 k
                 for k in doc.keys() | before.keys()
-                if (old := before.get(k)) is not (new := doc.get(k)) and old != new
+                if (old := before.get(k, _ABSENT)) is not (new := doc.get(k, _ABSENT))
+                and (old is _ABSENT or new is _ABSENT or not same(old, new))
             )
             if changed:
                 self.docs[job_id] = doc

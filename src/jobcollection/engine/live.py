@@ -21,6 +21,7 @@ changes that follow it. Consumers must not change the documents they get (they a
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -42,11 +43,13 @@ RETRY_AFTER_S: Final = 0.05  # a failed re-read (database busy) is tried again t
 class Shape:
     """How a live query's documents look. Compared by identity: consumers share a query only
     when they use the same shape object. ``transform`` gets a document of its own to change
-    (with its log when ``with_logs``) and returns the shaped one."""
+    (with its log when ``with_logs``) and returns the shaped one; ``same`` compares the
+    shaped values."""
 
     name: str
     transform: Callable[[JobDoc], JobDoc]
     with_logs: bool = False
+    same: Callable[[Any, Any], bool] = operator.eq  # whether a field's value is unchanged
 
 
 def _as_stored(doc: JobDoc) -> JobDoc:
@@ -85,7 +88,7 @@ class _Query:
         self.key = key
         self.consumers: dict[LiveHandle, None] = {}
         self._out: list[JobChange] = []
-        self.live = LiveQuery(key.query, self._out.append, fields=key.fields)
+        self.live = LiveQuery(key.query, self._out.append, fields=key.fields, same=key.shape.same)
 
     def take(self) -> list[JobChange]:
         out = list(self._out)

@@ -90,7 +90,7 @@ class _Source:
         self.root = manager.root
         self.collection = f"{manager.root}.jobs"  # the DDP collection name
         # Documents as published (made on the engine's thread, once per change and source).
-        self.shape = Shape(self.collection, self._publishable, with_logs=True)
+        self.shape = Shape(self.collection, self._publishable, with_logs=True, same=same)
         self._sent: weakref.WeakValueDictionary[str, Fields] = weakref.WeakValueDictionary()
 
     def _publishable(self, doc: JobDoc) -> Fields:
