@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -392,17 +393,29 @@ async def test_many_subscribers_share_one_read(
         await client.view.subscribe(f"s{number}", COLL, [], ANONYMOUS)
         client.take()
     reads: list[int] = []
-    source = registry._sources[ROOT]
-    read_ids = source.read_ids
+    live = jc.manager.live  # the engine's live queries re-read what changed
+    read_changed = live._read_changed
 
-    def counting(ids: Any) -> Any:
+    def counting(ids: Any, with_logs: bool) -> Any:
         reads.append(len(ids))
-        return read_ids(ids)
+        return read_changed(ids, with_logs)
 
-    monkeypatch.setattr(source, "read_ids", counting)
+    monkeypatch.setattr(live, "_read_changed", counting)
+    # Changes that come while the engine is busy form one batch: keep it busy (a consumer
+    # that blocks) while both are written.
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold(_: object) -> None:
+        entered.set()
+        gate.wait(10)
+
+    busy = live.watch({"_id": "nothing"}, hold)
+    assert await asyncio.to_thread(entered.wait, 10)
     jc.pause_jobs([job_id])
     jc.resume_jobs([job_id])
+    gate.set()
     await clients[0].view.flush()
+    busy.stop()
     assert reads == [1]
     for client in clients:
         (message,) = client.take()

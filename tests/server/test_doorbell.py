@@ -73,17 +73,18 @@ def test_only_workers_and_admins_may_ring(jc: JobCollection) -> None:
 
 
 def _record_calls(monkeypatch: pytest.MonkeyPatch, method: str) -> list[list[str]]:
-    """Wrap ``ReadyBell.<method>`` (it takes job types): the types of each call, in order."""
-    from jobcollection.server.doorbell import ReadyBell
+    """Wrap ``ReadyTypes.<method>`` (the engine's state behind the doorbell; it takes job
+    types first): the types of each call, in order."""
+    from jobcollection.engine.ready_types import ReadyTypes
 
     calls: list[list[str]] = []
-    original = getattr(ReadyBell, method)
+    original = getattr(ReadyTypes, method)
 
-    def spy(bell: ReadyBell, types: Iterable[str]) -> object:
+    def spy(tracker: ReadyTypes, types: Iterable[str], *more: object) -> object:
         calls.append(sorted(types))
-        return original(bell, types)
+        return original(tracker, types, *more)
 
-    monkeypatch.setattr(ReadyBell, method, spy)
+    monkeypatch.setattr(ReadyTypes, method, spy)
     return calls
 
 
@@ -158,18 +159,14 @@ def test_a_new_ready_job_rings_without_a_storage_read(
 
 def test_a_job_readied_and_claimed_in_one_batch_is_looked_up(jc: JobCollection) -> None:
     """Both a gain and a loss in one batch: only storage can say what is left."""
-    from jobcollection.server.doorbell import BellSub, ReadyBell, ReadyNews
-    from jobcollection.server.mergebox import MergeBox
+    from jobcollection.engine.ready_types import ReadyNews, ReadyTypes
 
-    bell = ReadyBell(jc.manager)
-    sent: list[dict[str, object]] = []
-    bell.subscribe(BellSub("b", MergeBox(), sent.extend, frozenset({"mail"})))
-    assert sent == []
+    tracker = ReadyTypes(jc.manager.storage, jc.manager.root)
+    assert tracker.look(["mail"]) == {"mail": False}
     job = Job(jc, "mail", {}).save()
     assert job is not None
-    assert jc.get_work("mail")  # claimed before the bell heard of the save
+    assert jc.get_work("mail")  # claimed before the tracker heard of the save
     news = ReadyNews()
     news.note("ready")
     news.note("running")
-    bell.recheck({"mail": news})
-    assert sent == []  # nothing is ready: no false alarm
+    assert tracker.recheck({"mail": news}, {"mail"}) == {}  # nothing is ready: no false alarm

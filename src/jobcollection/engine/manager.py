@@ -8,17 +8,13 @@ it on a dedicated thread.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..core import ejson
-from ..core import ids as core_ids
 from ..core.constants import DEFAULT_LOST_AFTER_MS, DEFAULT_PROMOTE_INTERVAL_MS
 from ..core.ids import random_id
-from ..core.live import JobChange, LiveQuery, Query
+from ..core.live import JobChange
 from ..core.params import (
-    DoneParams,
     GetJobParams,
     GetWorkParams,
     ShutdownParams,
@@ -26,44 +22,39 @@ from ..core.params import (
     parse_params,
 )
 from ..core.permissions import Permissions
-from ..core.selector import parse_selector
 from ..core.storable import (
     ENCODING_ERRORS,
     naming_unstorable,
     unstorable_param,
-    unstorable_value,
 )
 from ..core.workers import WorkerRecord
 from ..errors import JobCollectionError, ValidationError
-from ..storage.port import JobDoc, Page, Storage
-from . import _control, _reads, _work
+from ..storage.port import JobDoc, Storage, UserStore
+from . import _control, _work
+from ._batches import (
+    OPERATIONS,
+    Completion,
+    Operation,
+    Outcome,
+    complete_then_claim,
+    plain_runs,
+    random_ids,
+    run_calls,
+    unstorable_result,
+)
 from ._combiner import Combiner, Request
 from ._context import Op
 from ._liveness import Liveness, fail_orphans
 from .clock import Clock, SystemClock
 from .events import CallEvent, CallLog, Events, LogStream
+from .live import LiveQueries
 from .reader import JobReader
 from .scheduler import Scheduler
 from .workers import WorkerRef
 
 log = logging.getLogger(__name__)
 
-Operation = Callable[[Op, Any], Any]
-_OPERATIONS: dict[str, Operation] = {
-    "jobSave": _control.save,
-    "jobReady": _control.job_ready,
-    "jobPause": _control.job_pause,
-    "jobResume": _control.job_resume,
-    "jobCancel": _control.cancel,
-    "jobRestart": _control.restart,
-    "jobRemove": _control.remove,
-    "jobRerun": _control.rerun,
-    "getWork": _work.get_work,
-    "jobLog": _work.job_log,
-    "jobProgress": _work.job_progress,
-    "jobDone": _work.job_done,
-    "jobFail": _work.job_fail,
-}
+_OPERATIONS = OPERATIONS
 # Operations that need nothing but a write transaction: several may share one (call_many).
 BATCHABLE_METHODS = frozenset(_OPERATIONS)
 _START = ("startJobServer", "startJobs")
@@ -86,6 +77,7 @@ class JobManager:
             raise ValidationError("collection name must be a non-empty string")
         self.storage = storage
         self.reader = JobReader(storage, root)
+        self.live = LiveQueries(storage, root, self.reader)  # publications, observe, doorbell
         self.root = root
         self.clock = clock or SystemClock()
         self.new_id = id_factory
@@ -98,7 +90,7 @@ class JobManager:
         self.liveness = Liveness(self)  # before the scheduler, whose thread tends it
         self.scheduler = Scheduler(self, DEFAULT_PROMOTE_INTERVAL_MS)
         # Worker threads finishing batches at once share one transaction (see _combiner).
-        self._combiner: Combiner[_Completion, _Outcome] = Combiner(self._complete_and_claim_all)
+        self._combiner: Combiner[Completion, Outcome] = Combiner(self._complete_and_claim_all)
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -153,7 +145,7 @@ class JobManager:
                 outcomes[index] = (False, error)
 
         def serve(op: Op, _: object) -> list[Any]:
-            return _run_calls(op, [(method, parsed) for _, method, parsed in runnable])
+            return run_calls(op, [(method, parsed) for _, method, parsed in runnable])
 
         try:
             values = self.run(serve, None, worker) if runnable else []
@@ -254,7 +246,7 @@ class JobManager:
         read (a read costs as much as the rest of an id); an injected factory is kept."""
         if self.new_id is not random_id or count < 2:
             return self.new_id
-        pool = _random_ids(count)
+        pool = random_ids(count)
         return lambda: pool.pop() if pool else random_id()
 
     def complete_many(self, runs: Sequence[tuple[str, str, object]]) -> list[bool | str]:
@@ -274,7 +266,7 @@ class JobManager:
         `getWork`) are completed by one statement. Events are announced as for separate calls.
         """
         calls = [[job_id, run_id, result, {}] for job_id, run_id, result in runs]
-        if not _plain_runs(runs):  # the usual batch passes this cheap check as a whole
+        if not plain_runs(runs):  # the usual batch passes this cheap check as a whole
             for params in calls:
                 parse_params("jobDone", params)  # raises, naming the bad field
         claim = None if get_work is None else parse_params("getWork", get_work)
@@ -290,17 +282,17 @@ class JobManager:
                 self._announce("call", CallEvent("getWork", get_work, None, None, None, claimed))
         return results, claimed
 
-    def _complete_and_claim_all(self, requests: list[Request[_Completion, _Outcome]]) -> None:
+    def _complete_and_claim_all(self, requests: list[Request[Completion, Outcome]]) -> None:
         """Serve several callers' completions and claims in one transaction. Should that fail
         (one caller's result cannot be stored), each is served alone: one caller's bad
         request must not fail the others'."""
 
-        def serve(op: Op, batch: list[Request[_Completion, _Outcome]]) -> list[_Outcome]:
-            return [_complete_then_claim(op, *request.work, self.stopped) for request in batch]
+        def serve(op: Op, batch: list[Request[Completion, Outcome]]) -> list[Outcome]:
+            return [complete_then_claim(op, *request.work, self.stopped) for request in batch]
 
-        def serve_named(batch: list[Request[_Completion, _Outcome]]) -> list[_Outcome]:
-            with naming_unstorable(lambda: _unstorable_result(batch)):
-                outcomes: list[_Outcome] = self.run(serve, batch)
+        def serve_named(batch: list[Request[Completion, Outcome]]) -> list[Outcome]:
+            with naming_unstorable(lambda: unstorable_result(batch)):
+                outcomes: list[Outcome] = self.run(serve, batch)
             return outcomes
 
         try:
@@ -439,6 +431,11 @@ class JobManager:
         return self.reader.count(selector, at_most)
 
     @property
+    def users(self) -> UserStore:
+        """The accounts kept in the collection's database."""
+        return self.storage.users
+
+    @property
     def url(self) -> str:
         """Where the jobs live (the storage's URL)."""
         return self.storage.url
@@ -446,49 +443,15 @@ class JobManager:
     def watch_ready(self, types: Sequence[str], callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` (from any thread) whenever a job of `types` becomes ready; returns a
         function that stops watching."""
-        wanted, root = set(types), self.root
-
-        def on_changes(changes: Sequence[Any]) -> None:
-            if any(
-                c.status == "ready" and c.type in wanted and c.collection == root for c in changes
-            ):
-                callback()
-
-        return self.storage.subscribe(on_changes)
+        return self.live.on_ready(types, callback)
 
     def observe(
         self, selector: dict[str, Any] | None, callback: Callable[[JobChange], None]
     ) -> Callable[[], None]:
-        """A live query: ``callback`` gets `added` for every matching job now, then every
-        change (from any thread; changes by other processes too). Returns a stop function."""
-        query = parse_selector(selector or {})
-        live = LiveQuery(Query.of(query), callback)
-        lock = threading.Lock()
-        root = self.root
-
-        def on_changes(changes: Sequence[Any]) -> None:
-            ids = list(dict.fromkeys(c.job_id for c in changes if c.collection == root))
-            if not ids:
-                return
-            # Always the storage lock first, then ours (writers publish holding theirs).
-            with self.storage.read(root) as tx, lock:
-                fresh = {doc["_id"]: doc for doc in tx.get(ids)}
-                for job_id in ids:
-                    live.update(job_id, fresh.get(job_id))
-
-        stop = self.storage.subscribe(on_changes)
-        # Chunk by chunk, each read in its own transaction: changes committed in between are
-        # applied by `on_changes` (storage lock first, then ours, as there), so every job ends
-        # up as the later of the two reads saw it.
-
-        def take(_: object, page: Page) -> None:
-            with lock:
-                for doc in page.docs:
-                    live.update(doc["_id"], doc)
-
-        for _ in _reads.visit(self.storage, root, query, take):
-            pass
-        return stop
+        """A live query (`LiveQueries.observe`): ``callback`` gets `added` for every matching
+        job now, then every change (from the live-query thread; changes by other processes
+        too). Returns a stop function."""
+        return self.live.observe(selector, callback)
 
     def stats(self) -> list[tuple[str, str, int]]:
         """See `JobReader.stats`."""
@@ -498,110 +461,5 @@ class JobManager:
         """Called before the collection's queues stop (nothing to prepare locally)."""
 
     def close(self) -> None:
+        self.live.close()
         self.scheduler.stop()
-
-
-def _random_ids(count: int) -> list[str]:
-    """`count` ids as `random_id` draws them (17 uniform characters each), from one read."""
-    # core.ids has no public bulk draw; _draw gives i.i.d. uniform characters, cut into ids.
-    chars = core_ids._draw(core_ids._ID_TABLES, _ID_LENGTH * count)
-    return [chars[i : i + _ID_LENGTH] for i in range(0, len(chars), _ID_LENGTH)]
-
-
-_ID_LENGTH = len(random_id())
-
-
-def _plain_runs(runs: Sequence[tuple[str, str, object]]) -> bool:
-    """True when every run is (non-empty id, non-empty runId, plain-dict result): what
-    `parse_params("jobDone", ...)` would accept without changing anything."""
-    return all(
-        type(job_id) is str and job_id and type(run_id) is str and run_id and type(result) is dict
-        for job_id, run_id, result in runs
-    )
-
-
-def _run_calls(op: Op, calls: Sequence[tuple[str, Any]]) -> list[Any]:
-    """Parsed calls in order, in one transaction. Consecutive `jobDone`s of one run with the
-    same result and options, each for another job (a remote worker's payload, pipelined),
-    complete with one statement (`_work.jobs_done`); the values are those of the calls."""
-    values: list[Any] = []
-    start = 0
-    while start < len(calls):
-        method, parsed = calls[start]
-        end = start + 1
-        if method == "jobDone":
-            ids = {parsed.id}
-            while end < len(calls) and calls[end][0] == "jobDone":
-                following = calls[end][1]
-                if following.id in ids or not _done_together(parsed, following):
-                    break
-                ids.add(following.id)
-                end += 1
-        if end - start > 1:
-            values += _work.jobs_done(op, [done for _, done in calls[start:end]])
-        else:
-            values.append(_OPERATIONS[method](op, parsed))
-        start = end
-    return values
-
-
-def _done_together(first: DoneParams, other: DoneParams) -> bool:
-    """Whether two `jobDone` calls may complete in one statement."""
-    return (
-        other.run_id == first.run_id
-        and other.repeat_id == first.repeat_id
-        and other.delay_deps == first.delay_deps
-        and _same_result(first.result, other.result)
-    )
-
-
-def _same_result(one: object, other: object) -> bool:
-    """The same object, or results stored as the same text. (``==`` alone would take 1, 1.0
-    and True for one another; runs that arrive over the wire are equal, never identical.)"""
-    if one is other:
-        return True
-    if one != other:
-        return False
-    try:
-        return ejson.dumps(one) == ejson.dumps(other)
-    except (TypeError, ValueError, RecursionError):  # left to the completion to refuse
-        return False
-
-
-_Completion = tuple[Sequence[tuple[str, str, object]], GetWorkParams | None, WorkerRef | None]
-_Outcome = tuple[dict[str, bool | str], list[JobDoc]]
-
-
-def _complete_then_claim(
-    op: Op,
-    runs: Sequence[tuple[str, str, object]],
-    claim: GetWorkParams | None,
-    worker: WorkerRef | None,
-    stopped: bool,
-) -> _Outcome:
-    """Complete runs (consecutive ones sharing runId and result in one statement), then claim."""
-    groups: list[tuple[str, object, list[str]]] = []
-    for job_id, run_id, result in runs:
-        if groups and groups[-1][0] == run_id and _same_result(groups[-1][1], result):
-            groups[-1][2].append(job_id)
-        else:
-            groups.append((run_id, result, [job_id]))
-    outcomes: dict[str, bool | str] = {}
-    for run_id, result, ids in groups:
-        assert isinstance(result, dict)
-        outcomes.update(_work.complete_runs(op, ids, run_id, result))
-    op.worker = worker  # one transaction may serve several callers (see `Combiner`)
-    claimed = [] if claim is None or stopped else _work.get_work(op, claim)
-    return outcomes, claimed
-
-
-def _unstorable_result(
-    requests: Sequence[Request[_Completion, _Outcome]],
-) -> JobCollectionError | None:
-    """The error naming a completion's result that cannot be stored, if there is one."""
-    for request in requests:
-        for _, _, result in request.work[0]:
-            error = unstorable_value("result", result)
-            if error is not None:
-                return error
-    return None

@@ -14,7 +14,7 @@ import resource
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api._portal import new_event_loop
 from ..api.collection import JobCollection
@@ -30,6 +30,9 @@ from .logins import Logins
 from .session import Session
 from .session_ports import SessionServices
 from .transport import AsgiWebSocket, connection_control
+
+if TYPE_CHECKING:
+    from .accounts import Accounts
 
 log = logging.getLogger(__name__)
 
@@ -249,10 +252,10 @@ def connection_cap(limits: Limits) -> int:
     return max(room, 1)
 
 
-def _open_accounts(jc: JobCollection) -> Any:
+def _open_accounts(jc: JobCollection) -> Accounts:
     from .accounts import Accounts
 
-    return Accounts(jc.manager.storage.users)  # type: ignore[attr-defined]
+    return Accounts(jc.manager.users)
 
 
 def _relative_path(scope: Scope) -> str:

@@ -11,19 +11,15 @@ Documents go out in DDP collection ``<root>.jobs``: the whole job as ``getJob`` 
 ``getLog`` and ``getFailures`` returns it (``_private`` never, the collection's ``scrub`` hook
 applied), times as EJSON dates.
 
-Liveness. One storage listener per database receives every change of every process (local
-writes synchronously inside the write, other processes' through the storage's watcher thread).
-It only records the changed ids and wakes the event loop with ``call_soon_threadsafe``; on the
-loop the ids gathered so far are re-read ONCE per batch and collection, whatever the number of
-subscriptions, and every subscription of that collection is matched against the fresh document
-and feeds its connection's `MergeBox`. Re-reading (rather than trusting the change entry) makes
-the feed level-triggered: a change seen twice, late, or by a reader that already saw its effect
-sends nothing twice. Unchanged field values are replaced by the objects sent before, so a
-subscriber's merge box diff is mostly identity checks.
+Liveness. Every subscription is a consumer of the engine's live query for its selector and
+fields (`engine.live.LiveQueries`): subscriptions with the same query share it, and the engine
+re-reads the jobs of each batch of changes ONCE per collection, off the event loop, shaping each
+document here once (`_Source.shape`). Its batches come from the engine's thread and are posted
+to the loop, where each subscription feeds its connection's `MergeBox`. Unchanged field values
+are replaced by the objects sent before, so a merge box's diff is mostly identity checks.
 
 Threading: every method of the registry and of a `ConnectionView` runs on the event loop
-thread; storage reads run inline there (a read takes microseconds, like the job methods the
-dispatcher runs inline).
+thread, which never reads storage: initial results and re-reads run on the engine's thread.
 """
 
 from __future__ import annotations
@@ -34,25 +30,25 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Final
 
-from ..api._portal import running_on
 from ..core import ejson
-from ..core.live import Query
+from ..core.live import JobChange, Query
 from ..core.permissions import Caller
 from ..core.selector import parse_selector
 from ..core.wire import times_to_wire
+from ..engine.live import LiveBatch, LiveHandle, LiveQueries, Shape
 from ..engine.manager import JobManager
 from ..errors import JobCollectionError
-from ..storage.port import Change, JobDoc, Storage
-from .doorbell import BellSub, ReadyBell, ReadyNews
+from ..storage.port import JobDoc
+from .doorbell import ReadyBell
 from .mergebox import MergeBox, Message, same
 from .meteor_error import MeteorError, as_meteor_error, not_subscribable
 
 log = logging.getLogger(__name__)
 
 PUBLISH_GROUPS: Final = ("admin", "manager")
-RETRY_AFTER_S: Final = 0.05  # a failed re-read (database busy) is tried again this much later
 Selector = dict[str, Any]
 PublishFunction = Callable[..., Selector | None]  # fn(user_id, *params)
 Send = Callable[[Message], None]
@@ -73,20 +69,6 @@ class Matcher(Query):
         query = Query.of(parse_selector(selector or {}))
         return cls(query.ids, query.statuses, query.types)
 
-    def selector(self) -> Selector:
-        """The selector this matcher was parsed from (in a canonical form)."""
-        selector: Selector = {}
-        for key, values in (("_id", self.ids), ("status", self.statuses), ("type", self.types)):
-            if values is not None:
-                selector[key] = {"$in": sorted(values)}
-        return selector
-
-    def project(self, fields: Fields) -> Fields:
-        """The fields a subscriber gets (the same value objects, so diffs stay cheap)."""
-        if self.fields is None:
-            return fields
-        return Fields((name, fields[name]) for name in self.fields if name in fields)
-
 
 # -- published documents -----------------------------------------------------------------------
 
@@ -99,31 +81,17 @@ class Fields(dict[str, Any]):
 
 
 class _Source:
-    """One served collection: its reads, its live subscriptions, the last fields sent."""
+    """One served collection: its live queries, its doorbell, the last fields sent."""
 
     def __init__(self, manager: JobManager) -> None:
         self.manager = manager
+        self.live: LiveQueries = manager.live
         self.bell = ReadyBell(manager)  # `<root>.readyTypes`
         self.root = manager.root
         self.collection = f"{manager.root}.jobs"  # the DDP collection name
-        self.subs: dict[_Sub, None] = {}
+        # Documents as published (made on the engine's thread, once per change and source).
+        self.shape = Shape(self.collection, self._publishable, with_logs=True, same=same)
         self._sent: weakref.WeakValueDictionary[str, Fields] = weakref.WeakValueDictionary()
-
-    def read_ids(self, ids: Sequence[str]) -> dict[str, Fields | None]:
-        """The current fields of each id (None: the job is gone)."""
-        fresh: dict[str, Fields | None] = dict.fromkeys(ids)
-        for docs in self.manager.read_chunks({"_id": {"$in": list(fresh)}}, with_logs=True):
-            for doc in docs:
-                fresh[doc["_id"]] = self._publishable(doc)
-        return fresh
-
-    def read_matching(self, matcher: Matcher) -> list[tuple[str, Fields]]:
-        """Every job the matcher selects, read a chunk per short transaction."""
-        return [
-            (doc["_id"], self._publishable(doc))
-            for docs in self.manager.read_chunks(matcher.selector(), with_logs=True)
-            for doc in docs
-        ]
 
     def _publishable(self, doc: JobDoc) -> Fields:
         doc.pop("_private", None)
@@ -214,41 +182,45 @@ def _projection(options: object) -> frozenset[str]:
 
 @dataclass(eq=False, slots=True)
 class _Sub:
-    """One live subscription of one connection (hashed by identity)."""
+    """One live subscription of one connection (hashed by identity): to a publication of
+    jobs, or (``bell`` set) to a doorbell."""
 
     id: str
     view: ConnectionView
-    publication: _Publication
+    collection: str  # the DDP collection of its documents
     params: list[Any]
-    matcher: Matcher | None = None
+    publication: _Publication | None = None
+    matcher: Matcher | None = None  # None with a publication: it publishes nothing
+    bell: ReadyBell | None = None
+    types: frozenset[str] = frozenset()  # a doorbell's types
+    handle: LiveHandle | None = None
+    initial: asyncio.Future[Sequence[JobChange]] | None = None
+    backlog: list[LiveBatch] | None = None  # batches that came before the initial result
 
 
 class PublicationRegistry:
-    """The publications of the served collections and the live queries behind them."""
+    """The publications of the served collections, fed by the engine's live queries."""
 
     def __init__(self, managers: Iterable[JobManager], loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._sources: dict[str, _Source] = {}
         self.bells: dict[str, ReadyBell] = {}  # `<root>.readyTypes`, by publication name
         self._publications: dict[str, _Publication] = {}
-        self._unsubscribe: list[Callable[[], None]] = []
-        storages: list[Storage] = []
+        hubs: dict[int, LiveQueries] = {}
         for manager in managers:
             if manager.root in self._sources:
                 raise ValueError(f"collection {manager.root!r} is served twice")
             source = self._sources[manager.root] = _Source(manager)
             self._publications[source.collection] = _Publication(source.collection, source, None)
             self.bells[source.bell.name] = source.bell
-            if not any(manager.storage is known for known in storages):
-                storages.append(manager.storage)
-        # Written by storage threads, taken by the loop: ids to re-read, per collection.
+            hubs[id(source.live)] = source.live
+        self._hubs = list(hubs.values())
+        self._handles: dict[LiveHandle, _Sub] = {}
+        # Posted by the engine's thread, taken by the loop: batches, per subscription.
         self._lock = threading.Lock()
-        self._pending: dict[str, dict[str, None]] = {}
-        self._bell_news: dict[str, dict[str, ReadyNews]] = {}  # root -> type -> news
-        self._wakeup_scheduled = False
+        self._inbox: list[tuple[_Sub, LiveBatch]] = []
+        self._drain_scheduled = False
         self._closed = False
-        for storage in storages:
-            self._unsubscribe.append(storage.subscribe(self._on_changes))
 
     # -- server code -------------------------------------------------------------------------
 
@@ -282,70 +254,94 @@ class PublicationRegistry:
             bell.quiet = True
 
     def close(self) -> None:
-        """Stop listening to the storages (the connections' views stop receiving changes)."""
+        """Stop every live query of every connection (their views receive no more changes)."""
         self._closed = True
-        for unsubscribe in self._unsubscribe:
-            unsubscribe()
-        self._unsubscribe.clear()
+        for handle, sub in list(self._handles.items()):
+            handle.stop()
+            if sub.initial is not None and not sub.initial.done():
+                sub.initial.set_result(())  # the server is going away: nothing to publish
+        self._handles.clear()
 
-    # -- live queries ------------------------------------------------------------------------
+    # -- live queries (loop thread, but `_post`) ---------------------------------------------
 
-    def _on_changes(self, changes: Sequence[Change]) -> None:
-        """The storage listener (any thread, possibly inside a write): note ids, wake the loop."""
-        sources = self._sources
+    async def start(self, sub: _Sub) -> Sequence[JobChange]:
+        """Start ``sub``'s live query; its initial result (`added` changes). Later batches
+        wait in ``sub.backlog`` until `caught_up`. Raises what the first read raised."""
+        if (sub.bell is None and sub.matcher is None) or self._closed:
+            return ()
+        sub.initial = self.loop.create_future()
+        sub.backlog = []
+        post = partial(self._post, sub)
+        if sub.bell is not None:
+            sub.handle = sub.bell.manager.live.watch_ready_types(sub.types, post)
+        else:
+            assert sub.publication is not None
+            source, matcher = sub.publication.source, sub.matcher
+            assert matcher is not None
+            sub.handle = source.live.watch(
+                matcher.selector(), post, fields=matcher.fields, shape=source.shape
+            )
+        self._handles[sub.handle] = sub
+        return await sub.initial
+
+    def stop(self, sub: _Sub) -> None:
+        if sub.handle is not None:
+            sub.handle.stop()
+            self._handles.pop(sub.handle, None)
+
+    def _post(self, sub: _Sub, batch: LiveBatch) -> None:
+        """The engine's consumer (its thread): queue the batch, wake the loop once."""
         with self._lock:
-            for change in changes:
-                source = sources.get(change.collection)
-                if source is not None and source.subs:
-                    self._pending.setdefault(change.collection, {})[change.job_id] = None
-                if source is not None and source.bell.subs:  # someone follows the doorbell
-                    news = self._bell_news.setdefault(change.collection, {})
-                    seen = news.get(change.type)
-                    if seen is None:
-                        seen = news[change.type] = ReadyNews()
-                    seen.note(change.status)
-            pending = self._pending or self._bell_news
-            if not pending or self._wakeup_scheduled or self._closed:
+            if self._closed:
                 return
-            self._wakeup_scheduled = True
+            self._inbox.append((sub, batch))
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
         try:
-            if running_on(self.loop):  # a job method run inline on the loop
-                self.loop.call_soon(self.flush)  # no wake-up write needed
-            else:
-                self.loop.call_soon_threadsafe(self.flush)
+            self.loop.call_soon_threadsafe(self.drain)
         except RuntimeError:  # the loop is closed: the server is going away
             pass
 
-    def flush(self) -> None:
-        """Re-read every job changed so far and update every subscriber (loop thread)."""
+    def drain(self) -> None:
+        """Feed every subscription the batches posted so far."""
         with self._lock:
-            pending, self._pending = self._pending, {}
-            bell_news, self._bell_news = self._bell_news, {}
-            self._wakeup_scheduled = False
-        for root, news in bell_news.items():
-            try:
-                self.bells[f"{root}.readyTypes"].recheck(news)
-            except Exception:
-                log.exception("%s: rechecking ready types failed", root)
-        for root, ids in pending.items():
-            source = self._sources[root]
-            if not source.subs:
-                continue
-            try:
-                fresh = source.read_ids(list(ids))
-            except Exception:
-                log.exception("%s: re-reading %d changed jobs failed; retrying", root, len(ids))
-                self._retry(root, ids)
-                continue
-            for sub in list(source.subs):
-                if sub in source.subs:  # a send callback may have closed its connection
-                    sub.view._apply(sub, fresh)
+            inbox, self._inbox = self._inbox, []
+            self._drain_scheduled = False
+        for sub, batch in inbox:
+            if batch.initial:
+                initial = sub.initial
+                if initial is not None and not initial.done():
+                    if batch.error is not None:
+                        initial.set_exception(batch.error)
+                    else:
+                        initial.set_result(batch.changes)
+            elif sub.backlog is not None:
+                sub.backlog.append(batch)
+            elif sub.view.current(sub):
+                sub.view.apply(sub, batch)
 
-    def _retry(self, root: str, ids: dict[str, None]) -> None:
-        with self._lock:
-            self._pending.setdefault(root, {}).update(ids)
-        if not self._closed:
-            self.loop.call_later(RETRY_AFTER_S, self.flush)
+    async def flush(self) -> None:
+        """Wait until every change noted so far was handled, and feed it to the subscribers."""
+        waiting: list[asyncio.Future[None]] = []
+        for hub in self._hubs:
+            done: asyncio.Future[None] = self.loop.create_future()
+            if hub.settle(partial(self._resolve, done)):
+                waiting.append(done)
+        for done in waiting:
+            await done
+        self.drain()
+
+    def _resolve(self, done: asyncio.Future[None]) -> None:
+        try:
+            self.loop.call_soon_threadsafe(_set_done, done)
+        except RuntimeError:  # the loop is closed: the server is going away
+            pass
+
+
+def _set_done(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
 
 
 @dataclass(eq=False)
@@ -357,7 +353,6 @@ class ConnectionView:
     send: Send
     box: MergeBox = field(default_factory=MergeBox)
     _subs: dict[str, _Sub] = field(default_factory=dict)
-    _bells: dict[str, tuple[ReadyBell, BellSub]] = field(default_factory=dict)
     closed: bool = False
 
     async def subscribe(
@@ -368,45 +363,40 @@ class ConnectionView:
         unknown (404), refuses ``caller`` (403) or the params are bad (400)."""
         bell = self.registry.bells.get(name)
         if bell is not None:
-            self._ring(sub_id, bell, bell.check(caller, list(params)))
-            return
-        publication = self.registry._publications.get(name)
-        if publication is None:
-            raise MeteorError(404, f"Subscription '{name}' not found")
-        if self.closed:
-            return
-        sub = _Sub(sub_id, self, publication, list(params))
-        sub.matcher = publication.matcher(caller, sub.params)
-        try:
-            docs = [] if sub.matcher is None else publication.source.read_matching(sub.matcher)
-        except Exception as error:
-            raise as_meteor_error(error) from error
+            types = bell.check(caller, list(params))
+            if self.closed:
+                return
+            sub = _Sub(sub_id, self, bell.name, list(params), bell=bell, types=types)
+        else:
+            publication = self.registry._publications.get(name)
+            if publication is None:
+                raise MeteorError(404, f"Subscription '{name}' not found")
+            if self.closed:
+                return
+            collection = publication.source.collection
+            sub = _Sub(sub_id, self, collection, list(params), publication)
+            sub.matcher = publication.matcher(caller, sub.params)
         self._subs[sub_id] = sub
-        publication.source.subs[sub] = None
-        collection = publication.source.collection
-        for doc_id, fields in docs:
-            projected = sub.matcher.project(fields) if sub.matcher is not None else fields
-            self._send_all(self.box.added(sub_id, collection, doc_id, projected))
-
-    def _ring(self, sub_id: str, bell: ReadyBell, types: frozenset[str]) -> None:
-        if self.closed:
+        try:
+            initial = await self.registry.start(sub)
+        except Exception as error:
+            self._end(sub)
+            raise as_meteor_error(error) from error
+        if not self.current(sub):
             return
-        sub = BellSub(sub_id, self.box, self._send_all, types)
-        self._bells[sub_id] = (bell, sub)
-        bell.subscribe(sub)
+        for change in initial:
+            if sub.bell is None or not sub.bell.quiet:
+                assert change.doc is not None
+                self._send_all(self.box.added(sub_id, sub.collection, change.id, change.doc))
+        self._caught_up(sub)
 
     def unsubscribe(self, sub_id: str) -> None:
         """End ``sub_id``: sends `removed` for documents no other subscription publishes (and
         `changed` where they differ); the session sends `nosub`. Unknown ids are ignored."""
-        if sub_id in self._bells:
-            bell, bell_sub = self._bells.pop(sub_id)
-            bell.unsubscribe(bell_sub)
-            self._send_all(self.box.drop_subscription(sub_id))
-            return
-        sub = self._subs.pop(sub_id, None)
+        sub = self._subs.get(sub_id)
         if sub is None:
             return
-        sub.publication.source.subs.pop(sub, None)
+        self._end(sub)
         self._send_all(self.box.drop_subscription(sub_id))
 
     async def rerun(self, caller: Caller) -> dict[str, MeteorError]:
@@ -414,33 +404,39 @@ class ConnectionView:
         only the difference. Returns the subscriptions that now fail, already ended here (their
         documents removed): the session sends `nosub` with each error."""
         failed: dict[str, MeteorError] = {}
-        for sub_id, (bell, bell_sub) in list(self._bells.items()):
+        fresh: list[tuple[_Sub, _Sub]] = []
+        for sub_id, sub in list(self._subs.items()):
             try:
-                bell.check(caller, [sorted(bell_sub.types)])
+                if sub.bell is not None:
+                    sub.bell.check(caller, [sorted(sub.types)])
+                    continue
+                assert sub.publication is not None
+                matcher = sub.publication.matcher(caller, sub.params)
             except MeteorError as error:
                 failed[sub_id] = error
                 self.unsubscribe(sub_id)
+                continue
+            new = _Sub(sub_id, self, sub.collection, sub.params, sub.publication, matcher)
+            self._subs[sub_id] = new  # the old one's batches are no longer applied
+            fresh.append((sub, new))
+        try:
+            initials = await asyncio.gather(*(self.registry.start(new) for _, new in fresh))
+        finally:
+            for old, _ in fresh:  # after the new query started: a shared one keeps running
+                self.registry.stop(old)
         self.box.hold()
         try:
-            for sub_id, sub in list(self._subs.items()):
-                try:
-                    matcher = sub.publication.matcher(caller, sub.params)
-                except MeteorError as error:
-                    failed[sub_id] = error
-                    del self._subs[sub_id]
-                    sub.publication.source.subs.pop(sub, None)
-                    self.box.drop_subscription(sub_id)
+            for (_, new), initial in zip(fresh, initials, strict=True):
+                if not self.current(new):
                     continue
-                sub.matcher = matcher
-                source = sub.publication.source
-                docs = [] if matcher is None else source.read_matching(matcher)
-                before = dict.fromkeys(self.box.documents(sub_id))
-                for doc_id, fields in docs:
-                    before.pop((source.collection, doc_id), None)
-                    projected = matcher.project(fields) if matcher is not None else fields
-                    self.box.added(sub_id, source.collection, doc_id, projected)
+                before = dict.fromkeys(self.box.documents(new.id))
+                for change in initial:
+                    before.pop((new.collection, change.id), None)
+                    assert change.doc is not None
+                    self.box.added(new.id, new.collection, change.id, change.doc)
                 for collection, doc_id in before:
-                    self.box.removed(sub_id, collection, doc_id)
+                    self.box.removed(new.id, collection, doc_id)
+                self._caught_up(new)
         finally:
             messages = self.box.release()
         self._send_all(messages)
@@ -449,34 +445,46 @@ class ConnectionView:
     async def flush(self) -> None:
         """Process every change published so far and send the resulting messages (the session
         awaits this after a method call, before `updated`)."""
-        self.registry.flush()
+        await self.registry.flush()
 
     def close(self) -> None:
         """The connection ended: drop its subscriptions without sending anything."""
         self.closed = True
         for sub in self._subs.values():
-            sub.publication.source.subs.pop(sub, None)
+            self.registry.stop(sub)
         self._subs.clear()
-        for bell, bell_sub in self._bells.values():
-            bell.unsubscribe(bell_sub)
-        self._bells.clear()
         self.box = MergeBox()
 
     @property
     def subscriptions(self) -> list[str]:
-        return list(self._subs)
+        return [sub_id for sub_id, sub in self._subs.items() if sub.bell is None]
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _apply(self, sub: _Sub, fresh: dict[str, Fields | None]) -> None:
-        """Feed one subscription the re-read documents of a batch."""
-        box, matcher, sub_id = self.box, sub.matcher, sub.id
-        collection = sub.publication.source.collection
-        for doc_id, fields in fresh.items():
-            if fields is not None and matcher is not None and matcher.matches(doc_id, fields):
-                self._send_all(box.changed(sub_id, collection, doc_id, matcher.project(fields)))
-            elif box.has(sub_id, collection, doc_id):
-                self._send_all(box.removed(sub_id, collection, doc_id))
+    def current(self, sub: _Sub) -> bool:
+        """Whether ``sub`` is (still) this connection's subscription under its id."""
+        return self._subs.get(sub.id) is sub
+
+    def _end(self, sub: _Sub) -> None:
+        if self.current(sub):
+            del self._subs[sub.id]
+        self.registry.stop(sub)
+
+    def _caught_up(self, sub: _Sub) -> None:
+        """The initial result is out: apply the batches that came meanwhile, then go live."""
+        backlog, sub.backlog = sub.backlog or [], None
+        for batch in backlog:
+            self.apply(sub, batch)
+
+    def apply(self, sub: _Sub, batch: LiveBatch) -> None:
+        """Feed one subscription a batch of its live query's changes."""
+        box, sub_id, collection = self.box, sub.id, sub.collection
+        quiet = sub.bell is not None and sub.bell.quiet  # no new work is announced
+        for change in batch.changes:
+            if change.kind == "removed":
+                self._send_all(box.removed(sub_id, collection, change.id))
+            elif change.doc is not None and not quiet:
+                self._send_all(box.changed(sub_id, collection, change.id, change.doc))
 
     def _send_all(self, messages: list[Message]) -> None:
         if self.closed:

@@ -289,6 +289,11 @@ class Storage(Protocol):
         """Release the connection and stop the change watcher."""
         ...
 
+    @property
+    def users(self) -> UserStore:
+        """The accounts (users and login tokens) kept in this database."""
+        ...
+
 
 def iter_chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     """Split a long id list so no statement exceeds the driver's parameter limit."""
