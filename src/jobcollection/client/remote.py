@@ -32,7 +32,7 @@ from ..api.collection import AsyncJobCollection, JobCollection
 from ..core.constants import DEFAULT_LOST_AFTER_MS
 from ..core.ids import random_id
 from ..core.live import JobChange, LiveQuery, Query
-from ..core.params import parse_params
+from ..core.params import in_batch, parse_params
 from ..core.selector import parse_selector
 from ..core.storable import naming_unstorable, unstorable_param, unstorable_value
 from ..core.wire import doc_from_wire, result_from_wire
@@ -160,7 +160,7 @@ class RemoteBackend:
             try:
                 parse_params("jobSave", [doc])
             except ValidationError as error:
-                raise ValidationError(f"jobs[{number}]: {error}") from error
+                raise in_batch(error, number) from error
         ids: list[str | None] = self.call("jobSaveMany", [list(docs)])
         return ids
 
