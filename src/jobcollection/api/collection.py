@@ -49,7 +49,7 @@ class JobCollection(CollectionBase):
         """`lost_after` (ms or timedelta, default 30 s): the heartbeat lapse of this
         collection's queues (see `process_jobs`) and of remote workers its server serves.
         (`_backend`: the collection stands on that one instead, see `jobcollection.connect`.)"""
-        self.backend = _backend or open_local(name, db, clock, lost_after)
+        self.backend = open_local(name, db, clock, lost_after) if _backend is None else _backend
         self._portal: Portal | None = None
         self._owns_portal = True
         self._async: AsyncJobCollection | None = None
@@ -254,7 +254,7 @@ class AsyncJobCollection(CollectionBase):
         _sync: JobCollection | None = None,
     ) -> None:
         self.run_inline = run_inline
-        self.backend = _backend or open_local(name, db, clock, lost_after)
+        self.backend = open_local(name, db, clock, lost_after) if _backend is None else _backend
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"jobcollection-{name}")
         self.sync = _sync or JobCollection(_backend=self.backend)
         self._queues: list[AsyncJobQueue] = []
