@@ -348,7 +348,7 @@ def test_a_resume_token_logs_in(served: Served) -> None:
 
     jc = connect(served.url, username=USER, password=PASSWORD)
     try:
-        token = jc.manager.client.token  # type: ignore[attr-defined]
+        token = jc.backend.client.token  # type: ignore[attr-defined]
         assert isinstance(token, str)
         done = jobcollection(
             "--server",

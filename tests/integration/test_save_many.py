@@ -113,12 +113,12 @@ def test_a_bad_document_in_a_batch_is_named_and_nothing_is_saved(tmp_path: Path)
         jobs[3].doc["log"][0]["level"] = "debug"
         with pytest.raises(JobValidationError) as error:
             jc.save_jobs(jobs)
-        assert error.value.field == "doc.log[0].level"
+        assert error.value.field == "jobs[3].log[0].level"
         jobs[3].doc["log"][0]["level"] = "info"
         jobs[4].doc["status"] = "ready"
         with pytest.raises(JobValidationError) as error:
             jc.save_jobs(jobs)
-        assert error.value.field == "doc.status"
+        assert error.value.field == "jobs[4].status"
         assert jc.find() == []
 
 

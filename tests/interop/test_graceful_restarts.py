@@ -78,7 +78,7 @@ def test_graceful_restarts_under_load_lose_no_outcome_and_run_no_job_twice(
                 with JobCollection(ROOT, db=served.db) as local:
                     _wait(lambda: _all_completed(local), "every job to complete", 30)
                     docs = [job.doc for job in local.get_jobs(ids, get_log=True)]
-                reconnects = remote.manager.client.reconnects  # type: ignore[attr-defined]
+                reconnects = remote.backend.client.reconnects  # type: ignore[attr-defined]
             finally:
                 remote.close()
             node.kill()

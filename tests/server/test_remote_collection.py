@@ -1,8 +1,8 @@
-"""`connect()`: the same JobCollection, Job and JobQueue API against a remote server."""
+"""`connect()`: what only a remote collection has (logins, the server's refusals, pushed
+readiness); what both backends share is tested once for both in test_both_backends.py."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,13 +11,11 @@ import pytest
 from ddp_harness import serving
 
 from jobcollection import (
-    AsyncJob,
     Job,
     JobCollection,
     PermissionDenied,
     ValidationError,
     connect,
-    connect_async,
 )
 from jobcollection.errors import AuthenticationFailed
 from jobcollection.server import Server
@@ -104,20 +102,6 @@ def test_errors_are_the_in_process_ones(remote: JobCollection, url: str) -> None
         connect(url, username="ada", password="wrong")
 
 
-def test_bulk_operations(remote: JobCollection, local: JobCollection) -> None:
-    ids = remote.save_jobs([Job(remote, "bulk", {"n": n}) for n in range(40)])
-    assert all(ids)
-    assert remote.pause_jobs(ids)
-    assert {j.doc["status"] for j in local.find({"type": "bulk"})} == {"paused"}
-    assert remote.resume_jobs(ids)
-    assert remote.cancel_jobs(ids)
-    assert remote.restart_jobs(ids)
-    claimed = remote.get_work("bulk", max_jobs=40)
-    assert remote.complete_jobs(claimed, {"all": True}) == [True] * 40
-    assert remote.remove_jobs(ids)
-    assert local.find({"type": "bulk"}) == []
-
-
 def test_remote_queue_is_push_triggered(remote: JobCollection, local: JobCollection) -> None:
     remote.start_job_server()
     done: list[str] = []
@@ -153,16 +137,3 @@ def test_remote_worker_keeps_a_slow_job_alive(remote: JobCollection, local: JobC
         _wait_for(lambda: local.get_job(job.id).doc["status"] == "completed")  # type: ignore[union-attr]
     finally:
         queue.shutdown("soft")
-
-
-async def test_async_form(url: str, local: JobCollection) -> None:
-    jc = await asyncio.to_thread(connect_async, url, username="ada", password="s3cret")
-    try:
-        job = AsyncJob(jc, "async", {"x": 1})
-        assert await job.save()
-        fetched = await jc.get_job(job.id)
-        assert fetched is not None
-        assert fetched.doc["data"] == {"x": 1}
-        assert [j.id for j in await jc.find({"type": "async"})] == [job.id]
-    finally:
-        await jc.close()

@@ -199,7 +199,7 @@ class Recorder:
 
 
 def reconnects(jc: JobCollection) -> int:
-    count: int = jc.manager.client.reconnects  # type: ignore[attr-defined]
+    count: int = jc.backend.client.reconnects  # type: ignore[attr-defined]
     return count
 
 

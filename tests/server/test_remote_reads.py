@@ -56,14 +56,14 @@ def test_find_pages_through_the_collection_as_a_local_find_does(
 ) -> None:
     monkeypatch.setattr(remote_module, "PAGE", 7)  # many pages
     calls: list[list[Any]] = []
-    manager = remote.manager
-    original = manager.call
+    backend = remote.backend
+    original = backend.call
 
     def counting(method: str, params: Any = (), **kw: Any) -> Any:
         calls.append([method, *params])
         return original(method, params, **kw)
 
-    monkeypatch.setattr(manager, "call", counting)
+    monkeypatch.setattr(backend, "call", counting)
     named = {"_id": {"$in": [job.id for job in local.find({"type": "b"})][::-2]}}  # 33 ids
     for selector in ({}, {"status": "paused"}, {"type": "a", "status": "ready"}, named):
         for newest_first in (False, True):

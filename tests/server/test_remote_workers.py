@@ -184,17 +184,21 @@ def test_listing_workers_needs_the_admin_or_manager_group(url: str) -> None:
 
 def test_a_python_worker_keeps_its_jobs_across_a_reconnect(local: JobCollection, url: str) -> None:
     job_id = save(local)
-    release = threading.Event()
+    release, started = threading.Event(), threading.Event()
     port = int(url.rsplit(":", 1)[1])
 
     def slow(job: Any) -> None:
+        started.set()
         assert release.wait(WAIT_S)
 
     with Proxy(port) as proxy:
         worker = connect(proxy.url, username="ada", password="s3cret", **FAST_RECONNECT)
         try:
             queue = worker.process_jobs("r", slow, lost_after=LAPSE_MS)
-            wait_until(lambda: status(local, job_id) == "running", "the job to start")
+            # running in the worker (not only claimed: a cut before the claim's reply arrives
+            # loses the claim, and the server then fails the job as one that never ran)
+            assert started.wait(WAIT_S)
+            assert status(local, job_id) == "running"
             before = only_worker(local)
             assert proxy.cut() == 1
             wait_until(lambda: proxy.connections == 2, "the reconnect")

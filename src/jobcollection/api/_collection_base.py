@@ -1,8 +1,7 @@
-"""What `JobCollection` and `AsyncJobCollection` share: opening, constants, plain queries."""
+"""What `JobCollection` and `AsyncJobCollection` share: the backend, constants, plain queries."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -10,44 +9,19 @@ from typing import Any
 from ..core import constants
 from ..core.live import JobChange, JobDoc
 from ..core.params import to_duration_ms
-from ..core.workers import WorkerRecord, check_lost_after
-from ..engine.clock import Clock
+from ..core.workers import WorkerRecord
 from ..engine.events import CallEvent, LogStream
 from ..engine.manager import JobManager
-from ..engine.workers import WorkerRef
-from ..storage import open_storage
-from ..storage.port import Storage
+from ..errors import JobCollectionError
 from . import _collection_flows as flows
 from ._job_core import as_object
+from .backend import Backend, Run
 from .job import AsyncJob, Job
 
-DB = str | os.PathLike[str] | Storage | None
+_SERVER_SIDE = "is configured on the server (jobcollection serve), not through a remote client"
 
 
-def open_manager(
-    name: str, db: DB, clock: Clock | None, lost_after: int | timedelta | None = None
-) -> tuple[JobManager, bool]:
-    lapse = None if lost_after is None else check_lost_after(lost_after)  # before opening
-    if isinstance(db, str | os.PathLike) or db is None:
-        manager, owned = JobManager(open_storage(db), name, clock=clock), True
-    else:
-        manager, owned = JobManager(db, name, clock=clock), False
-    if lapse is not None:
-        manager.lost_after = lapse
-    return manager, owned
-
-
-def worker_extras(manager: object, worker_id: str | None) -> dict[str, Any]:
-    """The engine keyword recording a claim for the local worker `worker_id` (a server
-    knows its connections' workers itself: nothing is sent for a remote collection)."""
-    if worker_id is None or not isinstance(manager, JobManager):
-        return {}
-    return {"worker": WorkerRef(worker_id)}
-
-
-def completion_runs(
-    jobs: Sequence[Job] | Sequence[AsyncJob], result: object
-) -> list[tuple[str, str, object]]:
+def completion_runs(jobs: Sequence[Job] | Sequence[AsyncJob], result: object) -> list[Run]:
     """The (id, runId, result) runs completing ``jobs`` with one ``result``. They share one
     result object: the engine then sees at a glance that they complete in one statement."""
     value = as_object(result, {})
@@ -60,13 +34,13 @@ def completion_and_claim(
     types: str | Sequence[str],
     max_jobs: int,
     work_timeout: int | None,
-) -> tuple[list[tuple[str, str, object]], list[Any]]:
+) -> tuple[list[Run], list[Any]]:
     """The engine arguments of `complete_and_claim`: (id, runId, result) runs, getWork params."""
     return completion_runs(jobs, result), flows.get_work_params(types, max_jobs, work_timeout)
 
 
 class CollectionBase:
-    """What both collections share: the manager, constants, queries that need no driving."""
+    """What both collections share: the backend, constants, queries that need no driving."""
 
     forever = constants.FOREVER
     forever_date = constants.FOREVER_DATE
@@ -81,34 +55,54 @@ class CollectionBase:
     ddp_methods = constants.DDP_METHODS
     ddp_permission_levels = constants.DDP_PERMISSION_LEVELS
 
-    manager: JobManager
+    backend: Backend
+
+    @property
+    def manager(self) -> JobManager:
+        """The engine behind a collection on a database (what a server serves). A remote
+        collection has none: JobCollectionError."""
+        engine = self.backend.engine
+        if engine is None:
+            raise JobCollectionError(f"{self.root}: a remote collection has no local engine")
+        return engine
+
+    def _engine(self, what: str) -> JobManager:
+        """The backend's engine, for what only a collection on a database has (`what`)."""
+        engine = self.backend.engine
+        if engine is None:
+            raise JobCollectionError(f"{what} {_SERVER_SIDE}")
+        return engine
 
     @property
     def root(self) -> str:
-        return self.manager.root
+        return self.backend.root
 
     @property
     def db_url(self) -> str:
-        return self.manager.url
+        return self.backend.url
 
     def now_ms(self) -> int:
-        return self.manager.clock.now_ms()
+        return self.backend.now_ms()
 
     @property
     def lost_after(self) -> int:
         """A worker's default heartbeat lapse in ms: after it, a silent worker's (or a
         disconnected remote worker's) running jobs are failed and retried."""
-        return self.manager.lost_after
+        return self.backend.lost_after
 
     def workers(self) -> list[WorkerRecord]:
         """The collection's workers (queues of every process sharing the database, remote
         connections of servers), oldest first: who, where, which types, how many jobs they
         run, when last seen; lost ones stay listed for an hour."""
-        return list(self.manager.workers())
+        return list(self.backend.workers())
 
     def events(self, name: str, listener: Callable[[CallEvent], None]) -> Callable[[], None]:
-        """Listen to `call`, `error` or a method name; returns a function that stops listening."""
-        return self.manager.events.on(name, listener)
+        """Listen to `call`, `error` or a method name; returns a function that stops listening.
+        A remote collection's calls are announced on its server: nothing is emitted here."""
+        engine = self.backend.engine
+        if engine is None:
+            return lambda: None
+        return engine.events.on(name, listener)
 
     def allow(self, **rules: object) -> None:
         """Let remote callers in: ``allow(admin=["alice"], worker="users", jobSave=fn)``.
@@ -118,30 +112,30 @@ class CollectionBase:
         Names are the groups admin, manager, creator, worker or a method name. Rules add up;
         any matching deny beats every allow; server-side calls are never checked.
         """
-        self.manager.permissions.allow(rules)
+        self._engine("allow/deny").permissions.allow(rules)
 
     def deny(self, **rules: object) -> None:
         """Refuse remote callers; same rule forms as :meth:`allow`, and deny beats allow."""
-        self.manager.permissions.deny(rules)
+        self._engine("allow/deny").permissions.deny(rules)
 
     def set_log_stream(self, stream: LogStream) -> None:
-        self.manager.set_log_stream(stream)
+        self._engine("the call log").set_log_stream(stream)
 
     def promote(self, interval: int | timedelta = constants.DEFAULT_PROMOTE_INTERVAL_MS) -> None:
         """Set the safety-net sweep interval (ms or timedelta) and sweep once now."""
         if isinstance(interval, timedelta):
             interval = to_duration_ms(interval, "interval")
-        self.manager.promote(interval)
+        self._engine("promote").promote(interval)
 
     def stats(self) -> list[tuple[str, str, int]]:
         """(status, type, count) rows, sorted."""
-        return self.manager.stats()
+        return self.backend.stats()
 
     def count(self, selector: dict[str, Any] | None = None, at_most: int | None = None) -> int:
         """How many jobs match the selector (as `find` takes it). With `at_most`, counting
         stops once that many were found — the answer is then `at_most` or more — so it stays
         cheap however many jobs match."""
-        return self.manager.count(selector, at_most)
+        return self.backend.count(selector, at_most)
 
     def observe(
         self,
@@ -164,8 +158,8 @@ class CollectionBase:
             elif change.kind == "removed" and removed is not None:
                 removed(change.id)
 
-        return self.manager.observe(selector, dispatch)
+        return self.backend.observe(selector, dispatch)
 
     def watch_ready(self, types: Sequence[str], callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` (from any thread) whenever a job of `types` becomes ready."""
-        return self.manager.watch_ready(types, callback)
+        return self.backend.watch_ready(types, callback)

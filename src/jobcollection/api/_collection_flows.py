@@ -65,12 +65,6 @@ def get_work_params(
     return [type_list(types), options]
 
 
-def get_work(
-    types: str | Sequence[str], max_jobs: int = 1, work_timeout: int | None = None
-) -> Flow[list[Doc]]:
-    return (yield ("getWork", get_work_params(types, max_jobs, work_timeout)))  # type: ignore[no-any-return]
-
-
 def bulk(method: str, ids: str | Sequence[str] | None, options: dict[str, Any]) -> Flow[bool]:
     """One call per 256 ids; true if any chunk changed something."""
     listed = id_list(ids)

@@ -11,11 +11,14 @@ import functools
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
+from .backend import ChildSpec
 from .job import AsyncJob, Job
+
+if TYPE_CHECKING:
+    from .collection import JobCollection
 
 log = logging.getLogger(__name__)
 
@@ -159,42 +162,13 @@ def ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@dataclass(frozen=True)
-class ChildSpec:
-    """How a pool process reaches its parent's collection (picklable): the database at `url`,
-    or, if `remote`, the server at `url`, logged in with the parent's resume `token` (None:
-    not logged in). The token is left out of equality, so a process keeps its connection."""
-
-    url: str
-    root: str
-    remote: bool = False
-    token: str | None = field(default=None, compare=False, repr=False)
-
-
-def child_spec(source: Any) -> ChildSpec:
-    """`source`'s manager's own `child_spec()` if it has one (a remote collection), else its
-    database URL."""
-    own = getattr(getattr(source, "manager", None), "child_spec", None)
-    if callable(own):
-        spec = own()
-        assert isinstance(spec, ChildSpec)
-        return spec
-    return ChildSpec(source.db_url, source.root)
-
-
 @functools.cache
-def _child_collection(spec: ChildSpec) -> Any:
+def _child_collection(spec: ChildSpec) -> JobCollection:
     """One collection per pool process, opened (or connected) on first use and kept for the
     process' life."""
-    if spec.remote:
-        from ..client.remote import connect  # the server runs its own job server
-
-        return connect(spec.url, spec.root, **({} if spec.token is None else {"token": spec.token}))
     from .collection import JobCollection
 
-    jc = JobCollection(spec.root, spec.url)
-    jc.start_job_server()  # so job.progress() is accepted in the child
-    return jc
+    return JobCollection(_backend=spec.open())
 
 
 def run_in_child(

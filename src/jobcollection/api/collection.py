@@ -1,8 +1,9 @@
 """`JobCollection` (blocking) and `AsyncJobCollection` (asyncio) on a local database.
 
-Both wrap one `JobManager`; every operation goes through `call(method, params)` exactly as a
-remote DDP call would (same validation, events and call log), so `Job` works unchanged over
-the network transport too.
+Both stand on one `Backend` (api/backend.py): the engine over a database in this process
+(`LocalBackend`), or a server over DDP (`jobcollection.connect`). Every operation goes through
+`call(method, params)` exactly as a remote DDP call would (same validation, events and call
+log), so `Job` works unchanged over the network transport too.
 """
 
 from __future__ import annotations
@@ -13,29 +14,24 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from queue import Empty, Queue
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from ..core import constants
-from ..core.live import JobChange
+from ..core.live import JobChange, JobDoc
 from ..core.workers import WorkerRecord
 from ..engine.clock import Clock
-from ..engine.manager import JobManager
-from ..storage.port import JobDoc
 from . import _collection_flows as flows
-from ._collection_base import (
-    DB,
-    CollectionBase,
-    completion_and_claim,
-    completion_runs,
-    open_manager,
-    worker_extras,
-)
+from ._collection_base import CollectionBase, completion_and_claim, completion_runs
 from ._drive import adrive, drive
 from ._portal import Portal
 from ._queue_options import QueueOptions
 from ._runners import WorkerFn
+from .backend import Backend
 from .job import AsyncJob, Job
+from .local_backend import DB, open_local
 from .queue import AsyncJobQueue, JobQueue
+
+T = TypeVar("T")
 
 
 class JobCollection(CollectionBase):
@@ -48,14 +44,12 @@ class JobCollection(CollectionBase):
         *,
         clock: Clock | None = None,
         lost_after: int | timedelta | None = None,
-        _manager: JobManager | None = None,
+        _backend: Backend | None = None,
     ) -> None:
         """`lost_after` (ms or timedelta, default 30 s): the heartbeat lapse of this
-        collection's queues (see `process_jobs`) and of remote workers its server serves."""
-        if _manager is not None:
-            self.manager, self._owns_storage = _manager, False
-        else:
-            self.manager, self._owns_storage = open_manager(name, db, clock, lost_after)
+        collection's queues (see `process_jobs`) and of remote workers its server serves.
+        (`_backend`: the collection stands on that one instead, see `jobcollection.connect`.)"""
+        self.backend = open_local(name, db, clock, lost_after) if _backend is None else _backend
         self._portal: Portal | None = None
         self._owns_portal = True
         self._async: AsyncJobCollection | None = None
@@ -68,7 +62,7 @@ class JobCollection(CollectionBase):
         self.close()
 
     def call(self, method: str, params: list[Any]) -> Any:
-        return self.manager.call(method, params)
+        return self.backend.call(method, params)
 
     def job(self, type_or_doc: str | JobDoc, data: object = None) -> Job:
         return Job(self, type_or_doc, data)
@@ -92,12 +86,8 @@ class JobCollection(CollectionBase):
     ) -> list[Job]:
         """Claim ready jobs. Without a registered `worker_id` (a queue's) only `work_timeout`
         brings the jobs back if this process dies while running them."""
-        extras = worker_extras(self.manager, worker_id)
-        if not extras:
-            flow = flows.get_work(types, max_jobs, work_timeout)
-            return [Job(self, d) for d in drive(flow, self.call)]
         params = flows.get_work_params(types, max_jobs, work_timeout)
-        return [Job(self, d) for d in self.manager.call("getWork", params, **extras)]
+        return [Job(self, d) for d in self.backend.call("getWork", params, worker_id=worker_id)]
 
     def find(
         self,
@@ -108,7 +98,7 @@ class JobCollection(CollectionBase):
     ) -> list[Job]:
         """Jobs matching a selector on `_id`, `status`, `type` (a value or ``{"$in": [...]}``),
         in insertion order or newest first; read a chunk per short transaction."""
-        docs = self.manager.find(selector, limit, newest_first=newest_first)
+        docs = self.backend.find(selector, limit, newest_first=newest_first)
         return [Job(self, doc) for doc in docs]
 
     def find_one(self, selector: dict[str, Any] | None = None) -> Job | None:
@@ -117,7 +107,7 @@ class JobCollection(CollectionBase):
 
     def save_jobs(self, jobs: Sequence[Job]) -> list[str | None]:
         """Save many new jobs in one transaction; their ids, in order."""
-        ids = self.manager.save_many([job.doc for job in jobs])
+        ids = self.backend.save_many([job.doc for job in jobs])
         for job, job_id in zip(jobs, ids, strict=True):
             if job_id:
                 job.doc["_id"] = job_id
@@ -125,8 +115,7 @@ class JobCollection(CollectionBase):
 
     def complete_jobs(self, jobs: Sequence[Job], result: object = None) -> list[bool | str]:
         """Complete several running jobs with one result, in one transaction."""
-        runs = completion_runs(jobs, result)
-        return self.manager.complete_many(runs)
+        return self.backend.complete_many(completion_runs(jobs, result))
 
     def complete_and_claim(
         self,
@@ -140,8 +129,7 @@ class JobCollection(CollectionBase):
     ) -> list[Job]:
         """Complete `jobs` with `result` and claim new work, in one transaction."""
         runs, request = completion_and_claim(jobs, result, types, max_jobs, work_timeout)
-        extras = worker_extras(self.manager, worker_id)
-        _, docs = self.manager.complete_and_claim(runs, request, **extras)
+        _, docs = self.backend.complete_and_claim(runs, request, worker_id=worker_id)
         return [Job(self, doc) for doc in docs]
 
     def register_worker(
@@ -150,10 +138,10 @@ class JobCollection(CollectionBase):
         """Register a worker living in this process (a queue does at its start); it is kept
         alive until `unregister_worker`, and its claims (`get_work(worker_id=...)`) are
         rescued if the process dies. For `known_jobs`, see `AsyncJobCollection`."""
-        self.manager.register_worker(record, **_known(self.manager, known_jobs))
+        self.backend.register_worker(record, known_jobs)
 
     def unregister_worker(self, worker_id: str) -> None:
-        self.manager.unregister_worker(worker_id)
+        self.backend.unregister_worker(worker_id)
 
     def ready_jobs(
         self, ids: Sequence[str] | None = None, force: bool = False, time: Any = None
@@ -200,7 +188,7 @@ class JobCollection(CollectionBase):
         """``for change in jc.watch({"status": "failed"}):`` the live query of :meth:`observe`
         as a blocking iterator of `JobChange`; ends after ``timeout`` seconds without one."""
         changes: Queue[JobChange] = Queue()
-        stop = self.manager.observe(selector, changes.put)
+        stop = self.backend.observe(selector, changes.put)
         try:
             while True:
                 try:
@@ -219,10 +207,10 @@ class JobCollection(CollectionBase):
             # The portal loop serves only our queues, so engine calls may run on it directly:
             # a SQLite transaction takes well under a millisecond, a thread hop costs as much.
             # A remote collection's queues share its DDP client's loop, for the same reason.
-            shared: Portal | None = getattr(self.manager, "portal", None)
+            shared = self.backend.portal
             self._owns_portal = shared is None
             self._portal = shared or Portal(f"jobcollection-{self.root}")
-            self._async = AsyncJobCollection(run_inline=True, _manager=self.manager, _sync=self)
+            self._async = AsyncJobCollection(run_inline=True, _backend=self.backend, _sync=self)
         async_jc = self._async
         assert async_jc is not None
 
@@ -234,24 +222,16 @@ class JobCollection(CollectionBase):
         return queue
 
     def close(self) -> None:
-        """Stop queues (hard), the scheduler, and the database connection."""
-        self.manager.begin_close()
+        """Stop queues (hard), then the backend: the scheduler and the database connection
+        it opened, or the connection to the server."""
+        self.backend.begin_close()
         for queue in self._queues:
             queue.shutdown("hard", quiet=True)
         if self._portal is not None and self._owns_portal:
             self._portal.close()
         if self._async is not None:
             self._async.executor.shutdown(wait=True)
-        self.manager.close()
-        if self._owns_storage:
-            self.manager.storage.close()
-
-
-def _known(manager: object, known_jobs: Callable[[], list[str]] | None) -> dict[str, Any]:
-    """`known_jobs` for a remote manager (a local one has no reconnects)."""
-    if known_jobs is None or isinstance(manager, JobManager):
-        return {}
-    return {"known_jobs": known_jobs}
+        self.backend.close()
 
 
 class AsyncJobCollection(CollectionBase):
@@ -270,16 +250,13 @@ class AsyncJobCollection(CollectionBase):
         clock: Clock | None = None,
         lost_after: int | timedelta | None = None,
         run_inline: bool = False,
-        _manager: JobManager | None = None,
+        _backend: Backend | None = None,
         _sync: JobCollection | None = None,
     ) -> None:
         self.run_inline = run_inline
-        if _manager is not None:
-            self.manager, self._owns_storage = _manager, False
-        else:
-            self.manager, self._owns_storage = open_manager(name, db, clock, lost_after)
+        self.backend = open_local(name, db, clock, lost_after) if _backend is None else _backend
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"jobcollection-{name}")
-        self.sync = _sync or JobCollection(_manager=self.manager)
+        self.sync = _sync or JobCollection(_backend=self.backend)
         self._queues: list[AsyncJobQueue] = []
 
     async def __aenter__(self) -> Self:
@@ -288,28 +265,19 @@ class AsyncJobCollection(CollectionBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _inline(self, operation: str, *args: Any, **kwargs: Any) -> Any:
-        """A manager operation run on this loop: a remote manager's coroutine form (this is
-        then its client's loop, see `JobCollection.process_jobs`), else the blocking form (a
-        local engine call takes microseconds)."""
-        native = getattr(self.manager, f"a{operation}", None)
-        if native is not None:
-            return await native(*args, **kwargs)
-        return getattr(self.manager, operation)(*args, **kwargs)
+    # With `run_inline`, a backend operation runs on this loop through its coroutine form (a
+    # remote backend's own: this is then its client's loop, see `JobCollection.process_jobs`;
+    # a local one runs the engine call right here). Otherwise it runs on the helper thread.
 
-    async def _engine(self, operation: str, *args: Any, **kwargs: Any) -> Any:
-        """A manager operation: inline (see `_inline`) or on the helper thread."""
-        if self.run_inline:
-            return await self._inline(operation, *args, **kwargs)
-        loop = asyncio.get_running_loop()
-        call = functools.partial(getattr(self.manager, operation), *args, **kwargs)
-        return await loop.run_in_executor(self.executor, call)
+    async def _off_loop(self, operation: Callable[[], T]) -> T:
+        """A blocking backend operation, on the helper thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, operation)
 
     async def call(self, method: str, params: list[Any]) -> Any:
         if self.run_inline:
-            return await self._inline("call", method, params)
+            return await self.backend.acall(method, params)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.manager.call, method, params)
+        return await loop.run_in_executor(self.executor, self.backend.call, method, params)
 
     def job(self, type_or_doc: str | JobDoc, data: object = None) -> AsyncJob:
         return AsyncJob(self, type_or_doc, data)
@@ -335,12 +303,12 @@ class AsyncJobCollection(CollectionBase):
         worker_id: str | None = None,
     ) -> list[AsyncJob]:
         """Claim ready jobs (see `JobCollection.get_work`)."""
-        extras = worker_extras(self.manager, worker_id)
-        if not extras:
-            docs = await adrive(flows.get_work(types, max_jobs, work_timeout), self.call)
+        params = flows.get_work_params(types, max_jobs, work_timeout)
+        if self.run_inline:
+            docs = await self.backend.acall("getWork", params, worker_id=worker_id)
         else:
-            params = flows.get_work_params(types, max_jobs, work_timeout)
-            docs = await self._engine("call", "getWork", params, **extras)
+            claim = functools.partial(self.backend.call, "getWork", params, worker_id=worker_id)
+            docs = await self._off_loop(claim)
         return [AsyncJob(self, d) for d in docs]
 
     async def find(
@@ -350,19 +318,16 @@ class AsyncJobCollection(CollectionBase):
         *,
         newest_first: bool = False,
     ) -> list[AsyncJob]:
-        loop = asyncio.get_running_loop()
-        find = functools.partial(self.manager.find, newest_first=newest_first)
-        docs = await loop.run_in_executor(self.executor, find, selector, limit)
-        return [AsyncJob(self, doc) for doc in docs]
+        find = functools.partial(self.backend.find, selector, limit, newest_first=newest_first)
+        return [AsyncJob(self, doc) for doc in await self._off_loop(find)]
 
     async def find_one(self, selector: dict[str, Any] | None = None) -> AsyncJob | None:
         found = await self.find(selector, limit=1)
         return found[0] if found else None
 
     async def save_jobs(self, jobs: Sequence[AsyncJob]) -> list[str | None]:
-        loop = asyncio.get_running_loop()
         docs = [job.doc for job in jobs]
-        ids = await loop.run_in_executor(self.executor, self.manager.save_many, docs)
+        ids = await self._off_loop(functools.partial(self.backend.save_many, docs))
         for job, job_id in zip(jobs, ids, strict=True):
             if job_id:
                 job.doc["_id"] = job_id
@@ -374,10 +339,8 @@ class AsyncJobCollection(CollectionBase):
         """Complete several running jobs with one result, in one transaction."""
         runs = completion_runs(jobs, result)
         if self.run_inline:
-            outcomes: list[bool | str] = await self._inline("complete_many", runs)
-            return outcomes
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.manager.complete_many, runs)
+            return await self.backend.acomplete_many(runs)
+        return await self._off_loop(functools.partial(self.backend.complete_many, runs))
 
     async def complete_and_claim(
         self,
@@ -391,8 +354,12 @@ class AsyncJobCollection(CollectionBase):
     ) -> list[AsyncJob]:
         """Complete `jobs` with `result` and claim new work, in one transaction."""
         runs, request = completion_and_claim(jobs, result, types, max_jobs, work_timeout)
-        extras = worker_extras(self.manager, worker_id)
-        _, docs = await self._engine("complete_and_claim", runs, request, **extras)
+        backend = self.backend
+        if self.run_inline:
+            _, docs = await backend.acomplete_and_claim(runs, request, worker_id=worker_id)
+        else:
+            both = functools.partial(backend.complete_and_claim, runs, request, worker_id=worker_id)
+            _, docs = await self._off_loop(both)
         return [AsyncJob(self, doc) for doc in docs]
 
     async def register_worker(
@@ -401,10 +368,18 @@ class AsyncJobCollection(CollectionBase):
         """Register a worker living in this process (a queue does at its start); it is kept
         alive until `unregister_worker`. `known_jobs` tells a remote collection, after a
         reconnect, which running jobs the worker holds."""
-        await self._engine("register_worker", record, **_known(self.manager, known_jobs))
+        if self.run_inline:
+            await self.backend.aregister_worker(record, known_jobs)
+        else:
+            await self._off_loop(
+                functools.partial(self.backend.register_worker, record, known_jobs)
+            )
 
     async def unregister_worker(self, worker_id: str) -> None:
-        await self._engine("unregister_worker", worker_id)
+        if self.run_inline:
+            await self.backend.aunregister_worker(worker_id)
+        else:
+            await self._off_loop(functools.partial(self.backend.unregister_worker, worker_id))
 
     async def ready_jobs(
         self, ids: Sequence[str] | None = None, force: bool = False, time: Any = None
@@ -459,7 +434,7 @@ class AsyncJobCollection(CollectionBase):
         def deliver(change: JobChange) -> None:
             loop.call_soon_threadsafe(changes.put_nowait, change)
 
-        stop = await loop.run_in_executor(self.executor, self.manager.observe, selector, deliver)
+        stop = await self._off_loop(functools.partial(self.backend.observe, selector, deliver))
         try:
             while True:
                 try:
@@ -478,10 +453,8 @@ class AsyncJobCollection(CollectionBase):
         return queue
 
     async def close(self) -> None:
-        self.manager.begin_close()
+        self.backend.begin_close()
         for queue in self._queues:
             await queue.shutdown("hard", quiet=True)
         self.executor.shutdown(wait=True)
-        self.manager.close()
-        if self._owns_storage:
-            self.manager.storage.close()
+        self.backend.close()

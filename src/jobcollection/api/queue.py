@@ -15,9 +15,9 @@ import os
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from ..core.ids import random_id
 from ..core.workers import WorkerRecord
@@ -26,55 +26,18 @@ from ._portal import Portal, running_on
 from ._queue_options import QueueOptions
 from ._runners import (
     call_worker,
-    child_spec,
     describe,
     ignore_interrupts,
     run_async,
     run_in_child,
     settle,
 )
-from .job import AsyncCollection, AsyncJob, Job
+from ._work_source import WorkSource
+from .job import AsyncJob, Job
 
 log = logging.getLogger(__name__)
 ShutdownLevel = Literal["soft", "normal", "hard"]
 _SHUTDOWN_ERROR = "Worker shutdown"
-
-
-class WorkSource(AsyncCollection, Protocol):
-    """What a queue needs from a collection (local or remote)."""
-
-    @property
-    def root(self) -> str: ...
-
-    @property
-    def db_url(self) -> str: ...
-
-    @property
-    def sync(self) -> Any: ...
-
-    @property
-    def lost_after(self) -> int: ...
-
-    async def call(self, method: str, params: list[Any]) -> Any: ...
-
-    async def get_work(
-        self,
-        types: str | Sequence[str],
-        max_jobs: int = 1,
-        work_timeout: int | None = None,
-        *,
-        worker_id: str | None = None,
-    ) -> list[AsyncJob]: ...
-
-    async def register_worker(
-        self, record: WorkerRecord, known_jobs: Callable[[], list[str]] | None = None
-    ) -> None: ...
-
-    async def unregister_worker(self, worker_id: str) -> None: ...
-
-    def watch_ready(
-        self, types: Sequence[str], callback: Callable[[], None]
-    ) -> Callable[[], None]: ...
 
 
 class AsyncJobQueue:
@@ -293,7 +256,7 @@ class AsyncJobQueue:
         `os._exit`, out of memory) is broken for every batch it holds: those batches fail,
         and the next ones go to a new pool."""
         docs = [job.doc for job in batch]
-        spec = child_spec(self._source)  # read per batch: a remote login's token may change
+        spec = self._source.backend.child_spec()  # per batch: a remote login's token may change
         pool = self._executor
         try:
             why, problems = await self._loop.run_in_executor(
@@ -322,7 +285,6 @@ class AsyncJobQueue:
         batch saved, and a local collection completes the batch and claims the next one in a
         single transaction. (With `prefetch`, batches come from the local queue as usual.)"""
         o, sync_jc = self.options, self._source.sync
-        combined = getattr(sync_jc, "complete_and_claim", None)
         wanted, me = (o.payload if self._batch else 1), self.worker_id
         while docs:
             jobs = [Job(sync_jc, doc) for doc in docs]
@@ -333,9 +295,9 @@ class AsyncJobQueue:
                 pending = [job for job in jobs if not job.finished] if ok else []
                 go_on = not (self._paused or self._stopping or self._queue or o.prefetch)
                 claimed = None
-                if go_on and pending and combined is not None:
+                if go_on and pending:
                     try:
-                        claimed = combined(
+                        claimed = sync_jc.complete_and_claim(
                             pending, outcome, o.types, wanted, o.work_timeout, worker_id=me
                         )
                     except Exception as error:  # settle() below tries the completion again

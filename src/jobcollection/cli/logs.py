@@ -118,9 +118,7 @@ class FailureLines:
 def announces_calls(jc: JobCollection) -> bool:
     """True if `jc` emits events for the calls made through it (a collection on a database;
     a server's collection announces them on the server)."""
-    from ..engine.manager import JobManager  # loaded by the collection already
-
-    return isinstance(jc.manager, JobManager)
+    return jc.backend.engine is not None
 
 
 _lines: dict[int, FailureLines | None] = {}  # per collection (a pool process keeps its one)

@@ -181,20 +181,19 @@ class _RemoteReader:
     """`JobReader`'s reads of a remote collection."""
 
     def __init__(self, jc: JobCollection) -> None:
-        self._manager: Any = jc.manager
+        self._backend = jc.backend
 
     def find(
         self, selector: dict[str, Any], limit: int | None, *, newest_first: bool = False
     ) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self._manager.find(selector, limit, newest_first=newest_first)
-        return found
+        return self._backend.find(selector, limit, newest_first=newest_first)
 
     def count(self, selector: dict[str, Any], at_most: int | None = None) -> int:
-        return int(self._manager.count(selector, at_most))
+        return self._backend.count(selector, at_most)
 
     def stats(self) -> list[tuple[str, str, int]]:
-        return list(self._manager.stats())
+        return self._backend.stats()
 
     def get(self, job_id: str, *, get_log: bool = False, get_failures: bool = False) -> Any:
         options = {"getLog": get_log, "getFailures": get_failures}
-        return self._manager.call("getJob", [job_id, options])
+        return self._backend.call("getJob", [job_id, options])

@@ -1,10 +1,12 @@
 """Collections on a remote server: the same `JobCollection`/`Job`/`JobQueue`, another transport.
 
-`RemoteManager` stands where a `JobManager` stands behind a local collection and offers the
-same engine-facing methods (`call`, `find`, `count`, `save_many`, `complete_many`,
-`complete_and_claim`, `stats`, `watch_ready`), carried out over DDP by a `DdpClient` running
-on its own event-loop thread. The collection classes and their job logic are not duplicated:
-`connect()` is a `JobCollection` whose manager is remote.
+`RemoteBackend` is a `Backend` (api/backend.py), as the local engine's `LocalBackend` is: the
+same operations (`call`, `find`, `count`, `save_many`, `complete_many`, `complete_and_claim`,
+`stats`, `observe`, `watch_ready`, the worker registry), carried out over DDP by a `DdpClient`
+running on its own event-loop thread. The collection classes and their job logic are not
+duplicated: `connect()` is a `JobCollection` standing on a remote backend. What only the
+server can do (allow/deny, the call log, events, the promote sweep) a remote backend does not
+offer: its `engine` is None.
 
 Batches (`save_jobs`, a worker's completions and its next claim) travel as one call each
 (`jobSaveMany`, `jobDoneAndGetWork`: our server's batch methods) and run in one transaction.
@@ -19,23 +21,22 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from ..api._portal import Portal, running_on
-from ..api._runners import ChildSpec
+from ..api.backend import ChildSpec, Run
 from ..api.collection import AsyncJobCollection, JobCollection
 from ..core.constants import DEFAULT_LOST_AFTER_MS
 from ..core.ids import random_id
 from ..core.live import JobChange, LiveQuery, Query
-from ..core.params import parse_params
+from ..core.params import in_batch, parse_params
 from ..core.selector import parse_selector
 from ..core.storable import naming_unstorable, unstorable_param, unstorable_value
 from ..core.wire import doc_from_wire, result_from_wire
 from ..core.workers import WorkerRecord, check_lost_after
-from ..engine.clock import SystemClock
-from ..engine.events import Events, LogStream
 from ..errors import JobCollectionError, PermissionDenied, RemoteError, ValidationError
 from .ddp import DdpClient
 
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 JobDoc = dict[str, Any]
 CLOSING_RECONNECT_WAIT_S = 1.0
 PAGE = 500  # documents per `jobFind` call
-_SERVER_SIDE = "is configured on the server (jobcollection serve), not through a remote client"
 
 
 def _local_error(error: RemoteError) -> JobCollectionError:
@@ -56,8 +56,10 @@ def _local_error(error: RemoteError) -> JobCollectionError:
     return error
 
 
-class RemoteManager:
-    """A collection's engine on the far side of a DDP connection (see the module doc)."""
+class RemoteBackend:
+    """A collection's backend on the far side of a DDP connection (see the module doc)."""
+
+    engine: None = None  # the engine (rules, call log, events, sweep) is the server's
 
     def __init__(
         self,
@@ -82,8 +84,6 @@ class RemoteManager:
         self._queues: dict[str, tuple[WorkerRecord, Callable[[], list[str]] | None]] = {}
         self.root = root
         self.url = url
-        self.clock = SystemClock()
-        self.events = Events()  # calls are announced on the server; nothing is emitted here
         self.portal = Portal(f"jobcollection-ddp-{root}")
         self.client = DdpClient(url, **client_options)
         self._publication = f"{root}.jobs"
@@ -109,9 +109,13 @@ class RemoteManager:
         elif username is not None or email is not None:
             raise ValidationError("a password (or a token) is needed to log in")
 
+    def now_ms(self) -> int:
+        """This machine's clock (the server's jobs are timed by the server's)."""
+        return time.time_ns() // 1_000_000
+
     # -- calls ------------------------------------------------------------------------------
 
-    async def acall(
+    async def _call(
         self,
         method: str,
         params: Sequence[object],
@@ -133,20 +137,22 @@ class RemoteManager:
             raise _local_error(error) from error
         return result_from_wire(method, result)
 
+    async def acall(
+        self, method: str, params: Sequence[object] = (), *, worker_id: str | None = None
+    ) -> Any:
+        """One method on the server, on this client's loop (`worker_id` is not sent: the
+        server knows the connection's worker)."""
+        return await self._call(method, params)
+
     def call(
-        self,
-        method: str,
-        params: Sequence[object] = (),
-        *,
-        user_id: str | None = None,
-        connection: object | None = None,
+        self, method: str, params: Sequence[object] = (), *, worker_id: str | None = None
     ) -> Any:
         """One method on the server (validated there; the same errors as locally)."""
-        return self.portal.run(self.acall(method, list(params)))
+        return self.portal.run(self._call(method, list(params)))
 
     async def _pipelined(self, calls: Sequence[tuple[str, list[object]]]) -> list[Any]:
         """Calls sent back to back: the server runs such a run in one transaction."""
-        return list(await asyncio.gather(*(self.acall(m, p) for m, p in calls)))
+        return list(await asyncio.gather(*(self._call(m, p) for m, p in calls)))
 
     def save_many(self, docs: Sequence[object]) -> list[str | None]:
         """Validated here first, as locally: a bad document saves nothing. One message."""
@@ -154,24 +160,24 @@ class RemoteManager:
             try:
                 parse_params("jobSave", [doc])
             except ValidationError as error:
-                raise ValidationError(f"jobs[{number}]: {error}") from error
+                raise in_batch(error, number) from error
         ids: list[str | None] = self.call("jobSaveMany", [list(docs)])
         return ids
 
-    def complete_many(self, runs: Sequence[tuple[str, str, object]]) -> list[bool | str]:
+    def complete_many(self, runs: Sequence[Run]) -> list[bool | str]:
         return self.complete_and_claim(runs, None)[0]
 
-    async def acomplete_many(self, runs: Sequence[tuple[str, str, object]]) -> list[bool | str]:
+    async def acomplete_many(self, runs: Sequence[Run]) -> list[bool | str]:
         return (await self.acomplete_and_claim(runs, None))[0]
 
     def complete_and_claim(
-        self, runs: Sequence[tuple[str, str, object]], get_work: list[object] | None
+        self, runs: Sequence[Run], get_work: list[object] | None, *, worker_id: str | None = None
     ) -> tuple[list[bool | str], list[JobDoc]]:
         """Completions and the next claim in one message and one server transaction."""
         return self.portal.run(self.acomplete_and_claim(runs, get_work))
 
     async def acomplete_and_claim(
-        self, runs: Sequence[tuple[str, str, object]], get_work: list[object] | None
+        self, runs: Sequence[Run], get_work: list[object] | None, *, worker_id: str | None = None
     ) -> tuple[list[bool | str], list[JobDoc]]:
         wire_runs = [[job_id, run_id, result] for job_id, run_id, result in runs]
 
@@ -179,7 +185,7 @@ class RemoteManager:
             found = (unstorable_value("result", result) for _, _, result in runs)
             return next((error for error in found if error is not None), None)
 
-        outcomes, docs = await self.acall("jobDoneAndGetWork", [wire_runs, get_work], unstorable)
+        outcomes, docs = await self._call("jobDoneAndGetWork", [wire_runs, get_work], unstorable)
         return outcomes, [doc_from_wire(doc) for doc in docs]
 
     # -- queries, a page at a time ---------------------------------------------------------
@@ -346,7 +352,7 @@ class RemoteManager:
             if reconnected and all(known is not None for known in knowns):
                 hello["jobs"] = sorted({job for known in knowns if known for job in known()})
         try:
-            await self.acall("registerWorker", [hello])
+            await self._call("registerWorker", [hello])
         except JobCollectionError as error:
             log.warning("%s: the server did not register this worker: %s", self.root, error)
 
@@ -362,19 +368,7 @@ class RemoteManager:
     def child_spec(self) -> ChildSpec:
         """How a worker's pool process reaches this collection: the same server, logged in
         with this connection's resume token."""
-        return ChildSpec(self.url, self.root, remote=True, token=self.client.token)
-
-    # -- what only the server can do --------------------------------------------------------
-
-    @property
-    def permissions(self) -> Any:
-        raise JobCollectionError(f"allow/deny {_SERVER_SIDE}")
-
-    def promote(self, interval_ms: int) -> None:
-        raise JobCollectionError(f"promote {_SERVER_SIDE}")
-
-    def set_log_stream(self, stream: LogStream) -> None:
-        raise JobCollectionError(f"the call log {_SERVER_SIDE}")
+        return ChildSpec(self.url, self.root, open_child, token=self.client.token)
 
     def begin_close(self) -> None:
         """The collection is closing: calls still to come (failing a closing queue's jobs)
@@ -391,9 +385,15 @@ def connect(url: str, name: str = "queue", **login: Any) -> JobCollection:
     """A `JobCollection` served by `jobcollection serve` at ``url`` (ws:// or http://), e.g.
     ``connect("ws://host:3000", username="ada", password=pw)`` or ``token=...``;
     ``lost_after=`` sets its queues' default heartbeat lapse."""
-    return JobCollection(_manager=RemoteManager(url, name, **login))  # type: ignore[arg-type]
+    return JobCollection(_backend=RemoteBackend(url, name, **login))
 
 
 def connect_async(url: str, name: str = "queue", **login: Any) -> AsyncJobCollection:
     """The `AsyncJobCollection` form of :func:`connect` (blocking while it connects)."""
-    return AsyncJobCollection(_manager=RemoteManager(url, name, **login))  # type: ignore[arg-type]
+    return AsyncJobCollection(_backend=RemoteBackend(url, name, **login))
+
+
+def open_child(spec: ChildSpec) -> RemoteBackend:
+    """A pool process' backend: the parent's server, logged in with the parent's token (the
+    server runs its own job server)."""
+    return RemoteBackend(spec.url, spec.root, token=spec.token)

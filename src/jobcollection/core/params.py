@@ -34,7 +34,7 @@ from jobcollection.core.document import (
     to_ms,
     validate_job_doc,
 )
-from jobcollection.errors import JobValidationError
+from jobcollection.errors import JobValidationError, ValidationError
 
 __all__ = [
     "MAX_WORK_TYPES",
@@ -343,6 +343,17 @@ def _parse_restart(params: Params) -> RestartParams:
         antecedents=_opt(options, "antecedents", check_bool, True),
         dependents=_opt(options, "dependents", check_bool, False),
     )
+
+
+def in_batch(error: ValidationError, number: int) -> ValidationError:
+    """A `jobSave` document's error, named for document `number` of a batch: `doc.retries`
+    becomes `jobs[1].retries` (as an unstorable value in it is named)."""
+    if not isinstance(error, JobValidationError):
+        return ValidationError(f"jobs[{number}]: {error}")
+    field = error.field
+    if field == "doc" or field.startswith("doc."):
+        return JobValidationError(f"jobs[{number}]{field[3:]}", error.problem)
+    return JobValidationError(f"jobs[{number}].{field}", error.problem)
 
 
 def check_save_doc(value: object) -> dict[str, object]:

@@ -19,6 +19,7 @@ from ..core.params import (
     GetWorkParams,
     ShutdownParams,
     check_save_doc,
+    in_batch,
     parse_params,
 )
 from ..core.permissions import Permissions
@@ -233,7 +234,10 @@ class JobManager:
             if values is not None:
                 checked.append(values)
                 continue
-            valid = check_save_doc(doc)
+            try:
+                valid = check_save_doc(doc)
+            except ValidationError as error:
+                raise in_batch(error, number) from error
             if valid.get("_id") is not None:
                 raise ValidationError(f"jobs[{number}] is already saved ({valid['_id']})")
             checked.append(valid)
