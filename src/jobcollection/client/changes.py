@@ -162,6 +162,10 @@ class Emitter:
         self.observers: dict[str, list[ObserveHandle]] = {}
         self.streams: dict[str, list[ChangeStream]] = {}
 
+    def listening(self) -> bool:
+        """Whether any observer or stream was ever registered (else `emit` has nothing to do)."""
+        return bool(self.observers or self.streams)
+
     def emit(self, change: Change) -> None:
         observers = self.observers.get(change.collection)
         if observers:

@@ -61,18 +61,12 @@ class Connection:
         self.waiters: dict[str, Pending] = {}
         self.closed = False
         self.restarting = False  # the server closed it for a restart (code 1012)
-        self.heartbeat: Heartbeat | None = None
-        self.last_heard = time.monotonic()
+        self.last_heard = time.monotonic()  # the reader's; the heartbeat task reads it
         self.reader: asyncio.Task[None] | None = None
         self.pinger: asyncio.Task[None] | None = None
 
     def can_send(self) -> bool:
         return not self.closed and self.ws.state is State.OPEN
-
-    def heard(self) -> None:
-        self.last_heard = now = time.monotonic()
-        if self.heartbeat is not None:
-            self.heartbeat.heard(now)
 
 
 async def open_connection(url: str, connect_timeout: float) -> Connection:
@@ -128,8 +122,9 @@ async def heartbeat(
     conn: Connection, interval: float, timeout: float, new_id: Callable[[], str], url: str
 ) -> None:
     """Ping a silent server; drop the connection when the ping goes unanswered."""
-    beat = conn.heartbeat = Heartbeat(interval, timeout, conn.last_heard)
+    beat = Heartbeat(interval, timeout, conn.last_heard)
     while not conn.closed:
+        beat.heard(conn.last_heard)
         wait = beat.until_ping(time.monotonic())
         if wait > 0:
             await asyncio.sleep(wait)
@@ -140,6 +135,7 @@ async def heartbeat(
         except wsexc.ConnectionClosed:
             return
         await asyncio.sleep(timeout)
+        beat.heard(conn.last_heard)
         if beat.unanswered() and not conn.closed:
             log.warning(
                 "DDP client: no answer from %s for %.1f s; dropping the connection",

@@ -4,6 +4,7 @@ the events acted on (calls completed, subscriptions ready or ended, the cache up
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import websockets.exceptions as wsexc
@@ -25,7 +26,7 @@ async def read(client: DdpClient, conn: Connection) -> None:
     ws = conn.ws
     try:
         async for frame in ws:
-            conn.heard()
+            conn.last_heard = time.monotonic()
             text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
             try:
                 message = ejson.loads(text)
@@ -39,7 +40,10 @@ async def read(client: DdpClient, conn: Connection) -> None:
                 await ws.send(ejson.dumps(event.message))
                 continue
             try:
-                _on_event(client, conn, event)
+                if type(event) is Data:  # the most frequent: no detour
+                    _on_data(client, event.message)
+                else:
+                    _on_event(client, conn, event)
             except Exception:
                 log.exception("DDP client: failed to handle %.200s", text)
     except wsexc.ConnectionClosed:
@@ -56,11 +60,11 @@ async def read(client: DdpClient, conn: Connection) -> None:
 
 
 def _on_event(client: DdpClient, conn: Connection, event: object) -> None:
-    if isinstance(event, MethodsDone):
+    if isinstance(event, Data):  # the most frequent, first
+        _on_data(client, event.message)
+    elif isinstance(event, MethodsDone):
         for state in event.calls:
             reconnect.complete(conn, state)
-    elif isinstance(event, Data):
-        _on_data(client, event.message)
     elif isinstance(event, SubsReady):
         for sub_id in event.ids:
             sub = client._subs.get(sub_id)
@@ -96,7 +100,8 @@ def _on_data(client: DdpClient, message: dict[str, Any]) -> None:
         return
     change = client._cache.apply(message)
     if change is not None:
-        client._changes.emit(change)
+        if client._changes.listening():
+            client._changes.emit(change)
     elif message.get("msg") == "changed":
         log.debug(
             "DDP client: change of unknown document %s/%s",

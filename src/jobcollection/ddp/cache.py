@@ -16,7 +16,7 @@ ChangeKind = Literal["added", "changed", "removed"]
 Collections = defaultdict[str, dict[str, dict[str, Any]]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Change:
     """One change of a cached document: ``fields`` holds the whole document for ``added``, the
     new values for ``changed`` and nothing for ``removed``; ``cleared`` names the fields a

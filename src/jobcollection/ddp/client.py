@@ -18,13 +18,13 @@ from .messages import VERSIONS, connect, is_not_applied, method, pong, sub
 # -- the handshake ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Accepted:
     session: str
     version: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Retry:
     """The server proposed a version we also speak: connect again (a new socket) with it."""
 
@@ -92,46 +92,47 @@ class MethodState:
         return self.updated or not self.wait_updated or self.not_applied
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendPong:
     message: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MethodsDone:
     """These calls are complete (each reported once, then forgotten)."""
 
     calls: list[MethodState]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SubsReady:
     ids: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SubEnded:
     id: str
     error: dict[str, Any] | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Data:
     """An `added`, `changed` or `removed` (apply it with `cache.Cache.apply`)."""
 
     message: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ServerError:
     reason: object
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ignored:
     """A pong (hearing it is all that counts), `server_id`, or a message we do not know."""
 
 
+_DATA = frozenset(("added", "changed", "removed"))
 ClientEvent = SendPong | MethodsDone | SubsReady | SubEnded | Data | ServerError | Ignored
 IGNORED = Ignored()
 
@@ -167,12 +168,12 @@ class ClientConnection:
 
     def receive(self, message: dict[str, Any]) -> ClientEvent:
         kind = message.get("msg")
+        if kind in _DATA:  # the most frequent, first
+            return Data(message)
         if kind == "result":
             return self._result(message)
         if kind == "updated":
             return self._updated(message.get("methods") or ())
-        if kind in ("added", "changed", "removed"):
-            return Data(message)
         if kind == "ready":
             subs = message.get("subs") or ()
             return SubsReady([s for s in subs if isinstance(s, str) and s in self.subs])

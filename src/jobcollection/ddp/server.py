@@ -50,7 +50,7 @@ def negotiate(message: dict[str, Any], supported: tuple[str, ...] = VERSIONS) ->
 # -- events -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
     """Send these at once, ahead of queued requests (pong, error, a call refused while
     stopping)."""
@@ -58,42 +58,42 @@ class Reply:
     messages: tuple[dict[str, Any], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Connected:
     """The handshake succeeded with ``version``: answer `connected` with the session id."""
 
     version: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Failed:
     """No common version: send ``reply`` (`failed`), then close."""
 
     reply: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """A method call to run in order."""
 
     call: MethodCall
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """A `sub` or `unsub` to run in order (its fields are checked when it runs)."""
 
     message: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Refused:
     """A call or subscription with unusable params: send ``replies`` in its turn."""
 
     replies: list[dict[str, Any]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Nothing:
     """A frame that needs no answer (a pong)."""
 
