@@ -465,7 +465,6 @@ __all__ = [
     "ChangesOverflow",
     "DdpClient",
     "ObserveHandle",
-    "ProtocolError",
     "Subscription",
     "password_digest",
     "remote_error",
