@@ -4,6 +4,7 @@ never does): calls, errors, login, subscriptions, heartbeats, reconnects."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import socket
@@ -602,6 +603,40 @@ async def test_a_refused_version_is_a_protocol_error() -> None:
         with pytest.raises(ProtocolError, match="proposes version '2'"):
             await client.connect()
         assert not client.connected
+        await client.close()
+
+
+class PreTwoServer(FakeServer):
+    """Speaks only DDP `pre2`: answers another version with `failed` and closes (as Meteor's
+    server and ours do), so a client must connect again proposing `pre2`."""
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        await ws.send(json.dumps({"server_id": "0"}))
+        connect = json.loads(await ws.recv())
+        self.received.append(connect)
+        if connect.get("version") != "pre2":
+            await ws.send(json.dumps({"msg": "failed", "version": "pre2"}))
+            await ws.close()
+            return
+        await ws.send(json.dumps({"msg": "connected", "session": "pre2-session"}))
+        with contextlib.suppress(WsClosed):
+            async for frame in ws:
+                self.received.append(json.loads(frame))
+
+
+async def test_a_version_the_server_proposes_is_tried_on_a_new_connection() -> None:
+    fake = PreTwoServer()
+    async with fake.running() as base:
+        client = DdpClient(base)
+        await client.connect()
+        assert client.connected
+        assert client.session == "pre2-session"
+        assert fake.connections == 2
+        assert [(m["version"], m["support"]) for m in fake.received] == [
+            ("1", ["1", "pre2", "pre1"]),
+            ("pre2", ["1", "pre2", "pre1"]),
+        ]
         await client.close()
 
 

@@ -29,10 +29,10 @@ from typing import Any, Final
 from ..core import ejson
 from ..core.constants import DDP_METHODS
 from ..core.permissions import ANONYMOUS, Caller
+from ..ddp.framing import has_surrogate_escape, lone_surrogate
 from .dispatch import Dispatcher
 from .meteor_error import MeteorError, Refused, as_meteor_error
 from .openapi import build_openapi
-from .protocol import has_surrogate_escape, lone_surrogate
 
 log = logging.getLogger(__name__)
 

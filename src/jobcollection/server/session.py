@@ -38,22 +38,17 @@ from typing import Any
 
 from ..core.ids import random_id
 from ..core.permissions import ANONYMOUS, Caller
-from . import protocol
+from ..ddp import framing
+from ..ddp import server as ddp
+from ..ddp.heartbeat import Heartbeat, has_heartbeat
+from ..ddp.messages import SERVER_ID_MESSAGE, error_result
 from .limits import Limits as Limits  # re-exported: `Limits` was defined here
 from .meteor_error import MeteorError
 from .outbox import Close, Outbox
-from .protocol import BadMessage, BadParams
 from .session_ports import ClosedView, ConnectionView, SessionServices, Transport
 from .session_requests import InOrder
 
 log = logging.getLogger(__name__)
-
-
-_NOT_APPLIED = MeteorError(
-    503,
-    protocol.NOT_APPLIED_REASON,
-    "The server stopped taking calls before this one arrived; send it again once reconnected.",
-)
 
 
 class Session(InOrder):
@@ -67,8 +62,7 @@ class Session(InOrder):
         self.id = random_id()
         self.caller: Caller = ANONYMOUS
         self.token: str | None = None
-        self.connected = False
-        self.version: str | None = None  # the DDP version the handshake chose
+        self._ddp = ddp.ServerConnection(limits.max_message_size)  # the protocol's state
         self._room = asyncio.Event()  # wakes a paused reader (calls done, bytes written)
         self._outbox = Outbox(
             limits.outgoing_soft_limit, limits.outgoing_hard_limit, on_room=self._room.set
@@ -80,13 +74,23 @@ class Session(InOrder):
         self._pending_calls = 0
         self._subs: set[str] = set()
         self._view: ConnectionView = services.views(self.send)
-        self._last_heard = time.monotonic()
+        self._heartbeat_state = Heartbeat(
+            limits.heartbeat_interval, limits.heartbeat_timeout, time.monotonic()
+        )
         self._paused = False  # the reader waits for room (backpressure)
         self._closing = False
-        self._stopping = False  # a graceful stop: calls read from now on are not applied
         self._ended = asyncio.Event()
         self._handshaken = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def connected(self) -> bool:
+        return self._ddp.connected
+
+    @property
+    def version(self) -> str | None:
+        """The DDP version the handshake chose."""
+        return self._ddp.version
 
     # -- outgoing ---------------------------------------------------------------------------
 
@@ -98,13 +102,13 @@ class Session(InOrder):
         reading (the writer is stuck on a full socket: seen from here, it is "busy"). A burst
         for a client that reads is not held against it.
         """
-        self._outbox.put(protocol.encode(message), answer=self._answering > 0)
+        self._outbox.put(framing.encode(message), answer=self._answering > 0)
         if self._outbox.over_hard and self._writer_busy and not self._closing:
             self._fell_behind()
 
     def _answer(self, message: dict[str, Any]) -> None:
         """Queue a reply the reader makes at once (pong, error): an answer, like results."""
-        self._outbox.put(protocol.encode(message), answer=True)
+        self._outbox.put(framing.encode(message), answer=True)
 
     def _fell_behind(self) -> None:
         log.warning(
@@ -139,11 +143,11 @@ class Session(InOrder):
         the re-reads a change just scheduled, so a waiting worker starts sooner); else, or
         unless ``now``, queue it behind what is waiting, keeping the order."""
         try:
-            text = protocol.encode(message)
+            text = framing.encode(message)
         except (TypeError, ValueError, RecursionError):  # a result JSON cannot carry
             log.exception("DDP method %s: its result cannot be sent", message.get("id"))
             failure = MeteorError(500, "Internal server error").to_wire()
-            text = protocol.encode(protocol.error_result(message["id"], failure))
+            text = framing.encode(error_result(message["id"], failure))
         if now and self._outbox.empty() and not self._writer_busy:
             await self.transport.send_text(text)
         else:
@@ -153,7 +157,7 @@ class Session(InOrder):
 
     async def run(self) -> None:
         """Serve the connection until the client leaves or the heartbeat gives up."""
-        self._outbox.put(protocol.SERVER_ID_MESSAGE, answer=True)
+        self._outbox.put(SERVER_ID_MESSAGE, answer=True)
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._writer(), name=f"ddp-writer-{self.id}"),
@@ -170,9 +174,9 @@ class Session(InOrder):
         """Close for a server restart, losing no outcome: calls read so far are run and
         answered; calls read from now on are answered as not applied; then a close frame
         1012 follows every answer. Drops the connection if that takes over ``timeout`` s."""
-        if self._stopping or self._ended.is_set():
+        if self._ddp.stopping or self._ended.is_set():
             return
-        self._stopping = True
+        self._ddp.stop()
         self._queue_work({"msg": "stop"})  # behind every request read so far
         try:
             async with asyncio.timeout(timeout):
@@ -210,11 +214,8 @@ class Session(InOrder):
                 text = await self.transport.receive_text()
                 if text is None:
                     return
-                self._last_heard = time.monotonic()
-                try:
-                    await self._on_frame(text)
-                except BadMessage as bad:
-                    self._answer(bad.reply())
+                self._heartbeat_state.heard(time.monotonic())
+                self._on_frame(text)
         finally:
             self._ended.set()
 
@@ -228,64 +229,27 @@ class Session(InOrder):
             await self._room.wait()
         if self._paused:
             self._paused = False
-            self._last_heard = time.monotonic()  # we were not listening: no silence to count
+            self._heartbeat_state.heard(time.monotonic())  # not listening: no silence to count
 
-    async def _on_frame(self, text: str) -> None:
-        if len(text) > self.limits.max_message_size:
-            limit = self.limits.max_message_size
-            raise BadMessage(f"Message too large ({len(text)} characters; the limit is {limit})")
-        try:
-            message = protocol.parse(text)
-        except BadMessage as bad:
-            if bad.reason == "Bad request" and bad.offending is None:
-                bad.offending = protocol.offending(text)
-            raise
-        except BadParams as bad:
-            if not self.connected:
-                raise BadMessage("Must connect first", protocol.offending(text)) from None
-            self._queue_work({"msg": "refused", "replies": bad.replies()})  # answered in turn
-            return
-        kind = message["msg"]
-        if not self.connected:
-            if kind != "connect":
-                raise BadMessage("Must connect first", message)
-            await self._connect(message)
-        elif kind == "ping":
-            self._answer(protocol.pong(message))
-        elif kind == "pong":
-            pass
-        elif kind == "connect":
-            raise BadMessage("Already connected", message)
-        elif self._stopping:
-            self._while_stopping(kind, message)
-        elif kind == "method":
+    def _on_frame(self, text: str) -> None:
+        """Act on one frame as `ddp.ServerConnection` reads it."""
+        event = self._ddp.receive(text)
+        if isinstance(event, ddp.Call):
             self._pending_calls += 1
-            self._queue_work({"msg": "method", "call": protocol.method_call(message)})
-        elif kind in ("sub", "unsub"):
-            self._queue_work(message)
-        else:
-            raise BadMessage("Bad request", message)
-
-    def _while_stopping(self, kind: str, message: dict[str, Any]) -> None:
-        """A request read after `stop`: a call is answered as not applied (the client may
-        send it again to the next server); a subscription change is left to the reconnect."""
-        if kind == "method":
-            call_id = protocol.method_call(message).id
-            self._answer(protocol.error_result(call_id, _NOT_APPLIED.to_wire()))
-            self._answer(protocol.updated(call_id))
-        elif kind not in ("sub", "unsub"):
-            raise BadMessage("Bad request", message)
-
-    async def _connect(self, message: dict[str, Any]) -> None:
-        outcome = protocol.negotiate(message)
-        if outcome.ok:
-            self.connected = True
-            self.version = outcome.version
+            self._queue_work({"msg": "method", "call": event.call})
+        elif isinstance(event, ddp.Request):
+            self._queue_work(event.message)
+        elif isinstance(event, ddp.Reply):
+            for message in event.messages:
+                self._answer(message)
+        elif isinstance(event, ddp.Refused):
+            self._queue_work({"msg": "refused", "replies": event.replies})  # answered in turn
+        elif isinstance(event, ddp.Connected):
             self._handshaken.set()
             self.transport.settled()
             self._answer({"msg": "connected", "session": self.id})
-        else:
-            self._answer({"msg": "failed", "version": outcome.version})
+        elif isinstance(event, ddp.Failed):
+            self._answer(event.reply)
             self._close_soon()
 
     def _queue_work(self, message: dict[str, Any]) -> None:
@@ -304,17 +268,17 @@ class Session(InOrder):
             await self.transport.close(1008)
             self._ended.set()
             return
-        if not protocol.has_heartbeat(self.version):
+        if not has_heartbeat(self.version):
             return  # pre1 knows no ping: its clients would not answer one
-        interval, timeout = self.limits.heartbeat_interval, self.limits.heartbeat_timeout
+        beat = self._heartbeat_state
         while True:
-            await asyncio.sleep(max(interval - (time.monotonic() - self._last_heard), 0.01))
-            if self._paused or time.monotonic() - self._last_heard < interval:
+            await asyncio.sleep(max(beat.until_ping(time.monotonic()), 0.01))
+            if self._paused or not beat.ping_due(time.monotonic()):
                 continue
             self._answer({"msg": "ping"})
-            pinged = time.monotonic()
-            await asyncio.sleep(timeout)
-            if self._last_heard < pinged and not self._paused:
+            beat.pinged(time.monotonic())
+            await asyncio.sleep(beat.timeout)
+            if beat.unanswered() and not self._paused:
                 log.info("closing DDP connection %s: no answer to ping", self.id)
                 await self.transport.close()
                 self._ended.set()

@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..core.permissions import ANONYMOUS, Caller
-from . import protocol
+from ..ddp import messages as protocol
+from ..ddp.messages import BadMessage
 from .limits import Limits
 from .login_throttle import host_of
 from .meteor_error import MeteorError, as_meteor_error
 from .outbox import Outbox
-from .protocol import BadMessage
 from .session_ports import ConnectionView, LoginService, SessionServices
 
 _MAX_BATCH = 64

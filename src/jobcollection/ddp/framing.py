@@ -1,55 +1,18 @@
-"""DDP messages, sans I/O (docs/protocol.md): parsing, version negotiation, message shapes.
+"""One websocket text frame ↔ one DDP message, in EJSON (`core.ejson`).
 
-Everything here is pure: the session feeds it text and dicts and sends what it returns.
+The server parses strictly (as Meteor's `JSON.parse`: no bare NaN) and tells a malformed frame
+(`BadMessage`) from a well-formed call whose params no method can use (`BadParams`); the client
+decodes leniently and ignores what is not a message.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any, Final
 
 from ..core import ejson
-from .meteor_error import MeteorError
-
-SERVER_VERSIONS: Final = ("1", "pre2", "pre1")
-SERVER_ID_MESSAGE: Final = '{"server_id":"0"}'
-CLOSE_SERVICE_RESTART: Final = 1012  # websocket close code: the server restarts
-# The reason of error 503 for a call read after the server began to stop: it was not run.
-NOT_APPLIED_REASON: Final = "Server is restarting; the call was not applied"
-
-
-class BadMessage(Exception):
-    """A message the server answers with `{"msg":"error"}` instead of acting on it."""
-
-    def __init__(self, reason: str, offending: object = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.offending = offending
-
-    def reply(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"msg": "error", "reason": self.reason}
-        if self.offending is not None:
-            message["offendingMessage"] = self.offending
-        return message
-
-
-class BadParams(Exception):
-    """A method call or subscription whose params hold a value no method can use (a `$binary`
-    that is not base64, a lone surrogate): answered as that call's result (a subscription's
-    `nosub`) with a 400 naming the problem, so the caller is not left waiting."""
-
-    def __init__(self, kind: str, id_: str, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind  # "method" or "sub"
-        self.id = id_
-        self.error = MeteorError(400, reason)
-
-    def replies(self) -> list[dict[str, Any]]:
-        if self.kind == "sub":
-            return [{"msg": "nosub", "id": self.id, "error": self.error.to_wire()}]
-        return [error_result(self.id, self.error.to_wire()), updated(self.id)]
+from .messages import BadMessage, BadParams, method_call, sub_request
 
 
 def parse(text: str) -> dict[str, Any]:
@@ -80,6 +43,14 @@ def parse(text: str) -> dict[str, Any]:
     if problem is not None and _well_formed(message):
         raise BadParams(message["msg"], message["id"], problem)
     return message
+
+
+def decode(text: str | bytes) -> dict[str, Any] | None:
+    """A frame as a client reads it: the message, or None when it is not a JSON object."""
+    if not isinstance(text, str):
+        text = text.decode("utf-8", "replace")
+    message = ejson.loads(text)
+    return message if isinstance(message, dict) else None
 
 
 def _json_only(text: str) -> object:
@@ -156,96 +127,6 @@ def encode(message: dict[str, Any]) -> str:
         if message.get("msg") == "pong" and "id" in message:
             return ejson.dumps({"msg": "pong"})
         raise
-
-
-@dataclass(frozen=True, slots=True)
-class Negotiated:
-    """The outcome of `connect`: `connected` when ``ok``, else `failed` with ``version``."""
-
-    ok: bool
-    version: str
-
-
-def negotiate(message: dict[str, Any]) -> Negotiated:
-    """Pick the protocol version for a `connect` message (as Meteor's server picks it)."""
-    version, support = message.get("version"), message.get("support")
-    if (
-        not isinstance(version, str)
-        or not isinstance(support, list)
-        or not all(isinstance(v, str) for v in support)
-        or version not in support
-    ):
-        return Negotiated(False, SERVER_VERSIONS[0])
-    chosen = next((v for v in support if v in SERVER_VERSIONS), SERVER_VERSIONS[0])
-    return Negotiated(chosen == version, chosen)
-
-
-def has_heartbeat(version: str | None) -> bool:
-    """Whether a session of this DDP version is pinged: `pre1` has no ping/pong messages."""
-    return version != "pre1"
-
-
-@dataclass(frozen=True, slots=True)
-class MethodCall:
-    id: str
-    method: str
-    params: list[Any]
-
-
-def method_call(message: dict[str, Any]) -> MethodCall:
-    id_, method, params = message.get("id"), message.get("method"), message.get("params", [])
-    seed = message.get("randomSeed")
-    if (
-        not isinstance(id_, str)
-        or not isinstance(method, str)
-        or not isinstance(params, list)
-        or (seed is not None and not isinstance(seed, str))
-    ):
-        raise BadMessage("Malformed method invocation", message)
-    return MethodCall(id_, method, params)
-
-
-@dataclass(frozen=True, slots=True)
-class SubRequest:
-    id: str
-    name: str
-    params: list[Any]
-
-
-def sub_request(message: dict[str, Any]) -> SubRequest:
-    id_, name, params = message.get("id"), message.get("name"), message.get("params", [])
-    if not isinstance(id_, str) or not isinstance(name, str) or not isinstance(params, list):
-        raise BadMessage("Malformed subscription", message)
-    return SubRequest(id_, name, params)
-
-
-def unsub_id(message: dict[str, Any]) -> str:
-    id_ = message.get("id")
-    if not isinstance(id_, str):
-        raise BadMessage("Malformed subscription", message)
-    return id_
-
-
-def result(id_: str, value: object, *, has_value: bool = True) -> dict[str, Any]:
-    message: dict[str, Any] = {"msg": "result", "id": id_}
-    if has_value:
-        message["result"] = value
-    return message
-
-
-def error_result(id_: str, error: dict[str, Any]) -> dict[str, Any]:
-    return {"msg": "result", "id": id_, "error": error}
-
-
-def updated(*ids: str) -> dict[str, Any]:
-    return {"msg": "updated", "methods": list(ids)}
-
-
-def pong(message: dict[str, Any]) -> dict[str, Any]:
-    reply: dict[str, Any] = {"msg": "pong"}
-    if "id" in message:
-        reply["id"] = message["id"]
-    return reply
 
 
 def offending(text: str) -> object:
