@@ -185,9 +185,11 @@ def test_listing_workers_needs_the_admin_or_manager_group(url: str) -> None:
 def test_a_python_worker_keeps_its_jobs_across_a_reconnect(local: JobCollection, url: str) -> None:
     job_id = save(local)
     release = threading.Event()
+    started = threading.Event()
     port = int(url.rsplit(":", 1)[1])
 
     def slow(job: Any) -> None:
+        started.set()
         assert release.wait(WAIT_S)
 
     with Proxy(port) as proxy:
@@ -195,6 +197,9 @@ def test_a_python_worker_keeps_its_jobs_across_a_reconnect(local: JobCollection,
         try:
             queue = worker.process_jobs("r", slow, lost_after=LAPSE_MS)
             wait_until(lambda: status(local, job_id) == "running", "the job to start")
+            # The worker has it (the claim's reply arrived, not only its commit): a cut
+            # before would lose the reply, and the job would rightly be failed as never run.
+            assert started.wait(WAIT_S)
             before = only_worker(local)
             assert proxy.cut() == 1
             wait_until(lambda: proxy.connections == 2, "the reconnect")
