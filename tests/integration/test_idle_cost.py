@@ -15,18 +15,22 @@ from jobcollection.storage.sqlite import SqliteStorage
 
 
 def _steps(storage: SqliteStorage, action: Callable[[], object]) -> int:
-    """Thousands of VM steps SQLite ran on the storage's connection during `action()`."""
+    """Thousands of VM steps SQLite ran on the storage's connections (writes, reads) during
+    `action()`."""
     ticks = [0]
 
     def tick() -> int:
         ticks[0] += 1
         return 0  # go on
 
-    storage._conn.set_progress_handler(tick, 1000)
+    connections = (storage._conn, storage._read_conn)
+    for conn in connections:
+        conn.set_progress_handler(tick, 1000)
     try:
         action()
     finally:
-        storage._conn.set_progress_handler(None, 0)
+        for conn in connections:
+            conn.set_progress_handler(None, 0)
     return ticks[0]
 
 

@@ -38,9 +38,9 @@ def test_find_by_status_uses_an_index_and_keeps_insertion_order(
         storage = jc.manager.storage
         assert isinstance(storage, SqliteStorage)
         statements: list[str] = []
-        storage._conn.set_trace_callback(statements.append)
+        storage._read_conn.set_trace_callback(statements.append)  # (reads: their connection)
         found = jc.manager.find({"status": {"$in": statuses}})
-        storage._conn.set_trace_callback(None)
+        storage._read_conn.set_trace_callback(None)
         every = jc.manager.find()
         expected = [doc for doc in every if doc["status"] in statuses]
         assert [doc["_id"] for doc in found] == [doc["_id"] for doc in expected]
@@ -65,9 +65,9 @@ def test_stats_count_both_index_parts(tmp_path: Path) -> None:
         storage = jc.manager.storage
         assert isinstance(storage, SqliteStorage)
         statements: list[str] = []
-        storage._conn.set_trace_callback(statements.append)
+        storage._read_conn.set_trace_callback(statements.append)  # (reads: their connection)
         assert jc.manager.stats() == sorted(jc.manager.stats())
-        storage._conn.set_trace_callback(None)
+        storage._read_conn.set_trace_callback(None)
         plans = [_plan(storage._conn, sql, []) for sql in statements if sql.startswith("SELECT")]
         assert plans
         assert not [plan for plan in plans if "SCAN jobs" in plan]

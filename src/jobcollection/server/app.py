@@ -229,7 +229,10 @@ class Server:
         if server.started and ready is not None:
             bound = server.servers[0].sockets[0].getsockname()
             ready(f"http://{bound[0]}:{bound[1]}")
-        await serving
+        try:
+            await serving
+        finally:
+            await asyncio.to_thread(self.dispatcher.close)
 
 
 def connection_cap(limits: Limits) -> int:

@@ -17,9 +17,10 @@ its jobs; whatever the connection claimed before it said so moves to that record
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Protocol
+from typing import Any, Concatenate, Final, ParamSpec, Protocol, TypeVar
 
 from ..core.ids import random_id
 from ..core.permissions import Caller
@@ -70,16 +71,34 @@ class _Membership:
     types: set[str] = field(default_factory=set)
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(
+    method: Callable[Concatenate[ConnectionWorkers, P], R],
+) -> Callable[Concatenate[ConnectionWorkers, P], R]:
+    def locked(self: ConnectionWorkers, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    locked.__doc__ = method.__doc__
+    return locked
+
+
 class ConnectionWorkers:
-    """The registry's server side (see the module doc); one per `Server`, used on its loop."""
+    """The registry's server side (see the module doc); one per `Server`, used on the
+    threads that run its calls (`storage_lanes.py`), one at a time."""
 
     def __init__(self, lost_after: int | None = None) -> None:
         self.lost_after = lost_after  # None: each collection's own default
+        self._lock = threading.RLock()  # a lane per database: calls of two may overlap
         self._members: dict[str, dict[str, _Membership]] = {}  # connection id -> root ->
         self._owners: dict[tuple[str, str], str] = {}  # (root, worker id) -> connection id
 
     # -- calls of the 16 methods and the batch ones ------------------------------------------
 
+    @_locked
     def ref_for(
         self,
         connection: object,
@@ -104,6 +123,7 @@ class ConnectionWorkers:
             self._note_types(member, params[0] if params else None)
         return member.ref
 
+    @_locked
     def settle(self, manager: JobManager, ref: WorkerRef | None, connection: object) -> None:
         """After a call: a connection the call registered is kept alive from now on."""
         connection = None if ref is None or not ref.enrolled else _ddp(connection)
@@ -117,6 +137,7 @@ class ConnectionWorkers:
         self._owners[(manager.root, ref.id)] = connection.id
         manager.keep_alive(member.record)
 
+    @_locked
     def closed(self, connection: object) -> None:
         """The connection is gone: its records stay until they lapse (see the module doc)."""
         connection = _ddp(connection)
@@ -129,7 +150,7 @@ class ConnectionWorkers:
         """The workers this server keeps alive for its open connections, by collection (a
         graceful stop waits for their running jobs)."""
         by_root: dict[str, list[str]] = {}
-        for root, worker_id in self._owners:
+        for root, worker_id in list(self._owners):  # (a copy made at once, without the lock)
             by_root.setdefault(root, []).append(worker_id)
         return by_root
 
@@ -150,6 +171,7 @@ class ConnectionWorkers:
             return [record.to_wire() for record in manager.workers()]
         return self._register(manager, params, caller, connection)
 
+    @_locked
     def _register(
         self, manager: JobManager, params: list[object], caller: Caller, connection: object
     ) -> bool:

@@ -1,8 +1,10 @@
 """Remote calls of job methods: `<root>_<method>` names, permission checks, error mapping.
 
 One dispatcher serves every transport (DDP sessions and the HTTP API), so both check the
-same rules and report errors the same way. Job methods run inline on the caller's thread (an
-operation takes microseconds; a thread hop would cost as much as the work).
+same rules and report errors the same way. `call` and `call_many` block on storage; the
+server awaits `call_async` and `call_many_async`, which run them on the database's lanes
+(`storage_lanes.py`): writes and the worker registry on one thread, reads on another, so the
+event loop never waits for a database lock.
 
 While the server drains before a restart (`draining`), it hands out no work: `getWork`
 answers ``[]`` (after its permission check) and `jobDoneAndGetWork` completes its runs but
@@ -11,7 +13,9 @@ claims nothing; every other call is served as usual.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ..core.constants import DDP_METHODS
@@ -22,6 +26,12 @@ from .batch_methods import BATCH_METHODS, call_batch
 from .connection_workers import REGISTRY_METHODS, ConnectionWorkers
 from .meteor_error import MeteorError, as_meteor_error, not_authorized
 from .read_methods import READ_METHODS  # for our own client; each checks its permissions
+from .storage_lanes import Lane, Lanes
+
+# Methods that only read: they run on the reads lane, so they go on while a write waits.
+_READ_ONLY = frozenset({"getJob", "workers", *READ_METHODS})
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,7 @@ class Dispatcher:
         self.routes: dict[str, Route] = {}
         self.workers = workers or ConnectionWorkers()  # the connections that work on jobs
         self.draining = False
+        self.lanes = Lanes()
         for manager in managers:
             if manager.root in self.managers:
                 raise ValueError(f"collection {manager.root!r} is served twice")
@@ -161,5 +172,58 @@ class Dispatcher:
         return result_to_wire(method, result)
 
     def connection_closed(self, connection: object) -> None:
-        """A connection went away: the workers it hosted are left to reconnect or lapse."""
-        self.workers.closed(connection)
+        """A connection went away: the workers it hosted are left to reconnect or lapse (on
+        the writes lane, after the calls it made; from the event loop, which does not wait)."""
+        lanes = {id(m.storage): self.lanes.writes(m.storage) for m in self.managers.values()}
+        for lane in lanes.values():
+            _log_failure(lane.submit(self.workers.closed, connection))
+
+    # -- off the event loop ------------------------------------------------------------------
+
+    def lane_for(self, name: str) -> Lane:
+        """Where a call runs: the reads or the writes lane of its collection's database."""
+        route = self.routes[name]
+        storage = route.manager.storage
+        if route.method in _READ_ONLY:
+            return self.lanes.reads(storage)
+        return self.lanes.writes(storage)
+
+    def call_async(
+        self, name: str, params: list[object], caller: Caller, connection: object | None = None
+    ) -> Awaitable[object]:
+        """`call` on its lane (see the module doc)."""
+        if name not in self.routes:
+            raise self.unknown(name)
+        return self.lane_for(name).run(self.call, name, params, caller, connection)
+
+    def call_many_async(
+        self,
+        calls: Sequence[tuple[str, list[object]]],
+        caller: Caller,
+        connection: object | None = None,
+    ) -> Awaitable[list[tuple[bool, object]]]:
+        """`call_many` (calls sharing one `batch_key`: job writes) on the writes lane."""
+        return self.lane_for(calls[0][0]).run(self.call_many, calls, caller, connection)
+
+    async def running_on_connections(self) -> int:
+        """How many jobs the workers of this server's open DDP connections are running (the
+        worker registry knows which jobs each worker claimed; see `connection_workers.py`)."""
+        total = 0
+        for root, worker_ids in self.workers.hosted().items():
+            manager = self.managers.get(root)
+            if manager is not None:
+                lane = self.lanes.reads(manager.storage)
+                total += await lane.run(manager.running_count, worker_ids)
+        return total
+
+    def close(self) -> None:
+        """End the lanes' threads (after what they were given)."""
+        self.lanes.close()
+
+
+def _log_failure(future: asyncio.Future[object]) -> None:
+    def report(done: asyncio.Future[object]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.error("closing a connection's workers failed", exc_info=done.exception())
+
+    future.add_done_callback(report)

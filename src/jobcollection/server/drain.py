@@ -24,27 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final, Protocol
-
-from ..engine.manager import JobManager
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DRAIN_TIMEOUT_S: Final = 10.0
 CLOSE_TIMEOUT_S: Final = 5.0  # for the sessions to answer what they read and close
 _RECHECK_S: Final = 0.25  # how often storage is asked whether the jobs still run
-
-
-def running_on_connections(dispatcher: Any) -> int:
-    """How many jobs the workers of this server's open DDP connections are running (the
-    worker registry knows which jobs each worker claimed; see `connection_workers.py`)."""
-    managers: Mapping[str, JobManager] = dispatcher.managers
-    return sum(
-        managers[root].running_count(worker_ids)
-        for root, worker_ids in dispatcher.workers.hosted().items()
-        if root in managers
-    )
 
 
 class Stoppable(Protocol):
@@ -74,18 +61,20 @@ async def graceful_stop(
     dispatcher.draining = True
     if doorbells is not None:
         doorbells.hush()
-    await _drain(lambda: running_on_connections(dispatcher), drain_timeout, forced)
+    await _drain(dispatcher.running_on_connections, drain_timeout, forced)
     stopping = [session.stop(CLOSE_TIMEOUT_S) for session in sessions()]
     if stopping:
         log.info("closing %d DDP connection(s) for the restart", len(stopping))
         await asyncio.gather(*stopping, return_exceptions=True)
 
 
-async def _drain(running: Callable[[], int], timeout: float, forced: Callable[[], bool]) -> None:
+async def _drain(
+    running: Callable[[], Awaitable[int]], timeout: float, forced: Callable[[], bool]
+) -> None:
     """Wait until `running()` is 0 (asked every `_RECHECK_S`), the timeout passes or the
     stop is forced."""
     started = time.monotonic()
-    left = _count(running)
+    left = await _count(running)
     if left > 0:
         log.info("draining: waiting for %d job(s) running on remote workers", left)
     while left and not forced():
@@ -98,14 +87,14 @@ async def _drain(running: Callable[[], int], timeout: float, forced: Callable[[]
             )
             return
         await asyncio.sleep(_RECHECK_S)
-        left = _count(running, left)
+        left = await _count(running, left)
 
 
-def _count(running: Callable[[], int], previous: int = -1) -> int:
-    """`running()`, or `previous` when the database is busy (look again at the next check;
-    -1: not known yet)."""
+async def _count(running: Callable[[], Awaitable[int]], previous: int = -1) -> int:
+    """`running()` (read off the event loop: `Dispatcher.running_on_connections`), or
+    `previous` when the database is busy (look again at the next check; -1: not known yet)."""
     try:
-        return running()
+        return await running()
     except Exception:
         log.debug("checking the running jobs failed", exc_info=True)
         return previous

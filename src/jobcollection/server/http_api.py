@@ -13,8 +13,8 @@ HTTP status: 200 on success; a Meteor error's code when it is 400, 403 or 404, e
 for a bad or unknown token, and for a call refused to a caller who sent none (with a hint to
 log in); 405 for a wrong HTTP method; 400 for a body that is not a JSON
 array (or has the wrong Content-Type) and 413 for one over ``max_body`` bytes. A request
-refused before the dispatcher runs writes nothing. Job methods run inline (they take
-microseconds); login is awaited (the server runs bcrypt in a worker thread).
+refused before the dispatcher runs writes nothing. Job methods, token checks and login run off
+the event loop (a database lock held by another process stalls only the requests that need it).
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ class HttpApi:
     # -- operations ----------------------------------------------------------------------------
 
     async def _call(self, scope: Scope, receive: Receive, root: str, method: str) -> bytes:
-        caller = self._caller(scope)
+        caller = await self._caller(scope)
         params = await self._read_json(scope, receive, empty=[])
         if not isinstance(params, list):
             raise _refuse(
@@ -207,7 +207,9 @@ class HttpApi:
             )
         connection = HttpConnection(_peer(scope))
         try:
-            result = self.dispatcher.call(f"{root}_{method}", params, caller, connection)
+            result = await self.dispatcher.call_async(
+                f"{root}_{method}", params, caller, connection
+            )
         except Refused as refusal:
             if refusal.anonymous and self.login is not None:
                 raise self._login_required(scope, refusal) from refusal
@@ -246,7 +248,7 @@ class HttpApi:
         token = _bearer(scope)
         if token is None:
             raise _unauthorized("Logging out needs the session's bearer token")
-        if self._resolve(token) is None:
+        if await self._resolve(token) is None:
             raise _unauthorized("Unknown or expired token")
         try:
             await asyncio.to_thread(self.logout, token)
@@ -257,17 +259,19 @@ class HttpApi:
 
     # -- request parts -------------------------------------------------------------------------
 
-    def _caller(self, scope: Scope) -> Caller:
+    async def _caller(self, scope: Scope) -> Caller:
         token = _bearer(scope)
         if token is None:
             return ANONYMOUS
-        caller = self._resolve(token)
+        caller = await self._resolve(token)
         if caller is None:
             raise _unauthorized("Unknown or expired token; log in again")
         return caller
 
-    def _resolve(self, token: str) -> Caller | None:
-        return None if self.authenticate is None else self.authenticate(token)
+    async def _resolve(self, token: str) -> Caller | None:
+        if self.authenticate is None:
+            return None
+        return await asyncio.to_thread(self.authenticate, token)
 
     async def _read_json(self, scope: Scope, receive: Receive, *, empty: object) -> object:
         """The request body as decoded EJSON (``empty`` for an empty body)."""

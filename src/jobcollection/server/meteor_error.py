@@ -9,11 +9,15 @@ from typing import Any
 
 from ..core.constants import METHOD_GROUPS
 from ..core.permissions import Caller
-from ..errors import JobCollectionError, PermissionDenied, ValidationError
+from ..errors import JobCollectionError, PermissionDenied, StorageUnavailable, ValidationError
 
 log = logging.getLogger(__name__)
 
 NOT_AUTHORIZED_DETAILS = "Authenticated user is not permitted to invoke this method."
+STORAGE_UNAVAILABLE_DETAILS = (
+    "The job database is busy (locked by another process for longer than the server waits) "
+    "or unreachable; try again."
+)
 
 
 class MeteorError(JobCollectionError):
@@ -89,5 +93,8 @@ def as_meteor_error(error: BaseException) -> MeteorError:
         return not_authorized()
     if isinstance(error, ValidationError):
         return MeteorError(400, "Match failed", str(error))
+    if isinstance(error, StorageUnavailable):  # e.g. another process held the lock too long
+        log.warning("a remote call failed: %s", error)
+        return MeteorError(503, "Storage unavailable", STORAGE_UNAVAILABLE_DETAILS)
     log.error("internal error in a remote call", exc_info=error)
     return MeteorError(500, "Internal server error")

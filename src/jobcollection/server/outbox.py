@@ -36,24 +36,44 @@ class Outbox:
         self._room.set()
         self._on_room = on_room  # called whenever the size drops below ``soft``
         self.closing: Close | None = None
+        self._held: list[str] | None = None  # pushed data held back (see `hold`)
 
-    def put(self, text: str, *, answer: bool) -> None:
+    def put(self, text: str, *, answer: bool, may_hold: bool = False) -> None:
         """Queue ``text``; an ``answer`` (to a request of the client's) never counts against
-        the hard limit: answers are bounded by the client's own requests."""
+        the hard limit: answers are bounded by the client's own requests. ``may_hold``: a
+        message `hold` holds back (not a pong, nor a result)."""
         if self.closing is not None:
             return  # the close is queued: nothing after it can be sent
-        self._items.append(text)
         size = sys.getsizeof(text)
         self.size += size
         if answer:
             self.answers += size
         if self.size >= self.soft:
             self._room.clear()
+        if self._held is not None and may_hold:
+            self._held.append(text)
+            return
+        self._items.append(text)
         self._filled.set()
+
+    def hold(self) -> None:
+        """Hold back the messages put with ``may_hold`` (pongs and results still go) until
+        `release`: a worker's claim runs off the event loop, and the news of it, which may
+        reach us first, waits for its result."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Queue the data held back, after what is queued now."""
+        held, self._held = self._held, None
+        if held:
+            self._items.extend(held)
+            self._filled.set()
 
     def close(self, code: int) -> None:
         """Queue the close: what is queued before it is still sent."""
         if self.closing is None:
+            self.release()
             self.closing = Close(code)
             self._items.append(self.closing)
             self._filled.set()
@@ -94,5 +114,6 @@ class Outbox:
     def clear(self) -> None:
         """Drop everything (the connection is gone): the memory is freed at once."""
         self._items.clear()
+        self._held = None
         self.size = self.answers = 0
         self._room.set()

@@ -102,7 +102,7 @@ class Session(InOrder):
         reading (the writer is stuck on a full socket: seen from here, it is "busy"). A burst
         for a client that reads is not held against it.
         """
-        self._outbox.put(framing.encode(message), answer=self._answering > 0)
+        self._outbox.put(framing.encode(message), answer=self._answering > 0, may_hold=True)
         if self._outbox.over_hard and self._writer_busy and not self._closing:
             self._fell_behind()
 

@@ -3,6 +3,8 @@
 The base of `Session` (which owns the connection and its I/O): the *processor* task takes
 the queued methods and subscriptions one by one; each method's `result`, then the data
 messages it caused, then its `updated`. Consecutive job-writing calls share a transaction.
+Job methods run off the event loop (`Dispatcher.call_async`): the processor awaits each, so
+the connection's next request starts only after its predecessor's answer.
 """
 
 from __future__ import annotations
@@ -68,8 +70,8 @@ class InOrder:
             finally:
                 self._answering -= 1
             if self._work:
-                # Job methods run inline and rarely wait: let the other connections (and
-                # this one's reader and writer) have their turn between two requests.
+                # A request served without waiting (e.g. a refused call): let the other
+                # connections (and this one's reader and writer) have their turn.
                 await asyncio.sleep(0)
 
     async def _process(self, message: dict[str, Any]) -> None:
@@ -109,41 +111,56 @@ class InOrder:
         return batch
 
     async def _methods(self, calls: list[protocol.MethodCall]) -> None:
-        outcomes = self.services.dispatcher.call_many(
+        self._outbox.hold()  # the results go ahead of the data the calls cause
+        try:
+            await self._answer_many(calls)
+        finally:
+            self._outbox.release()
+        await self._view.flush()
+        self.send(protocol.updated(*(call.id for call in calls)))
+
+    async def _answer_many(self, calls: list[protocol.MethodCall]) -> None:
+        outcomes = await self.services.dispatcher.call_many_async(
             [(call.method, call.params) for call in calls], self.caller, self
         )
         for call, (ok, value) in zip(calls, outcomes, strict=True):
             if ok or not isinstance(value, Exception):
                 await self._reply(protocol.result(call.id, value))
             else:
-                await self._reply(protocol.error_result(call.id, as_meteor_error(value).to_wire()))
-        await self._view.flush()
-        self.send(protocol.updated(*(call.id for call in calls)))
+                error = as_meteor_error(value).to_wire()
+                await self._reply(protocol.error_result(call.id, error))
 
     async def _method(self, call: protocol.MethodCall) -> None:
+        if call.method.endswith(_WORK_METHODS):
+            # A worker waits for this result: it goes out first, then the changes it caused
+            # (whose news may reach the loop before the call's outcome: held back till then).
+            self._outbox.hold()
+            try:
+                await self._reply(await self._outcome(call))
+            finally:
+                self._outbox.release()
+            await self._view.flush()
+        else:
+            # Others (a jobSave...) let the changes go first: a waiting worker hears of its job
+            # one socket write sooner, and the caller gets its result in the same loop turn.
+            reply = await self._outcome(call)
+            await self._view.flush()
+            await self._reply(reply, now=False)
+        self.send(protocol.updated(call.id))
+
+    async def _outcome(self, call: protocol.MethodCall) -> dict[str, Any]:
+        """Run one call (off the loop, unless it is the session's own); its result message."""
         handler = self._SESSION_METHODS.get(call.method)
         try:
             if handler is not None:
                 has_value, value = await handler(self, call.params)
             else:
-                has_value, value = (
-                    True,
-                    self.services.dispatcher.call(call.method, call.params, self.caller, self),
-                )
+                dispatcher = self.services.dispatcher
+                value = await dispatcher.call_async(call.method, call.params, self.caller, self)
+                has_value = True
         except Exception as error:  # every failure becomes a Meteor error for the client
-            reply = protocol.error_result(call.id, as_meteor_error(error).to_wire())
-        else:
-            reply = protocol.result(call.id, value, has_value=has_value)
-        if call.method.endswith(_WORK_METHODS):
-            # A worker waits for this result: it goes out first, then the changes it caused.
-            await self._reply(reply)
-            await self._view.flush()
-        else:
-            # Others (a jobSave...) let the changes go first: a waiting worker hears of its job
-            # one socket write sooner, and the caller gets its result in the same loop turn.
-            await self._view.flush()
-            await self._reply(reply, now=False)
-        self.send(protocol.updated(call.id))
+            return protocol.error_result(call.id, as_meteor_error(error).to_wire())
+        return protocol.result(call.id, value, has_value=has_value)
 
     async def _login(self, params: list[Any]) -> tuple[bool, object]:
         accounts = self._accounts("login")

@@ -1,10 +1,13 @@
 """The default storage adapter: SQLite from the standard library, in WAL mode.
 
-One connection serves the whole process behind a lock; writers take `BEGIN IMMEDIATE`, so a
-claim is atomic across every process sharing the file. Commits use `synchronous=NORMAL`: a
-returned save survives a crash of the process (the WAL is on disk); only a power loss may
-drop the last transactions. Other processes' writes are noticed by polling `PRAGMA
-data_version` on a second connection, a check that costs microseconds and reads no rows.
+One connection serves the process's writes behind a lock; writers take `BEGIN IMMEDIATE`, so
+a claim is atomic across every process sharing the file. Reads have a connection (and a lock)
+of their own: in WAL mode a reader never waits for a writer, so reads go on while a writer
+waits for another process's lock (an in-memory database has one connection for both).
+Commits use `synchronous=NORMAL`: a returned save survives a crash of the process (the WAL is
+on disk); only a power loss may drop the last transactions. Other processes' writes are noticed
+by polling `PRAGMA data_version` on a third connection, a check that costs microseconds and
+reads no rows.
 """
 
 from __future__ import annotations
@@ -101,6 +104,9 @@ class SqliteStorage:
         try:
             self._conn = self._connect()
             self._migrate()
+            self._read_conn, self._read_lock = self._conn, self._lock
+            if path not in ("", ":memory:"):
+                self._read_conn, self._read_lock = self._connect(), threading.RLock()
             if path != ":memory:":  # the watcher also checkpoints, so it always runs
                 self._hub.seen(self.last_seq())
                 self._watcher = _Watcher(self)
@@ -188,20 +194,22 @@ class SqliteStorage:
 
     @contextmanager
     def read(self, collection: str) -> Iterator[SqliteTransaction]:
-        with self._lock:
+        with self._read_lock:
+            conn = self._read_conn
             try:
-                self._conn.execute("BEGIN")
+                conn.execute("BEGIN")
                 try:
-                    yield SqliteTransaction(self._conn, collection)
+                    yield SqliteTransaction(conn, collection)
                 finally:
-                    self._rollback()
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
             except sqlite3.Error as error:
                 raise translate(error, self.path) from error
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
-        """Hold the lock; driver errors leave as jobcollection storage errors."""
-        with self._lock:
+        """Hold the reads' lock; driver errors leave as jobcollection storage errors."""
+        with self._read_lock:
             try:
                 yield
             except sqlite3.Error as error:
@@ -217,19 +225,20 @@ class SqliteStorage:
 
     def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
         with self._translated():
-            return _changes_since(self._conn, seq, limit)
+            return _changes_since(self._read_conn, seq, limit)
 
     def last_seq(self) -> int:
         with self._translated():
-            row = self._conn.execute("SELECT max(seq) FROM changes").fetchone()
+            row = self._read_conn.execute("SELECT max(seq) FROM changes").fetchone()
         return int(row[0] or 0)
 
     def close(self) -> None:
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.stop()
-        with self._lock:
+        with self._lock, self._read_lock:
             self._conn.close()
+            self._read_conn.close()
 
 
 def _changes_since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Change]:
