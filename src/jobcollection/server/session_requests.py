@@ -10,6 +10,7 @@ the connection's next request starts only after its predecessor's answer.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,7 +31,7 @@ _TOO_MANY_SUBS = MeteorError(429, "Too many subscriptions")
 _WORK_METHODS = ("_getWork", "_jobDoneAndGetWork")
 
 
-class InOrder:
+class InOrder(ABC):
     """Runs a connection's requests in order (see the module doc); `Session` provides the
     state below and the ways out (`send`, `_reply`)."""
 
@@ -49,11 +50,13 @@ class InOrder:
     _answering: int
     _subs: set[str]
 
+    @abstractmethod
     def send(self, message: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Queue ``message`` for the client (data, `updated`, errors): `Session.send`."""
 
+    @abstractmethod
     async def _reply(self, message: dict[str, Any], now: bool = True) -> None:
-        raise NotImplementedError
+        """Send a method's answer (see `Session._reply`)."""
 
     async def _processor(self) -> None:
         while True:
