@@ -214,3 +214,46 @@ def test_pipelined_dones_with_one_result_are_one_statement(jc: JobCollection) ->
     assert outcomes == [(True, True)] * 5
     completing = [s for s in statements if s.startswith("UPDATE jobs SET status = 'completed'")]
     assert len(completing) == 1
+
+
+def test_the_next_call_does_not_wait_for_the_previous_calls_updated(
+    jc: JobCollection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call's `updated` waits for the live queries to publish its changes; the connection's
+    next call runs meanwhile (as in Meteor), and each `updated` still follows its data."""
+    import asyncio
+
+    from jobcollection.server.publications import PublicationRegistry
+
+    real_flush = PublicationRegistry.flush
+
+    async def slow_flush(self: PublicationRegistry) -> None:
+        await asyncio.sleep(0.3)  # live queries that take their time to catch up
+        await real_flush(self)
+
+    monkeypatch.setattr(PublicationRegistry, "flush", slow_flush)
+    jc.allow(admin="anyone")
+    with serving(Server(jc)) as url, DdpClient(url) as client:
+        client.send({"msg": "sub", "id": "s", "name": "queue.jobs", "params": []})
+        client.recv_until(lambda m: m.get("msg") == "ready")
+        doc = new_job_doc("t", {"n": 1})
+        client.send({"msg": "method", "id": "c1", "method": "queue_jobSave", "params": [doc, {}]})
+        # not a job write: it does not share c1's transaction, it runs after c1
+        client.send({"msg": "method", "id": "c2", "method": "queue_getJob", "params": ["nope"]})
+        seen = client.recv_until(
+            lambda m: m.get("msg") == "updated" and "c2" in m.get("methods", ())
+        )
+
+    def index(predicate: Any) -> int:
+        return next(i for i, m in enumerate(seen) if predicate(m))
+
+    def updated(call_id: str) -> int:
+        return index(lambda m: m.get("msg") == "updated" and call_id in m["methods"])
+
+    answered = {m["id"]: (i, m["result"]) for i, m in enumerate(seen) if m.get("msg") == "result"}
+    assert set(answered) == {"c1", "c2"}
+    assert answered["c2"][0] < updated("c1"), seen  # c2 ran while c1's changes were pending
+    job_id = answered["c1"][1]
+    added = index(lambda m: m.get("msg") == "added" and m["id"] == job_id)
+    assert added < updated("c1"), seen  # and `updated` follows the call's data
+    assert updated("c1") <= updated("c2")

@@ -41,12 +41,13 @@ from ..core.permissions import ANONYMOUS, Caller
 from ..ddp import framing
 from ..ddp import server as ddp
 from ..ddp.heartbeat import Heartbeat, has_heartbeat
-from ..ddp.messages import SERVER_ID_MESSAGE, error_result
+from ..ddp.messages import SERVER_ID_MESSAGE, connected, error_result, ping
 from .limits import Limits as Limits  # re-exported: `Limits` was defined here
 from .meteor_error import MeteorError
 from .outbox import Close, Outbox
 from .session_ports import ClosedView, ConnectionView, SessionServices, Transport
 from .session_requests import InOrder
+from .updates import PendingUpdates
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Session(InOrder):
         self._pending_calls = 0
         self._subs: set[str] = set()
         self._view: ConnectionView = services.views(self.send)
+        self._updates = PendingUpdates(lambda: self._view.flush(), self._send_updated)
         self._heartbeat_state = Heartbeat(
             limits.heartbeat_interval, limits.heartbeat_timeout, time.monotonic()
         )
@@ -191,6 +193,7 @@ class Session(InOrder):
         refers back to `send`), the queued messages and requests."""
         self._closing = True
         self.services.dispatcher.connection_closed(self)
+        self._updates.cancel()
         self._view.close()
         self._view = ClosedView()
         tasks, self._tasks = self._tasks, []
@@ -247,7 +250,7 @@ class Session(InOrder):
         elif isinstance(event, ddp.Connected):
             self._handshaken.set()
             self.transport.settled()
-            self._answer({"msg": "connected", "session": self.id})
+            self._answer(connected(self.id))
         elif isinstance(event, ddp.Failed):
             self._answer(event.reply)
             self._close_soon()
@@ -275,7 +278,7 @@ class Session(InOrder):
             await asyncio.sleep(max(beat.until_ping(time.monotonic()), 0.01))
             if self._paused or not beat.ping_due(time.monotonic()):
                 continue
-            self._answer({"msg": "ping"})
+            self._answer(ping())
             beat.pinged(time.monotonic())
             await asyncio.sleep(beat.timeout)
             if beat.unanswered() and not self._paused:

@@ -4,7 +4,8 @@ The base of `Session` (which owns the connection and its I/O): the *processor* t
 the queued methods and subscriptions one by one; each method's `result`, then the data
 messages it caused, then its `updated`. Consecutive job-writing calls share a transaction.
 Job methods run off the event loop (`Dispatcher.call_async`): the processor awaits each, so
-the connection's next request starts only after its predecessor's answer.
+the connection's next request starts only after its predecessor's answer, but not after its
+`updated`, which follows once the live queries have published its changes (`updates.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .login_throttle import host_of
 from .meteor_error import MeteorError, as_meteor_error
 from .outbox import Outbox
 from .session_ports import ConnectionView, LoginService, SessionServices
+from .updates import PendingUpdates
 
 _MAX_BATCH = 64
 _TOO_MANY_SUBS = MeteorError(429, "Too many subscriptions")
@@ -49,6 +51,7 @@ class InOrder(ABC):
     _pending_calls: int
     _answering: int
     _subs: set[str]
+    _updates: PendingUpdates
 
     @abstractmethod
     def send(self, message: dict[str, Any]) -> None:
@@ -80,6 +83,7 @@ class InOrder(ABC):
     async def _process(self, message: dict[str, Any]) -> None:
         kind = message["msg"]
         if kind == "stop":
+            await self._updates.sent()
             self._outbox.close(protocol.CLOSE_SERVICE_RESTART)  # after every answer queued
         elif kind == "refused":
             for reply in message["replies"]:
@@ -119,8 +123,7 @@ class InOrder(ABC):
             await self._answer_many(calls)
         finally:
             self._outbox.release()
-        await self._view.flush()
-        self.send(protocol.updated(*(call.id for call in calls)))
+        self._updates.add(call.id for call in calls)
 
     async def _answer_many(self, calls: list[protocol.MethodCall]) -> None:
         outcomes = await self.services.dispatcher.call_many_async(
@@ -142,14 +145,17 @@ class InOrder(ABC):
                 await self._reply(await self._outcome(call))
             finally:
                 self._outbox.release()
-            await self._view.flush()
         else:
-            # Others (a jobSave...) let the changes go first: a waiting worker hears of its job
-            # one socket write sooner, and the caller gets its result in the same loop turn.
-            reply = await self._outcome(call)
-            await self._view.flush()
-            await self._reply(reply, now=False)
-        self.send(protocol.updated(call.id))
+            await self._reply(await self._outcome(call), now=False)
+        self._updates.add((call.id,))
+
+    def _send_updated(self, ids: list[str]) -> None:
+        """`updated` for ``ids`` (from `PendingUpdates`): an answer, like the results."""
+        self._answering += 1
+        try:
+            self.send(protocol.updated(*ids))
+        finally:
+            self._answering -= 1
 
     async def _outcome(self, call: protocol.MethodCall) -> dict[str, Any]:
         """Run one call (off the loop, unless it is the session's own); its result message."""
@@ -185,7 +191,7 @@ class InOrder(ABC):
         """The user changed: subscriptions re-run, and those now refused end with `nosub`."""
         for sub_id, error in (await self._view.rerun(self.caller)).items():
             self._subs.discard(sub_id)
-            self.send({"msg": "nosub", "id": sub_id, "error": as_meteor_error(error).to_wire()})
+            self.send(protocol.nosub(sub_id, as_meteor_error(error).to_wire()))
 
     def _accounts(self, method: str) -> LoginService:
         if self.services.accounts is None:
@@ -201,7 +207,7 @@ class InOrder(ABC):
         if request.id in self._subs:
             return  # duplicate id: ignored (as DDP requires)
         if len(self._subs) >= self.limits.max_subscriptions:
-            self.send({"msg": "nosub", "id": request.id, "error": _TOO_MANY_SUBS.to_wire()})
+            self.send(protocol.nosub(request.id, _TOO_MANY_SUBS.to_wire()))
             return
         self._subs.add(request.id)
         try:
@@ -209,12 +215,12 @@ class InOrder(ABC):
         except Exception as error:
             self._subs.discard(request.id)
             self._view.unsubscribe(request.id)
-            self.send({"msg": "nosub", "id": request.id, "error": as_meteor_error(error).to_wire()})
+            self.send(protocol.nosub(request.id, as_meteor_error(error).to_wire()))
         else:
-            self.send({"msg": "ready", "subs": [request.id]})
+            self.send(protocol.ready(request.id))
 
     def _unsub(self, sub_id: str) -> None:
         if sub_id in self._subs:
             self._subs.discard(sub_id)
             self._view.unsubscribe(sub_id)
-        self.send({"msg": "nosub", "id": sub_id})
+        self.send(protocol.nosub(sub_id))
