@@ -186,6 +186,10 @@ def removed(collection: str, id_: str) -> dict[str, Any]:
     return {"msg": "removed", "collection": collection, "id": id_}
 
 
+def connected(session: str) -> dict[str, Any]:
+    return {"msg": "connected", "session": session}
+
+
 def ready(*ids: str) -> dict[str, Any]:
     return {"msg": "ready", "subs": list(ids)}
 

@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, Final
 
+from ..ddp import messages as wire
+
 Message = dict[str, Any]
 DocKey = tuple[str, str]  # (collection, id)
 
@@ -207,12 +209,11 @@ class MergeBox:
             del self._docs[key]
             if view.client is None:
                 return None
-            return {"msg": "removed", "collection": collection, "id": doc_id}
+            return wire.removed(collection, doc_id)
         client = view.client
         if client is None:
             view.client = view.merged()
-            fields = dict(view.client)
-            return {"msg": "added", "collection": collection, "id": doc_id, "fields": fields}
+            return wire.added(collection, doc_id, dict(view.client))
         if keys is None:
             every = dict.fromkeys(client)
             for sub_fields in view.subs.values():
@@ -231,9 +232,4 @@ class MergeBox:
                 changed[name] = value
         if not changed and not cleared:
             return None
-        message: Message = {"msg": "changed", "collection": collection, "id": doc_id}
-        if changed:
-            message["fields"] = changed
-        if cleared:
-            message["cleared"] = cleared
-        return message
+        return wire.changed(collection, doc_id, changed, cleared)
