@@ -7,6 +7,8 @@ import base64
 import hashlib
 import re
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -357,6 +359,38 @@ def test_resume_reuses_the_token_until_it_expires(accounts: Accounts, clock: Clo
     with raises(403, EXPIRED):
         login(accounts, {"resume": token})
     assert accounts.resume(token) is None
+
+
+def test_a_resume_login_does_not_wait_behind_a_write_waiting_for_the_lock(
+    accounts: Accounts, storage: SqliteStorage
+) -> None:
+    """Another process holds the write lock, and a job write of ours waits for it (holding
+    the storage's write connection): a resume login only reads, and is served meanwhile."""
+    user_id = accounts.add_user("bob", "pw")
+    token = login(accounts, by_name("bob", "pw")).token
+    other = sqlite3.connect(storage.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    entered = threading.Event()
+
+    def write() -> None:
+        entered.set()
+        with storage.write("queue"):
+            pass
+
+    writer = threading.Thread(target=write)
+    try:
+        writer.start()
+        entered.wait(5)
+        time.sleep(0.05)  # the writer is in BEGIN IMMEDIATE, waiting for the lock
+        resumed = login(accounts, {"resume": token})
+        assert writer.is_alive(), "the write did not wait for the lock: the test proves nothing"
+        assert resumed.user_id == user_id
+        assert accounts.resume(token) == Caller(user_id, "bob")
+    finally:
+        other.execute("COMMIT")
+        other.close()
+        writer.join(10)
+    assert not writer.is_alive()
 
 
 def test_resume_with_unknown_token(accounts: Accounts) -> None:

@@ -31,22 +31,24 @@ def fold(text: str) -> str:
 
 
 class SqliteUserStore:
-    """Implements `storage.port.UserStore` on the connection of a `SqliteStorage`."""
+    """Implements `storage.port.UserStore` on the connections of a `SqliteStorage`: writes
+    on its write connection, reads (a resume token's lookup...) on its read connection, so a
+    login does not wait behind another process's write lock unless it writes."""
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
-        lock: threading.RLock,
+        writes: tuple[sqlite3.Connection, threading.RLock],
+        reads: tuple[sqlite3.Connection, threading.RLock],
         translate: Callable[[sqlite3.Error], StorageError],
     ) -> None:
-        self._conn = conn
-        self._lock = lock
+        self._writes = writes
+        self._reads = reads
         self._translate = translate
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._conn
+        conn, lock = self._writes if write else self._reads
+        with lock:
             try:
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:

@@ -218,7 +218,11 @@ class SqliteStorage:
     @property
     def users(self) -> SqliteUserStore:
         """The accounts kept in this database (`storage.port.UserStore`, schema version 3)."""
-        return SqliteUserStore(self._conn, self._lock, lambda error: translate(error, self.path))
+        return SqliteUserStore(
+            (self._conn, self._lock),
+            (self._read_conn, self._read_lock),
+            lambda error: translate(error, self.path),
+        )
 
     def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
         return self._hub.subscribe(listener)
