@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from ddp_harness import serving
 
 from jobcollection import (
     AsyncJob,
@@ -32,7 +31,6 @@ from jobcollection import (
 )
 from jobcollection.core.live import JobChange
 from jobcollection.engine.manager import JobManager
-from jobcollection.server import Server
 
 LOGIN = {"username": "ada", "password": "s3cret"}
 BACKENDS = ["local", "remote"]
@@ -44,15 +42,6 @@ def local(tmp_path: Path) -> Iterator[JobCollection]:
         jc.allow(admin="users")
         jc.start_job_server()
         yield jc
-
-
-@pytest.fixture
-def url(local: JobCollection) -> Iterator[str]:
-    server = Server(local)
-    assert server.accounts is not None
-    server.accounts.add_user("ada", "s3cret")
-    with serving(server) as base:
-        yield base
 
 
 @pytest.fixture(params=BACKENDS)

@@ -4,11 +4,8 @@ readiness); what both backends share is tested once for both in test_both_backen
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from ddp_harness import serving
 
 from jobcollection import (
     Job,
@@ -18,32 +15,6 @@ from jobcollection import (
     connect,
 )
 from jobcollection.errors import AuthenticationFailed
-from jobcollection.server import Server
-
-
-@pytest.fixture
-def local(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as jc:
-        yield jc
-
-
-@pytest.fixture
-def url(local: JobCollection) -> Iterator[str]:
-    local.allow(admin="users")
-    server = Server(local)
-    assert server.accounts is not None
-    server.accounts.add_user("ada", "s3cret")
-    with serving(server) as base:
-        yield base
-
-
-@pytest.fixture
-def remote(url: str) -> Iterator[JobCollection]:
-    jc = connect(url, username="ada", password="s3cret")
-    try:
-        yield jc
-    finally:
-        jc.close()
 
 
 def _wait_for(predicate: object, timeout: float = 10) -> None:

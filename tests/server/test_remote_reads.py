@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ddp_harness import CallFailed, DdpClient, serving
+from ddp_harness import CallFailed, DdpClient
 
 from jobcollection import Job, JobCollection, PermissionDenied, ValidationError, connect
 from jobcollection.client import remote as remote_module
-from jobcollection.server import Server
 from jobcollection.server.read_methods import MAX_PAGE
 
 
@@ -24,27 +23,8 @@ def local(tmp_path: Path) -> Iterator[JobCollection]:
     with JobCollection("queue", db=tmp_path / "jobs.db") as jc:
         jc.save_jobs([Job(jc, "ab"[n % 2], {"n": n}) for n in range(130)])
         jc.pause_jobs([job.id for job in jc.find({"type": "b"}, limit=20) if job.id])
+        jc.allow(admin=["ada"], worker=["wes"])
         yield jc
-
-
-@pytest.fixture
-def url(local: JobCollection) -> Iterator[str]:
-    local.allow(admin=["ada"], worker=["wes"])
-    server = Server(local)
-    assert server.accounts is not None
-    server.accounts.add_user("ada", "s3cret")
-    server.accounts.add_user("wes", "s3cret")
-    with serving(server) as base:
-        yield base
-
-
-@pytest.fixture
-def remote(url: str) -> Iterator[JobCollection]:
-    jc = connect(url, username="ada", password="s3cret")
-    try:
-        yield jc
-    finally:
-        jc.close()
 
 
 def _ids(jobs: list[Job]) -> list[str | None]:

@@ -7,43 +7,16 @@ import asyncio
 import datetime
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ddp_harness import serving
 
 from jobcollection import AsyncJob, Job, JobCollection, JobValidationError, connect, connect_async
-from jobcollection.server import Server
 
 HINT = "(a job stores JSON values, bytes and jobcollection.Date)"
 WAIT_S = 15.0
-
-
-@pytest.fixture
-def local(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as jc:
-        jc.allow(admin="users")
-        yield jc
-
-
-@pytest.fixture
-def url(local: JobCollection) -> Iterator[str]:
-    server = Server(local)
-    assert server.accounts is not None
-    server.accounts.add_user("ada", "s3cret")
-    with serving(server) as base:
-        yield base
-
-
-@pytest.fixture
-def remote(url: str) -> Iterator[JobCollection]:
-    jc = connect(url, username="ada", password="s3cret")
-    try:
-        yield jc
-    finally:
-        jc.close()
 
 
 def wait_until(predicate: Callable[[], object], what: str) -> None:
