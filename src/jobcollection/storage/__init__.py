@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import StorageUnavailable
 from .port import Storage
+
+if TYPE_CHECKING:
+    from .migrations import Migration
 
 DEFAULT_DB = "./jobcollection.db"
 ENV_VAR = "JOBCOLLECTION_DB"
@@ -47,3 +52,39 @@ def open_storage(db: str | os.PathLike[str] | None = None) -> Storage:
     from .sqlite import SqliteStorage
 
     return SqliteStorage(path, url)
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where a database's schema stands: its version, the version this code writes, and the
+    migrations that would take it there (`jobcollection db upgrade`)."""
+
+    url: str
+    version: int  # 0: no database yet
+    latest: int
+    pending: list[Migration]
+
+
+def schema_status(db: str | os.PathLike[str] | None = None) -> SchemaStatus:
+    """The schema of the database a URL or path names, read without changing anything (a
+    database that does not exist yet is at version 0). Raises `SchemaTooNew` for a database
+    written by a newer jobcollection."""
+    url = resolve_url(db)
+    path = sqlite_path(url)
+    if path is None:
+        open_storage(url)  # the scheme's own error
+        raise AssertionError("unreachable: open_storage knows only SQLite")
+    from . import migrations
+    from .sqlite import DIALECT, schema_version
+
+    version = schema_version(path)
+    pending = migrations.pending(DIALECT, version, path)
+    return SchemaStatus(url, version, migrations.latest(DIALECT), pending)
+
+
+def upgrade(db: str | os.PathLike[str] | None = None) -> SchemaStatus:
+    """Apply the pending migrations (creating the database if there is none); returns the
+    status from before, whose `pending` are the migrations applied."""
+    before = schema_status(db)
+    open_storage(before.url).close()  # opening migrates, inside one transaction
+    return before
