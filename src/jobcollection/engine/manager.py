@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..core.constants import DEFAULT_LOST_AFTER_MS, DEFAULT_PROMOTE_INTERVAL_MS
+from ..core.document import UsualJob
 from ..core.ids import random_id
 from ..core.live import JobChange
 from ..core.params import (
@@ -226,9 +227,9 @@ class JobManager:
 
         Each document is checked as `jobSave` checks it (same errors, naming `doc.<field>`),
         without building the per-call params of `parse_params`. The usual new job (see
-        `_control.new_ready_candidate`) is not even copied: its values go to storage as a tuple.
+        `_control.new_ready_candidate`) is not even copied: its values go to storage as a row.
         """
-        checked: list[JobDoc | tuple[Any, ...]] = []
+        checked: list[JobDoc | UsualJob] = []
         for number, doc in enumerate(docs):
             values = _control.new_ready_candidate(doc)
             if values is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from ..core.document import UsualJob
     from ..core.workers import WorkerRecord
 
 JobDoc = dict[str, Any]
@@ -147,14 +148,14 @@ class Transaction(Protocol):
 
     def insert_ready(
         self,
-        jobs: Sequence[tuple[Any, ...]],
+        jobs: Sequence[UsualJob],
         ids: Sequence[str],
         now: int,
         entries: Sequence[LogEntry],
     ) -> None:
-        """Insert new jobs that go straight to ready, given as `core.document.usual_values`
-        tuples of waiting jobs without `runId` or dependencies, due by `now` (the batch save's
-        fast path; `insert` stores the same rows from documents).
+        """Insert new jobs that go straight to ready, given as `core.document.UsualJob` rows
+        of waiting jobs without `runId` or dependencies, due by `now` (the batch save's fast
+        path; `insert` stores the same jobs from documents).
 
         Each is stored with `ids[i]`, status ready, `after`, `updated` and `created` = `now`,
         `retryUntil`/`repeatUntil` raised to at least `now`, and its log followed by `entries`.
