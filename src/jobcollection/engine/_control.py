@@ -14,7 +14,6 @@ from ..core.constants import (
     JOB_STATUS_RESTARTABLE,
     Status,
 )
-from ..core.document import UsualJob, usual_doc, usual_values
 from ..core.params import (
     CancelParams,
     IdsParams,
@@ -23,6 +22,7 @@ from ..core.params import (
     RestartParams,
     SaveParams,
 )
+from ..core.usual_job import UsualJob, usual_doc, usual_values
 from ..storage.port import Guard, JobDoc
 from ._context import Op
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..core.constants import DEFAULT_LOST_AFTER_MS, DEFAULT_PROMOTE_INTERVAL_MS
-from ..core.document import UsualJob
 from ..core.ids import random_id
 from ..core.live import JobChange
 from ..core.params import (
@@ -29,6 +28,7 @@ from ..core.storable import (
     naming_unstorable,
     unstorable_param,
 )
+from ..core.usual_job import UsualJob
 from ..core.workers import WorkerRecord
 from ..errors import JobCollectionError, ValidationError
 from ..storage.port import JobDoc, Storage, UserStore

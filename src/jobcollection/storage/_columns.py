@@ -14,7 +14,7 @@ from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Final, Literal
 
 from ..core import ejson
-from ..core.document import UsualJob
+from ..core.usual_job import UsualJob
 from .port import UNSET, JobDoc
 
 Kind = Literal["plain", "json", "ejson"]

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
-from ..core.document import UsualJob
+from ..core.usual_job import UsualJob
 from . import _columns as cols
 from . import _sqlite_reads as reads
 from ._sqlite_reads import by_status_index, marks

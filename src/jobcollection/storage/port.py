@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from ..core.document import UsualJob
+    from ..core.usual_job import UsualJob
     from ..core.workers import WorkerRecord
 
 JobDoc = dict[str, Any]
@@ -286,6 +286,10 @@ class Storage(Protocol):
         """The newest change's sequence number (0 for none)."""
         ...
 
+    def collections(self) -> list[str]:
+        """The names of the collections that hold at least one job, sorted."""
+        ...
+
     def close(self) -> None:
         """Release the connection and stop the change watcher."""
         ...
@@ -372,6 +376,11 @@ class UserStore(Protocol):
 
     def find_token(self, hashed_token: str) -> tuple[UserRecord, int] | None:
         """The user a token belongs to and when it was issued."""
+        ...
+
+    def tokens(self) -> list[tuple[str, str, int]]:
+        """Every login token as (user id, hashed token, when issued in ms), oldest first
+        (for copying a database)."""
         ...
 
     def delete_token(self, hashed_token: str) -> bool:

@@ -216,6 +216,11 @@ class SqliteStorage:
             except sqlite3.Error as error:
                 raise translate(error, self.path) from error
 
+    def collections(self) -> list[str]:
+        with self._translated():
+            rows = self._read_conn.execute("SELECT DISTINCT collection FROM jobs ORDER BY 1")
+            return [name for (name,) in rows]
+
     @property
     def users(self) -> SqliteUserStore:
         """The accounts kept in this database (`storage.port.UserStore`, schema version 3)."""
