@@ -17,7 +17,7 @@ Enqueue batched (``enqueue_batched_per_s``)
     ``Queries.enqueue`` with lists; procrastinate ``Task.batch_defer_async``; chancy
     ``Chancy.push_many`` with ``batch_size=1000``, one transaction per batch).
 
-Processing (``process_per_s_c4``, ``process_per_s_c1``)
+Processing (``process_per_s_c4``, ``process_per_s_c1``; pgqueuer ``_defaults``, see below)
     Each run: a fresh database, the ``n`` jobs enqueued (one at a time for c4, batched for c1:
     the rows are the same), then one worker process started with concurrency 4 (or 1). In the
     worker the jobs' bodies stamp ``time.time_ns()`` into a state directory (``probe.Probe``:
@@ -45,11 +45,16 @@ Enqueue -> start latency (``latency_p50_ms`` / ``latency_p99_ms``)
 Peers and settings (every setting not named is the peer's default):
 
 * pgqueuer: ``QueueManager`` on one asyncpg connection (what ``pgq run`` builds when asyncpg is
-  installed, its recommended driver), both entrypoints registered with
-  ``concurrency_limit=<concurrency>`` (pgqueuer's per-entrypoint limit; the worker-wide
-  ``max_concurrent_tasks`` must be at least twice ``batch_size``, so 4 would need a batch of
-  2), ``QueueManager.run()`` defaults (``batch_size=10``, LISTEN/NOTIFY wake-up, 30 s dequeue
-  timeout). Stopped by setting ``qm.shutdown`` on SIGTERM, as its CLI does.
+  installed, its recommended driver), entrypoints without limits, concurrency 4 as
+  ``QueueManager.run(max_concurrent_tasks=4, batch_size=2)``: the worker-wide cap on picked
+  jobs, which pgqueuer requires to be at least twice ``batch_size`` (default 10, i.e. a cap
+  of 20 or more). Other ``run()`` settings are defaults (LISTEN/NOTIFY wake-up, 30 s dequeue
+  timeout). Not used: the per-entrypoint ``concurrency_limit=4``, a database-wide limit that
+  throttles one worker to about 4 jobs per 0.1 s poll here (~40 jobs/s). A cap of 1 is
+  impossible (2 x batch_size >= 2), so instead of ``_c1`` pgqueuer reports ``_defaults``:
+  ``run()`` with all defaults (batch 10, no cap: every fetched job runs at once; the jobs
+  enqueued batched, as for c1). Stopped by setting ``qm.shutdown`` on SIGTERM, as its CLI
+  does.
 * procrastinate: ``App(PsycopgConnector)``, ``run_worker_async(concurrency=<concurrency>)``
   with its defaults (LISTEN/NOTIFY, 5 s polling fallback, jobs kept in the table as
   ``succeeded``); its own SIGTERM handler.
@@ -157,10 +162,12 @@ async def _pgq_worker(dsn: str, state: Path, conc: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, qm.shutdown.set)
+    # ``conc`` 0: run()'s defaults (batch_size=10, no cap); else the worker-wide cap, which
+    # pgqueuer requires to be at least twice the batch size.
+    options = {"batch_size": conc // 2, "max_concurrent_tasks": conc} if conc else {}
     h.mark_ready(state)
     try:
-        # The worker-wide cap: at most ``conc`` jobs picked; it must be >= 2 * batch_size.
-        await qm.run(batch_size=max(1, conc // 2), max_concurrent_tasks=max(2, conc))
+        await qm.run(**options)
     finally:
         await conn.close()
 
@@ -300,8 +307,9 @@ _DISTS = {
     "procrastinate": ("procrastinate", "psycopg"),
     "chancy": ("chancy", "psycopg", "psycopg-pool"),
 }
+_C1 = {"pgqueuer": 0, "procrastinate": 1, "chancy": 1}  # the second processing figure's setting
 _WORKERS = {
-    "pgqueuer": "QueueManager.run() defaults; entrypoints concurrency_limit={c}; asyncpg",
+    "pgqueuer": "QueueManager.run(batch_size={b}, max_concurrent_tasks={c}); asyncpg",
     "procrastinate": "run_worker_async(concurrency={c}) defaults; PsycopgConnector",
     "chancy": "Worker defaults; Queue(concurrency={c}, AsyncExecutor, eager_polling=True)",
 }
@@ -333,7 +341,8 @@ def measure(peer: str, n: int, samples: int, runs: int = 1, c1: bool = True) -> 
     with tempfile.TemporaryDirectory(prefix="jc-pg-peer-") as tmp_dir:
         tmp = Path(tmp_dir)
         c4 = [h.process_run(p, n, 4, False, tmp) for _ in range(runs)]
-        c1_runs = [h.process_run(p, n, 1, True, tmp) for _ in range(runs)] if c1 else []
+        # pgqueuer: no cap of 1 (it must be >= 2 x batch_size >= 2); its defaults instead.
+        c1_runs = [h.process_run(p, n, _C1[peer], True, tmp) for _ in range(runs)] if c1 else []
         lat = h.latency(p, samples, 4, tmp)
 
     def med(rs: list[dict[str, float]], key: str, digits: int = 1) -> float:
@@ -348,10 +357,11 @@ def measure(peer: str, n: int, samples: int, runs: int = 1, c1: bool = True) -> 
         "worker_peak_rss_mb_c4": med(c4, "rss_mb"),
     }
     if c1:
+        c1_name = "c1" if _C1[peer] == 1 else "defaults"
         report |= {
-            "process_per_s_c1": med(c1_runs, "process_per_s"),
-            "process_committed_per_s_c1": med(c1_runs, "process_committed_per_s"),
-            "worker_peak_rss_mb_c1": med(c1_runs, "rss_mb"),
+            f"process_per_s_{c1_name}": med(c1_runs, "process_per_s"),
+            f"process_committed_per_s_{c1_name}": med(c1_runs, "process_committed_per_s"),
+            f"worker_peak_rss_mb_{c1_name}": med(c1_runs, "rss_mb"),
         }
     report |= {key: round(value, 3) for key, value in lat.items()}
     return report | {
@@ -359,7 +369,7 @@ def measure(peer: str, n: int, samples: int, runs: int = 1, c1: bool = True) -> 
         "runs": runs,
         "batch": h.BATCH,
         "latency_samples": samples,
-        "worker": _WORKERS[peer].format(c=4),
+        "worker": _WORKERS[peer].format(c=4, b=2),
         "versions": {
             **{d: _version(d) for d in _DISTS[peer]},
             "postgresql": h.server_version(),
