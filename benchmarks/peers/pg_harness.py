@@ -107,7 +107,7 @@ class RssProbe(Probe):
 
     def completed(self, *args: Any, **kwargs: Any) -> None:
         super().completed(*args, **kwargs)
-        self._left -= 1  # under the GIL; only 0 matters, and only once
+        self._left -= 1  # every job runs on the worker's one event-loop thread
         if self._left == 0 and self._n:
             (self._path / "rss.tmp").write_text(
                 str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -289,7 +289,8 @@ def latency(peer: Peer, samples: int, conc: int, tmp: Path) -> dict[str, float]:
                             data = sock.recv(200)
                         except TimeoutError:
                             worker.check_alive()
-                            raise TimeoutError(f"{peer.name}: no sample in {SAMPLE_TIMEOUT_S} s")
+                            msg = f"{peer.name}: no sample in {SAMPLE_TIMEOUT_S} s"
+                            raise TimeoutError(msg) from None
                         enqueued, started = (float(v) for v in data.split())
                         if enqueued != t:
                             raise RuntimeError(f"{peer.name}: sample for {enqueued}, sent {t}")

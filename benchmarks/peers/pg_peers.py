@@ -121,7 +121,7 @@ class _PgqClient:
 
     @classmethod
     async def connect(cls, dsn: str, _conc: int) -> _PgqClient:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped,unused-ignore]
         from pgqueuer import Queries
 
         conn = await asyncpg.connect(dsn)
@@ -145,7 +145,7 @@ class _PgqClient:
 
 
 async def _pgq_worker(dsn: str, state: Path, conc: int) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped,unused-ignore]
     from pgqueuer import Job, Queries, QueueManager
 
     conn = await asyncpg.connect(dsn)
@@ -164,7 +164,9 @@ async def _pgq_worker(dsn: str, state: Path, conc: int) -> None:
         loop.add_signal_handler(sig, qm.shutdown.set)
     # ``conc`` 0: run()'s defaults (batch_size=10, no cap); else the worker-wide cap, which
     # pgqueuer requires to be at least twice the batch size.
-    options = {"batch_size": conc // 2, "max_concurrent_tasks": conc} if conc else {}
+    options: dict[str, Any] = (
+        {"batch_size": conc // 2, "max_concurrent_tasks": conc} if conc else {}
+    )
     h.mark_ready(state)
     try:
         await qm.run(**options)
@@ -193,7 +195,7 @@ class _ProcrastinateClient:
     async def connect(cls, dsn: str, _conc: int) -> _ProcrastinateClient:
         app = _procrastinate_app(dsn)
         await app.open_async()
-        if await h_count_async(app, "SELECT to_regclass('procrastinate_jobs') IS NULL") == 1:
+        if await _scalar_async(app, "SELECT to_regclass('procrastinate_jobs') IS NULL") == 1:
             await app.schema_manager.apply_schema_async()
         return cls(app)
 
@@ -210,7 +212,7 @@ class _ProcrastinateClient:
         await self.app.close_async()
 
 
-async def h_count_async(app: Any, sql: str) -> int:
+async def _scalar_async(app: Any, sql: str) -> int:
     row = await app.connector.execute_query_one_async(f"SELECT ({sql})::int AS n")
     return int(row["n"])
 
@@ -233,7 +235,7 @@ class _ChancyClient:
 
     @classmethod
     async def connect(cls, dsn: str, conc: int) -> _ChancyClient:
-        from chancy import Chancy, Queue
+        from chancy import Chancy, Queue  # type: ignore[import-untyped,unused-ignore]
 
         chancy = Chancy(dsn)
         await chancy.__aenter__()
@@ -248,7 +250,7 @@ class _ChancyClient:
 
     @staticmethod
     def _job(func: Any, **kwargs: Any) -> Any:
-        from chancy import Job
+        from chancy import Job  # type: ignore[import-untyped,unused-ignore]
 
         return Job.from_func(func, queue=QUEUE, kwargs=kwargs)
 
@@ -268,7 +270,7 @@ class _ChancyClient:
 
 
 async def _chancy_worker(dsn: str, state: Path, conc: int) -> None:
-    from chancy import Chancy, Worker
+    from chancy import Chancy, Worker  # type: ignore[import-untyped,unused-ignore]
 
     async with Chancy(dsn) as chancy, Worker(chancy) as worker:
         h.mark_ready(state)
@@ -307,7 +309,8 @@ _DISTS = {
     "procrastinate": ("procrastinate", "psycopg"),
     "chancy": ("chancy", "psycopg", "psycopg-pool"),
 }
-_C1 = {"pgqueuer": 0, "procrastinate": 1, "chancy": 1}  # the second processing figure's setting
+# The second processing figure: concurrency 1, or (0) pgqueuer's run() defaults.
+_SECOND = {"pgqueuer": 0, "procrastinate": 1, "chancy": 1}
 _WORKERS = {
     "pgqueuer": "QueueManager.run(batch_size={b}, max_concurrent_tasks={c}); asyncpg",
     "procrastinate": "run_worker_async(concurrency={c}) defaults; PsycopgConnector",
@@ -332,7 +335,7 @@ def _version(dist: str) -> str:
         return "?"
 
 
-def measure(peer: str, n: int, samples: int, runs: int = 1, c1: bool = True) -> dict[str, Any]:
+def measure(peer: str, n: int, samples: int, runs: int = 1) -> dict[str, Any]:
     """One peer's figures, or ``{"skipped": why}``; see the module docstring."""
     why = unavailable(peer)
     if why is not None:
@@ -342,27 +345,24 @@ def measure(peer: str, n: int, samples: int, runs: int = 1, c1: bool = True) -> 
         tmp = Path(tmp_dir)
         c4 = [h.process_run(p, n, 4, False, tmp) for _ in range(runs)]
         # pgqueuer: no cap of 1 (it must be >= 2 x batch_size >= 2); its defaults instead.
-        c1_runs = [h.process_run(p, n, _C1[peer], True, tmp) for _ in range(runs)] if c1 else []
+        second = [h.process_run(p, n, _SECOND[peer], True, tmp) for _ in range(runs)]
         lat = h.latency(p, samples, 4, tmp)
 
-    def med(rs: list[dict[str, float]], key: str, digits: int = 1) -> float:
-        return round(statistics.median(r[key] for r in rs), digits)
+    def med(rs: list[dict[str, float]], key: str) -> float:
+        return round(statistics.median(r[key] for r in rs), 1)
 
+    label = "c1" if _SECOND[peer] == 1 else "defaults"
     report: dict[str, Any] = {
         "enqueue_per_s": med(c4, "enqueue_per_s"),
-        "enqueue_batched_per_s": med(c1_runs, "enqueue_per_s") if c1 else None,
+        "enqueue_batched_per_s": med(second, "enqueue_per_s"),
         "process_per_s_c4": med(c4, "process_per_s"),
         "process_per_s_c4_runs": [round(r["process_per_s"], 1) for r in c4],
         "process_committed_per_s_c4": med(c4, "process_committed_per_s"),
         "worker_peak_rss_mb_c4": med(c4, "rss_mb"),
+        f"process_per_s_{label}": med(second, "process_per_s"),
+        f"process_committed_per_s_{label}": med(second, "process_committed_per_s"),
+        f"worker_peak_rss_mb_{label}": med(second, "rss_mb"),
     }
-    if c1:
-        c1_name = "c1" if _C1[peer] == 1 else "defaults"
-        report |= {
-            f"process_per_s_{c1_name}": med(c1_runs, "process_per_s"),
-            f"process_committed_per_s_{c1_name}": med(c1_runs, "process_committed_per_s"),
-            f"worker_peak_rss_mb_{c1_name}": med(c1_runs, "rss_mb"),
-        }
     report |= {key: round(value, 3) for key, value in lat.items()}
     return report | {
         "jobs": n,
