@@ -32,7 +32,10 @@ ADMIN_DSN = os.environ.get(
     "JOBCOLLECTION_BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 TIMEOUT_S = 120.0  # upper bound on any single wait (worker start, draining a queue)
-SAMPLE_TIMEOUT_S = 5.0  # upper bound on one latency sample
+# Upper bound on one measured latency sample: above the peers' 5 s polling fallbacks, so that
+# a missed wake-up shows in p99 instead of ending the run. Warm-up samples: TIMEOUT_S (the
+# first ones may race a worker still setting up its LISTEN).
+SAMPLE_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0  # grace for a worker to stop before its process group is killed
 CONNECT_TIMEOUT_S = 2
 LATENCY_WARMUP = 10  # samples taken and discarded before the measured ones
@@ -99,7 +102,8 @@ def count(dsn: str, sql: str) -> int:
 
 
 class RssProbe(Probe):
-    """``Probe``, plus the process's peak RSS (``ru_maxrss``, KiB) written beside ``done``."""
+    """``Probe``, plus, when ``done`` is written, a file ``rss``: the process's own peak RSS
+    (KiB, ``_peak_rss_kib``) and the current RSS of its live child processes (KiB, summed)."""
 
     def __init__(self, state: Path, expect: int) -> None:
         super().__init__(state, expect)
@@ -109,10 +113,31 @@ class RssProbe(Probe):
         super().completed(*args, **kwargs)
         self._left -= 1  # every job runs on the worker's one event-loop thread
         if self._left == 0 and self._n:
-            (self._path / "rss.tmp").write_text(
-                str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-            )
+            peak = _peak_rss_kib()
+            (self._path / "rss.tmp").write_text(f"{peak} {_children_rss_kib()}")
             os.replace(self._path / "rss.tmp", self._path / "rss")
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak RSS, KiB: ``VmHWM``, which belongs to the address space and so
+    starts afresh at ``exec``. (``ru_maxrss`` does not: Linux keeps it across ``execve``, so a
+    child forked from a large parent reports at least the parent's RSS at the fork.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # not Linux
+
+
+def _children_rss_kib() -> int:
+    import psutil  # type: ignore[import-untyped,unused-ignore]
+
+    total = 0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            pass
+    return total // 1024
 
 
 def mark_ready(state: Path) -> None:
@@ -184,11 +209,15 @@ class Worker:
             raise RuntimeError(f"{self.peer} exited ({self.proc.returncode}):\n{self.log_tail()}")
 
     def wait_file(self, name: str, timeout: float = TIMEOUT_S) -> int:
-        """Wait for the file ``name`` in the state directory; return the integer in it."""
+        """Wait for the file ``name`` in the state directory; return the (first) integer in it."""
+        return self.wait_ints(name, timeout)[0]
+
+    def wait_ints(self, name: str, timeout: float = TIMEOUT_S) -> list[int]:
+        """Wait for the file ``name`` in the state directory; return the integers in it."""
         path, deadline = self.state / name, time.monotonic() + timeout
         while time.monotonic() < deadline:
             if path.exists():
-                return int(path.read_text())
+                return [int(v) for v in path.read_text().split()]
             self.check_alive()
             time.sleep(WAIT_POLL_S)
         raise TimeoutError(f"{self.peer}: no {name!r} within {timeout} s\n{self.log_tail()}")
@@ -248,7 +277,7 @@ def process_run(peer: Peer, n: int, conc: int, batched: bool, tmp: Path) -> dict
                 worker.check_alive()
                 time.sleep(WAIT_POLL_S)
             settled = time.time_ns()
-            rss_kib = worker.wait_file("rss", timeout=1.0)
+            rss_kib, children_kib = worker.wait_ints("rss", timeout=1.0)
         if left:
             raise RuntimeError(f"{peer.name}: {left} of {n} jobs unfinished after {TIMEOUT_S} s")
     start = min(ready, first)
@@ -257,6 +286,7 @@ def process_run(peer: Peer, n: int, conc: int, batched: bool, tmp: Path) -> dict
         "process_per_s": n / ((done - start) / 1e9),
         "process_committed_per_s": n / ((max(settled, done) - start) / 1e9),
         "rss_mb": rss_kib / 1024,
+        "children_rss_mb": children_kib / 1024,
     }
 
 
@@ -268,7 +298,6 @@ def latency(peer: Peer, samples: int, conc: int, tmp: Path) -> dict[str, float]:
         ExitStack() as stack,  # the worker: stopped before the database is dropped
     ):
         sock.bind(("127.0.0.1", 0))
-        sock.settimeout(SAMPLE_TIMEOUT_S)
         state = tmp / f"{peer.name}-lat-{uuid.uuid4().hex[:8]}"
         state.mkdir()
 
@@ -282,14 +311,15 @@ def latency(peer: Peer, samples: int, conc: int, tmp: Path) -> dict[str, float]:
                 worker.wait_file("ready")
                 for label, gap in (("", LATENCY_GAP_S), ("_gap_20ms", QUIET_GAP_S)):
                     lat = []
-                    for _ in range(LATENCY_WARMUP + samples):
+                    for k in range(LATENCY_WARMUP + samples):
+                        sock.settimeout(TIMEOUT_S if k < LATENCY_WARMUP else SAMPLE_TIMEOUT_S)
                         t = time.time()
                         await client.stamp(t)
                         try:
                             data = sock.recv(200)
                         except TimeoutError:
                             worker.check_alive()
-                            msg = f"{peer.name}: no sample in {SAMPLE_TIMEOUT_S} s"
+                            msg = f"{peer.name}: no sample in {sock.gettimeout()} s"
                             raise TimeoutError(msg) from None
                         enqueued, started = (float(v) for v in data.split())
                         if enqueued != t:

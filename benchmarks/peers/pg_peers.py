@@ -28,10 +28,12 @@ Processing (``process_per_s_c4``, ``process_per_s_c1``; pgqueuer ``_defaults``, 
     excluded, every job's fetch and execution is included. ``process_committed_per_s_*``
     runs to the moment this process saw no job left unfinished in the database instead (it
     polls every 10 ms after ``done``), so it also includes completion writes that a peer
-    buffers (pgqueuer flushes its status log every 0.1 s or 10 jobs; chancy sends its job
+    buffers (pgqueuer flushes its status log every 0.1 s or batch_size jobs; chancy sends job
     updates once a second). Peak RSS (``worker_peak_rss_mb_c4``/``_c1``): the worker's own
-    ``ru_maxrss`` when ``done`` is written (no child processes: every peer runs the jobs in
-    its own event loop, see below).
+    peak (``VmHWM``; not ``ru_maxrss``, which Linux carries over from the forking parent)
+    when ``done`` is written; ``worker_children_rss_mb_*``: the RSS of its live
+    child processes at that moment (0 but for chancy, see below; the jobs themselves run in
+    the worker's own event loop for every peer).
 
 Enqueue -> start latency (``latency_p50_ms`` / ``latency_p99_ms``)
     A fresh database; the worker (concurrency 4) is started and waited for (``ready``), then
@@ -40,7 +42,9 @@ Enqueue -> start latency (``latency_p50_ms`` / ``latency_p99_ms``)
     statement is ``started = time.time()``, then it sends ``"t started"`` in one UDP datagram
     to this process, which waits for it. Latency is ``started - t``; one sample is in flight at
     a time, with ``LATENCY_GAP_S`` between samples, so the worker is idle and waiting each
-    time. ``latency_gap_20ms_*``: the same, in the same worker, with ``QUIET_GAP_S`` (20 ms).
+    time. ``latency_gap_20ms_*``: the same, in the same worker, with ``QUIET_GAP_S`` (20 ms),
+    after its own warm-up. A measured sample may take up to 10 s (above the peers' 5 s polling
+    fallbacks, so a missed wake-up lands in p99), a warm-up one up to 120 s.
 
 Peers and settings (every setting not named is the peer's default):
 
@@ -58,14 +62,18 @@ Peers and settings (every setting not named is the peer's default):
 * procrastinate: ``App(PsycopgConnector)``, ``run_worker_async(concurrency=<concurrency>)``
   with its defaults (LISTEN/NOTIFY, 5 s polling fallback, jobs kept in the table as
   ``succeeded``); its own SIGTERM handler.
-* chancy: ``Chancy(dsn)`` with its default plugins, ``Worker`` defaults, one queue declared
+* chancy: ``Chancy(dsn, log=<a logger at WARNING>)`` with its default plugins (leadership,
+  pruner, recovery, metrics, workflow), ``Worker`` defaults, one queue declared
   ``Queue("bench", concurrency=<concurrency>, executor=AsyncExecutor, eager_polling=True)``.
-  Changed from the queue's defaults: the executor (the default ``ProcessExecutor`` runs each job
-  in a process pool; an ``async`` no-op belongs on chancy's ``AsyncExecutor``, and the in-job
-  probes need one process) and ``eager_polling`` (without it the worker fetches up to
+  Changed from the defaults: the executor (the default ``ProcessExecutor`` runs each job in a
+  process pool; an ``async`` no-op belongs on chancy's ``AsyncExecutor``, and the in-job
+  probes need one process); ``eager_polling`` (without it the worker fetches up to
   ``concurrency`` jobs and then sleeps until a push notification or the 5 s
-  ``polling_interval``: a pre-filled queue drains at about 4 jobs per 5 s). Its own SIGTERM
-  handler.
+  ``polling_interval``: a pre-filled queue drains at about 4 jobs per 5 s); the logger
+  (chancy's default one writes an INFO line per job pulled, through ``rich`` when installed;
+  huey's harness likewise runs it with ``-q``). Its own SIGTERM handler. Every chancy
+  ``Worker`` also declares and serves a ``default`` queue (a ``ProcessExecutor`` pool of child
+  processes, idle here): ``worker_children_rss_mb_*`` is their RSS when ``done`` is written.
 
 Isolation: every run creates a database ``jcbench_<random>`` on the server (``ADMIN_DSN``:
 ``postgresql://postgres@127.0.0.1:5432/postgres`` unless ``JOBCOLLECTION_BENCH_PG_ADMIN_DSN``
@@ -81,6 +89,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import logging
 import signal
 import statistics
 import sys
@@ -229,6 +238,15 @@ async def _procrastinate_worker(dsn: str, state: Path, conc: int) -> None:
 _CHANCY_EXECUTOR = "chancy.executors.asyncex.AsyncExecutor"
 
 
+def _chancy_log() -> logging.Logger:
+    """Warnings only: chancy's default logger writes an INFO line for every job it pulls."""
+    log = logging.getLogger("jcbench.chancy")
+    if not log.handlers:
+        log.addHandler(logging.StreamHandler())
+        log.setLevel(logging.WARNING)
+    return log
+
+
 class _ChancyClient:
     def __init__(self, chancy: Any) -> None:
         self.chancy = chancy
@@ -237,7 +255,7 @@ class _ChancyClient:
     async def connect(cls, dsn: str, conc: int) -> _ChancyClient:
         from chancy import Chancy, Queue  # type: ignore[import-untyped,unused-ignore]
 
-        chancy = Chancy(dsn)
+        chancy = Chancy(dsn, log=_chancy_log())
         await chancy.__aenter__()
         try:
             await chancy.migrate()
@@ -272,7 +290,7 @@ class _ChancyClient:
 async def _chancy_worker(dsn: str, state: Path, conc: int) -> None:
     from chancy import Chancy, Worker  # type: ignore[import-untyped,unused-ignore]
 
-    async with Chancy(dsn) as chancy, Worker(chancy) as worker:
+    async with Chancy(dsn, log=_chancy_log()) as chancy, Worker(chancy) as worker:
         h.mark_ready(state)
         await worker.wait_for_shutdown()
 
@@ -359,9 +377,11 @@ def measure(peer: str, n: int, samples: int, runs: int = 1) -> dict[str, Any]:
         "process_per_s_c4_runs": [round(r["process_per_s"], 1) for r in c4],
         "process_committed_per_s_c4": med(c4, "process_committed_per_s"),
         "worker_peak_rss_mb_c4": med(c4, "rss_mb"),
+        "worker_children_rss_mb_c4": med(c4, "children_rss_mb"),
         f"process_per_s_{label}": med(second, "process_per_s"),
         f"process_committed_per_s_{label}": med(second, "process_committed_per_s"),
         f"worker_peak_rss_mb_{label}": med(second, "rss_mb"),
+        f"worker_children_rss_mb_{label}": med(second, "children_rss_mb"),
     }
     report |= {key: round(value, 3) for key, value in lat.items()}
     return report | {

@@ -51,6 +51,7 @@ def test_peer_reports_positive_figures(peer: str) -> None:
         assert isinstance(value, float), (name, value)
         assert math.isfinite(value), (name, value)
         assert value > 0, (name, value)
+    assert report["worker_children_rss_mb_c4"] >= 0
     assert report["latency_p50_ms"] <= report["latency_p99_ms"]
     assert report["latency_gap_20ms_p50_ms"] <= report["latency_gap_20ms_p99_ms"]
     assert report["jobs"] == 50
