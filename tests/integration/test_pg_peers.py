@@ -69,3 +69,19 @@ def test_no_benchmark_database_left_behind() -> None:
     with pg_harness._admin() as conn:
         row = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,))
         assert row.fetchone()[0] == 0
+
+
+def test_unreachable_postgres_is_a_skip_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.peers import pg_harness
+
+    monkeypatch.setattr(pg_harness, "ADMIN_DSN", "postgresql://postgres@127.0.0.1:1/postgres")
+    report = pg_peers.measure("procrastinate", n=10, samples=10)
+    assert list(report) == ["skipped"]
+    assert "not reachable" in report["skipped"]
+
+
+def test_missing_package_is_a_skip_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(pg_peers._NEEDS, "chancy", ("chancy", "jcbench_no_such_module"))
+    report = pg_peers.measure("chancy", n=10, samples=10)
+    assert list(report) == ["skipped"]
+    assert "jcbench_no_such_module" in report["skipped"]
