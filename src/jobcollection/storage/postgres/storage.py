@@ -1,0 +1,218 @@
+"""The PostgreSQL adapter: psycopg 3 with a `psycopg_pool.ConnectionPool`.
+
+Each `write()` or `read()` is one transaction on a pooled connection (autocommit off by our
+own BEGIN/COMMIT). Writes of one `PgStorage` are serialized by a lock, as the SQLite adapter's
+are, so the engine sees the same semantics in one process; writers of different processes run
+concurrently (READ COMMITTED: every guarded update is a compare-and-set on the latest row
+version, and claims take rows with FOR UPDATE SKIP LOCKED). Reads are REPEATABLE READ READ
+ONLY snapshots. `synchronous_commit` is on: a write that returned is on disk.
+Every driver error leaves as a jobcollection `StorageError` (`translate`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from ...errors import (
+    ConflictError,
+    SchemaTooNew,
+    StorageCorrupt,
+    StorageError,
+    StorageUnavailable,
+)
+from .._change_hub import ChangeHub
+from ..port import Change, ChangeListener
+from . import feed
+from . import queries as q
+from .tx import PgTransaction
+from .users import PgUserStore
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+POOL_SIZE = 8
+CONNECT_TIMEOUT_S = 5
+POOL_WAIT_S = 10.0  # how long a caller waits for a pooled connection before giving up
+
+
+def describe(conninfo: str) -> str:
+    """`host:port/dbname` of a connection string, never its password."""
+    try:
+        parts = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return "(unparsable connection string)"
+    host = parts.get("host") or "localhost"
+    port = parts.get("port") or 5432
+    return f"{host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"
+
+
+def translate(error: Exception, name: str) -> StorageError:
+    """Name the problem with the database in words a user can act on."""
+    text = (str(error).strip() or type(error).__name__).splitlines()[0]
+    if isinstance(
+        error,
+        pg_errors.SerializationFailure | pg_errors.DeadlockDetected | pg_errors.LockNotAvailable,
+    ):
+        return ConflictError(f"PostgreSQL database {name}: {text}")
+    if isinstance(error, pg_errors.InsufficientPrivilege | pg_errors.ReadOnlySqlTransaction):
+        return StorageUnavailable(f"PostgreSQL database {name} refuses this: {text}")
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        return StorageUnavailable(f"PostgreSQL database {name} is unavailable: {text}")
+    if isinstance(error, pg_errors.UndefinedTable | pg_errors.UndefinedColumn):
+        return StorageCorrupt(f"PostgreSQL database {name} lacks jobcollection's tables: {text}")
+    return StorageError(f"PostgreSQL database {name}: {text}")
+
+
+def _migrations() -> list[str]:
+    from importlib import resources  # only when a database is created or migrated
+
+    folder = resources.files("jobcollection.storage") / "sql"
+    return [
+        (folder / f"postgres_{version:03d}.sql").read_text("utf-8")
+        for version in range(1, SCHEMA_VERSION + 1)
+    ]
+
+
+def migrate(conn: psycopg.Connection[Any], name: str) -> None:
+    """Bring the schema up to `SCHEMA_VERSION` under an advisory lock (one process at a time
+    migrates; the others then find it done); refuse a database newer than this code."""
+    conn.execute(q.LOCK, (q.MIGRATION_LOCK,))
+    try:
+        conn.execute(q.VERSION_TABLE)
+        row = conn.execute(q.VERSION).fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"PostgreSQL database {name} has schema version {version}; this jobcollection "
+                f"understands up to {SCHEMA_VERSION}: upgrade jobcollection"
+            )
+        if version < SCHEMA_VERSION:
+            for number, script in enumerate(_migrations(), start=1):
+                if number > version:
+                    with conn.transaction():
+                        conn.execute(script.encode())  # no parameters: several statements
+                        conn.execute(q.SET_VERSION, (number,))
+                    log.info("migrated %s to schema version %d", name, number)
+    finally:
+        conn.execute(q.UNLOCK, (q.MIGRATION_LOCK,))
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET synchronous_commit = on")
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """End a failed transaction; a broken connection is left for the pool to discard."""
+    if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass
+
+
+class PgStorage:
+    """Implements `storage.port.Storage` on one PostgreSQL database."""
+
+    def __init__(self, conninfo: str, url: str | None = None) -> None:
+        self.url = url or conninfo
+        self.name = describe(conninfo)
+        self._conninfo = conninfo
+        self._lock = threading.RLock()
+        self._hub = ChangeHub()
+        self._watcher: feed.FeedWatcher | None = None
+        self._watch_lock = threading.Lock()
+        try:
+            with psycopg.connect(
+                conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            ) as conn:
+                migrate(conn, self.name)
+        except psycopg.Error as error:
+            raise translate(error, self.name) from error
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=POOL_SIZE,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            configure=_configure,
+            timeout=POOL_WAIT_S,
+            name=f"jobcollection {self.name}",
+            open=False,
+        )
+        self._pool.open(wait=False)
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor inside one transaction on a pooled connection: committed when the block
+        ends, rolled back when it raises; driver errors translated."""
+        try:
+            with self._pool.connection() as conn:
+                cur = conn.cursor()
+                cur.execute(begin)
+                try:
+                    yield cur
+                    cur.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+        except psycopg.Error as error:
+            raise translate(error, self.name) from error
+
+    @contextmanager
+    def write(self, collection: str) -> Iterator[PgTransaction]:
+        with self._lock, self._transaction("BEGIN") as cur:
+            tx = PgTransaction(cur, collection)
+            yield tx
+            if tx.changes:
+                feed.record(cur, tx.changes)  # delivered to subscribers by the watcher
+
+    @contextmanager
+    def read(self, collection: str) -> Iterator[PgTransaction]:
+        with self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") as cur:
+            yield PgTransaction(cur, collection)
+
+    @contextmanager
+    def _users_tx(self, write: bool) -> Iterator[psycopg.Cursor[Any]]:
+        begin = "BEGIN" if write else "BEGIN READ ONLY"
+        with self._transaction(begin) as cur:
+            yield cur
+
+    @property
+    def users(self) -> PgUserStore:
+        """The accounts kept in this database (`storage.port.UserStore`)."""
+        return PgUserStore(self._users_tx)
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        with self._watch_lock:
+            if self._watcher is None:
+                self._hub.seen(self.last_seq())
+                self._watcher = feed.FeedWatcher(self._conninfo, self._hub, self.name)
+        return self._hub.subscribe(listener)
+
+    def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
+        with self._transaction("BEGIN READ ONLY") as cur:
+            return feed.changes_since(cur, seq, limit)
+
+    def last_seq(self) -> int:
+        with self._transaction("BEGIN READ ONLY") as cur:
+            return feed.last_seq(cur)
+
+    def close(self) -> None:
+        with self._watch_lock:
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            try:
+                with self._pool.connection(timeout=1.0) as conn:
+                    watcher.stop(conn)
+            except psycopg.Error:
+                watcher.stop()
+        self._pool.close()
