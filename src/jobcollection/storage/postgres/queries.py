@@ -89,7 +89,7 @@ DEPS_DROP: Final = "DELETE FROM job_deps WHERE job_id = ANY(%s::text[])"
 LOGS_DROP: Final = "DELETE FROM job_log WHERE job_id = ANY(%s::text[])"
 REMOVE: Final = (
     "DELETE FROM jobs WHERE collection = %s AND id = ANY(%s::text[]) "
-    "AND status = ANY(%s::text[]) RETURNING id, type"
+    "AND status = ANY(%s::text[]) RETURNING id, type, seq"
 )
 # The progress of a completed run: its total (1 if unknown or 0), completed, 100 percent.
 _TOTAL: Final = (
@@ -101,7 +101,7 @@ COMPLETE: Final = (
     f"progress = '{{\"completed\":' || {_TOTAL} || ',\"total\":' || {_TOTAL} "
     "|| ',\"percent\":100}' "
     "WHERE collection = %s AND id = ANY(%s::text[]) AND status = 'running' AND run_id = %s "
-    "RETURNING id, type, repeats"
+    "RETURNING id, type, repeats, seq"
 )
 
 # Claim order (docs/jobs.md, "Runs"): priority, retryUntil, after, then insertion order.
@@ -149,7 +149,7 @@ def update(fields: tuple[str, ...], statuses: bool, run_id: bool, due_by: bool, 
         where.append("after <= %s")
     if deps:
         where.append(f"depends = '{cols.NO_DEPENDS}'")
-    return f"UPDATE jobs SET {sets} WHERE {' AND '.join(where)} RETURNING id, type, status"
+    return f"UPDATE jobs SET {sets} WHERE {' AND '.join(where)} RETURNING id, type, status, seq"
 
 
 @functools.cache

@@ -194,15 +194,14 @@ class PgTransaction(PgWorkers):
             guard.due_by is not None,
             guard.no_depends,
         )
-        written = {row[0]: row for row in self._rows(sql, args)}
-        rows = [written[i] for i in dict.fromkeys(ids) if i in written]  # in the order asked
+        rows = _in_insertion_order(self._rows(sql, args))
         done = [row[0] for row in rows]
         if "depends" in fields and done:
             self._replace_deps(done, fields["depends"])
         if log and done:
             self._cur.execute(q.LOG_APPEND, [done, cols.log_text(log)])
         changed = ",".join(fields)
-        self.changes.extend((self.collection, i, "update", t, s, changed) for i, t, s in rows)
+        self.changes.extend((self.collection, i, "update", t, s, changed) for i, t, s, _ in rows)
         return done
 
     def _replace_deps(self, job_ids: list[str], depends: list[str]) -> None:
@@ -215,16 +214,15 @@ class PgTransaction(PgWorkers):
         self, job_ids: Sequence[str], run_id: str, result: Any, now: int, log: LogEntry
     ) -> list[tuple[str, int]]:
         args = [cols.encode("result", result), now, self.collection, list(job_ids), run_id]
-        found = {row[0]: row for row in self._rows(q.COMPLETE, args)}
-        rows = [found[i] for i in dict.fromkeys(job_ids) if i in found]
+        rows = _in_insertion_order(self._rows(q.COMPLETE, args))
         if not rows:
             return []
         self._cur.execute(q.LOG_APPEND, [[row[0] for row in rows], cols.log_text([log])])
         fields = "status,result,updated,progress"
         self.changes.extend(
-            (self.collection, job_id, "update", t, "completed", fields) for job_id, t, _ in rows
+            (self.collection, job_id, "update", t, "completed", fields) for job_id, t, _, _ in rows
         )
-        return [(job_id, int(repeats)) for job_id, _, repeats in rows]
+        return [(job_id, int(repeats)) for job_id, _, repeats, _ in rows]
 
     def claim(
         self,
@@ -253,14 +251,18 @@ class PgTransaction(PgWorkers):
     def remove(self, ids: Sequence[str], statuses: Collection[str]) -> list[str]:
         if not ids:
             return []
-        found = {
-            row[0]: row
-            for row in self._rows(q.REMOVE, [self.collection, list(ids), list(statuses)])
-        }
-        removed = [found[i] for i in dict.fromkeys(ids) if i in found]
-        gone = [job_id for job_id, _ in removed]
+        removed = _in_insertion_order(
+            self._rows(q.REMOVE, [self.collection, list(ids), list(statuses)])
+        )
+        gone = [row[0] for row in removed]
         if gone:
             self._cur.execute(q.LOGS_DROP, [gone])
             self._cur.execute(q.DEPS_DROP, [gone])
-        self.changes.extend((self.collection, i, "remove", t, None, "") for i, t in removed)
+        self.changes.extend((self.collection, i, "remove", t, None, "") for i, t, _ in removed)
         return gone
+
+
+def _in_insertion_order(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """RETURNING rows (their last column `seq`) in insertion order, whatever order the
+    executor wrote them in: what a caller gets, and the order of the feed rows, is stable."""
+    return sorted(rows, key=lambda row: row[-1])

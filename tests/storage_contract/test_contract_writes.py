@@ -1,0 +1,122 @@
+"""Guarded updates, completions, removals, dependencies, due and expired jobs, logs."""
+
+from __future__ import annotations
+
+from contract_helpers import CLAIMED, RUNNING, job
+
+from jobcollection.storage.port import UNSET, Guard, Storage
+
+ENTRY = {"time": 7, "runId": None, "level": "warning", "message": "noted"}
+
+
+def statuses(storage: Storage, *ids: str) -> dict[str, str]:
+    with storage.read("q") as tx:
+        return {doc["_id"]: doc["status"] for doc in tx.get(list(ids))}
+
+
+def test_insert_get_find_keep_documents_as_they_were(storage: Storage) -> None:
+    rich = job("rich", data={"n": 1.5, "nested": [1, "two", None], "bytes": b"\x00\x01"})
+    rich["workTimeout"] = 60000
+    rich["expiresAfter"] = 99
+    rich["_private"] = {"secret": True}
+    with storage.write("q") as tx:
+        tx.insert([job("a"), rich, job("b", "u", "waiting")])
+    with storage.read("q") as tx:
+        got = tx.get(["b", "missing", "rich", "a"])
+        assert [doc["_id"] for doc in got] == ["a", "rich", "b"]  # insertion order
+        stored = {key: value for key, value in rich.items() if key != "log"}
+        assert got[1] == stored
+        assert [d["_id"] for d in tx.find(statuses=["waiting"])] == ["b"]
+        assert [d["_id"] for d in tx.find(types=["t"], limit=1)] == ["a"]
+        assert [d["_id"] for d in tx.find(ids=["a", "b"], types=["u"])] == ["b"]
+        assert tx.find(statuses=[]) == []
+        assert tx.ready_types(["t", "u", "v"]) == {"t"}
+    with storage.read("other") as tx:
+        assert tx.find() == []
+
+
+def test_update_sets_unsets_and_logs_only_where_the_guard_holds(storage: Storage) -> None:
+    with storage.write("q") as tx:
+        tx.insert([job("r"), job("w", status="waiting", after=100), job("d", "t", "waiting")])
+        tx.insert([job("dep", status="waiting", depends=["r"])])
+    with storage.write("q") as tx:
+        assert tx.update(["r", "w"], {"status": "paused"}, Guard(statuses=["ready"])) == ["r"]
+        assert tx.update(["w", "d"], {"priority": 5}, Guard(due_by=50)) == ["d"]
+        assert tx.update(["dep", "d"], {"priority": 6}, Guard(no_depends=True)) == ["d"]
+        assert tx.update(["r"], {"priority": 1}, Guard(run_id="nope")) == []
+        assert sorted(tx.update(["d", "w"], {"after": 3}, log=[ENTRY])) == ["d", "w"]
+        assert tx.update([], {"after": 3}) == []
+    with storage.write("q") as tx:
+        claimed = tx.claim(["t"], 5, RUNNING, CLAIMED)
+    assert [doc["_id"] for doc in claimed] == []  # nothing ready is left
+    with storage.write("q") as tx:
+        tx.update(["w"], {"status": "ready"})
+        assert len(tx.claim(["t"], 5, {**RUNNING, "expiresAfter": 10}, CLAIMED)) == 1
+        assert tx.update(["w"], {"expiresAfter": UNSET}, Guard(run_id="run1")) == ["w"]
+    with storage.read("q") as tx:
+        (w,) = tx.get(["w"])
+        assert "expiresAfter" not in w
+        assert w["after"] == 3
+        assert tx.log_of(["w", "none"])["w"][1:] == [ENTRY, CLAIMED]
+        assert tx.log_of(["w", "none"])["none"] == []
+    assert statuses(storage, "r", "w", "d") == {"r": "paused", "w": "running", "d": "waiting"}
+
+
+def test_a_rolled_back_write_leaves_nothing(storage: Storage) -> None:
+    class Boom(Exception):
+        pass
+
+    try:
+        with storage.write("q") as tx:
+            tx.insert([job("gone")])
+            raise Boom
+    except Boom:
+        pass
+    assert statuses(storage, "gone") == {}
+    assert storage.changes_since(0) == []
+
+
+def test_complete_only_runs_of_the_run_id(storage: Storage) -> None:
+    done_log = {"time": 9, "runId": "run1", "level": "success", "message": "Job completed"}
+    with storage.write("q") as tx:
+        tx.insert([job("a"), job("b"), job("c", "u")])
+        progress = {"completed": 2, "total": 4, "percent": 50}
+        tx.claim(["t", "u"], 3, RUNNING, CLAIMED)
+        tx.update(["b"], {"progress": progress})
+        tx.update(["c"], {"runId": "run2"})
+    with storage.write("q") as tx:
+        done = tx.complete(["a", "b", "c", "x"], "run1", {"ok": [1]}, 9, done_log)
+    assert sorted(done) == [("a", 0), ("b", 0)]
+    with storage.read("q") as tx:
+        a, b, c = tx.get(["a", "b", "c"])
+        assert a["status"] == "completed"
+        assert a["result"] == {"ok": [1]}
+        assert a["updated"] == 9
+        assert a["runId"] == "run1"
+        assert a["progress"] == {"completed": 1, "total": 1, "percent": 100}
+        assert b["progress"] == {"completed": 4, "total": 4, "percent": 100}
+        assert c["status"] == "running"
+        assert tx.log_of(["a"])["a"][-1] == done_log
+
+
+def test_remove_dependents_due_expired_and_next_wakeup(storage: Storage) -> None:
+    with storage.write("q") as tx:
+        assert tx.next_wakeup() is None
+        tx.insert([job("a", status="waiting", after=30), job("b", status="waiting", after=20)])
+        tx.insert([job("c", status="waiting", after=5, depends=["a", "b"])])
+        tx.insert([job("d", status="waiting", after=1, depends=["a"]), job("e", "u")])
+        assert [d["_id"] for d in tx.dependents({"a"})] == ["c", "d"]
+        assert [d["_id"] for d in tx.dependents(["b", "zz"])] == ["c"]
+        assert tx.due(25, None, False) == ["b"]
+        assert tx.due(25, None, True) == ["b", "c", "d"]
+        assert tx.due(25, ["c", "b"], True) == ["b", "c"]
+        assert tx.next_wakeup() == 20
+        tx.update(["e"], {"status": "running", "expiresAfter": 15})
+        assert tx.next_wakeup() == 16
+        assert tx.expired(15) == []
+        assert [d["_id"] for d in tx.expired(16)] == ["e"]
+        tx.update(["c"], {"depends": ["b"]})
+        assert [d["_id"] for d in tx.dependents({"a"})] == ["d"]
+        assert tx.remove(["a", "e", "x"], ["waiting"]) == ["a"]
+        assert tx.log_of(["a"]) == {"a": []}
+    assert statuses(storage, "a", "e") == {"e": "running"}
