@@ -35,8 +35,10 @@ def unavailable(message: str) -> NoReturn:
 
 
 def with_search_path(url: str, schema: str) -> str:
-    """The URL with its sessions' `search_path` set to `schema` (libpq's `options`)."""
-    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    """The URL with its sessions' `search_path` set to `schema` (libpq's `options`), and the
+    schema's name as their `application_name` (a test can find its own connections)."""
+    joined = f"options=-csearch_path%3D{schema}&application_name={schema}"
+    return f"{url}{'&' if '?' in url else '?'}{joined}"
 
 
 @contextmanager

@@ -155,17 +155,36 @@ class PgStorage:
         """A cursor inside one transaction on a pooled connection: committed when the block
         ends, rolled back when it raises; driver errors translated."""
         try:
-            with self._pool.connection() as conn:
+            conn = self._begin(begin)
+            try:
                 cur = conn.cursor()
-                cur.execute(begin)
-                try:
-                    yield cur
-                    cur.execute("COMMIT")
-                except BaseException:
-                    _rollback(conn)
-                    raise
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            finally:
+                self._pool.putconn(conn)
         except psycopg.Error as error:
             raise translate(error, self.name) from error
+
+    def _begin(self, begin: str) -> psycopg.Connection[Any]:
+        """A pooled connection in a new transaction. A connection the server dropped while it
+        sat in the pool (a restart, an idle timeout) fails at BEGIN, before anything was done:
+        it is discarded and another one tried, so only a server that is still down fails."""
+        for attempt in range(POOL_SIZE + 1):
+            conn = self._pool.getconn()
+            try:
+                conn.execute(begin)
+                return conn
+            except psycopg.OperationalError:
+                self._pool.putconn(conn)  # broken: the pool discards it
+                if attempt == POOL_SIZE or not conn.closed:
+                    raise
+            except BaseException:
+                self._pool.putconn(conn)
+                raise
+        raise AssertionError("unreachable")
 
     @contextmanager
     def write(self, collection: str) -> Iterator[PgTransaction]:
