@@ -21,6 +21,7 @@ import pytest
 
 ENV = "JOBCOLLECTION_TEST_POSTGRES"
 DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+UNREACHABLE_PREFIX = "PostgreSQL not reachable at"
 _unreachable: list[str] = []  # the reason, once the server was found unreachable
 
 
@@ -45,7 +46,7 @@ def with_search_path(url: str, schema: str) -> str:
 def fresh_database() -> Iterator[str]:
     """The URL of an empty schema of its own on the test server, dropped afterwards."""
     url = server_url()
-    message = f"PostgreSQL not reachable at {url}: set {ENV}"
+    message = f"{UNREACHABLE_PREFIX} {url}: set {ENV}"
     if _unreachable:
         unavailable(_unreachable[0])
     try:
