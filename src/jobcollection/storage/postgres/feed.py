@@ -53,7 +53,10 @@ POLL_S = 0.1  # the safety-net poll
 HELD_RETRY_S = 0.001  # first retry when rows wait for an older transaction to end
 RECONNECT_S = 0.5
 PRUNE_INTERVAL_S = 5.0
-CHANGES_KEPT = 100_000  # feed rows kept for subscribers catching up
+CHANGES_KEPT = 100_000
+FOLLOW_ROWS = (
+    10_000  # feed rows one read of the watcher takes  # feed rows kept for subscribers catching up
+)
 _MAX_ROWS = 1 << q.ORDINAL_BITS
 
 FeedRow = tuple[int, str, str, ChangeOp | Literal["inserts"], str, str | None, str]
@@ -127,13 +130,15 @@ class FeedWatcher:
         held_wait, last_prune, wrote = 0.0, time.monotonic(), False
         while not self._stop.is_set():
             while True:  # drain: everything final past what was delivered
-                changes = changes_since(conn, hub.published_seq, 10_000)
-                if not changes:
+                rows = conn.execute(q.FOLLOW, (hub.published_seq, FOLLOW_ROWS)).fetchall()
+                newest = rows[0][0] if rows else None
+                found = [row[1:] for row in rows if row[1] is not None]
+                if found:
+                    wrote = True
+                    hub.publish(expand(found))
+                if len(found) < FOLLOW_ROWS:
                     break
-                wrote = True
-                hub.publish(changes)
-            row = conn.execute(q.NEWEST_SEQ).fetchone()
-            if row is not None and row[0] is not None and row[0] > hub.published_seq:
+            if newest is not None and newest > hub.published_seq:
                 # Rows wait for an older transaction to end: look again soon.
                 held_wait = min(held_wait * 2, POLL_S) if held_wait else HELD_RETRY_S
                 wait = held_wait

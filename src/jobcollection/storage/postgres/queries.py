@@ -43,8 +43,14 @@ CHANGES_SINCE: Final = (
     "SELECT seq, collection, job_id, op, type, status, fields FROM changes "
     f"WHERE seq > %s AND seq < {_HORIZON} ORDER BY seq LIMIT %s"
 )
+# The watcher's one query per wake-up: the newest row (final or not) and the final rows past
+# its cursor (none: one row of NULLs after the newest).
+FOLLOW: Final = (
+    "SELECT newest.seq, f.* FROM (SELECT max(seq) AS seq FROM changes) AS newest "
+    "LEFT JOIN LATERAL (SELECT seq, collection, job_id, op, type, status, fields FROM changes "
+    f"WHERE seq > %s AND seq < {_HORIZON} ORDER BY seq LIMIT %s) AS f ON true"
+)
 LAST_SEQ: Final = f"SELECT max(seq) FROM changes WHERE seq < {_HORIZON}"
-NEWEST_SEQ: Final = "SELECT max(seq) FROM changes"
 PRUNE: Final = (
     "DELETE FROM changes WHERE seq < (SELECT seq FROM changes ORDER BY seq DESC OFFSET %s LIMIT 1)"
 )
