@@ -94,6 +94,7 @@ def _hold_a_write(storage: Storage, job_id: str) -> tuple[threading.Event, Calla
     def run() -> None:
         with storage.write("q") as tx:
             tx.insert([job(job_id)])
+            assert tx.get([job_id])  # the insert has reached the server (its id is taken)
             written.set()
             release.wait(30)
 

@@ -188,6 +188,8 @@ class PgStorage:
 
     @contextmanager
     def write(self, collection: str) -> Iterator[PgTransaction]:
+        # (Pipeline mode, BEGIN and the unread statements sent with the next read, measured no
+        # faster here: a commit's fsync, not its round trips, sets the pace of one writer.)
         with self._lock, self._transaction("BEGIN") as cur:
             tx = PgTransaction(cur, collection)
             yield tx

@@ -1,5 +1,7 @@
 """The worker registry in PostgreSQL: the `workers` table and `jobs.worker_id`.
 
+Statements whose outcome matters return rows (RETURNING) rather than a row count, so that
+they work unchanged in psycopg's pipeline mode.
 Running jobs are found through `jobs_claimant` (collection, worker_id) WHERE status =
 'running', so none of this costs more than a walk over the collection's running jobs.
 """
@@ -55,10 +57,12 @@ _ORPHANS = (
 )
 _ADOPT = (
     "UPDATE jobs SET worker_id = %s WHERE collection = %s AND id = %s AND status = 'running' "
-    f"AND worker_id IS NOT NULL AND worker_id <> %s AND {_NO_RECORD} AND w.status = 'active')"
+    f"AND worker_id IS NOT NULL AND worker_id <> %s AND {_NO_RECORD} AND w.status = 'active') "
+    "RETURNING 1"
 )
 _MOVE = (
-    "UPDATE jobs SET worker_id = %s WHERE collection = %s AND status = 'running' AND worker_id = %s"
+    "UPDATE jobs SET worker_id = %s WHERE collection = %s AND status = 'running' "
+    "AND worker_id = %s RETURNING 1"
 )
 
 
@@ -120,17 +124,12 @@ class PgWorkers:
         return [row[0] for row in rows]
 
     def set_worker_status(self, worker_id: str, status: str) -> bool:
-        self._cur.execute(
-            "UPDATE workers SET status = %s WHERE collection = %s AND id = %s",
-            (status, self.collection, worker_id),
-        )
-        return self._cur.rowcount > 0
+        sql = "UPDATE workers SET status = %s WHERE collection = %s AND id = %s RETURNING 1"
+        return bool(self._cur.execute(sql, (status, self.collection, worker_id)).fetchall())
 
     def remove_worker(self, worker_id: str) -> bool:
-        self._cur.execute(
-            "DELETE FROM workers WHERE collection = %s AND id = %s", (self.collection, worker_id)
-        )
-        return self._cur.rowcount > 0
+        sql = "DELETE FROM workers WHERE collection = %s AND id = %s RETURNING 1"
+        return bool(self._cur.execute(sql, (self.collection, worker_id)).fetchall())
 
     def workers(self) -> list[WorkerRecord]:
         counts = self._cur.execute(_RUNNING_COUNTS, (self.collection,)).fetchall()
@@ -157,9 +156,8 @@ class PgWorkers:
         return [cols.row_to_doc(row) for row in rows]
 
     def adopt(self, job_id: str, worker_id: str) -> bool:
-        self._cur.execute(_ADOPT, (worker_id, self.collection, job_id, worker_id))
-        return self._cur.rowcount > 0
+        args = (worker_id, self.collection, job_id, worker_id)
+        return bool(self._cur.execute(_ADOPT, args).fetchall())
 
     def move_running(self, from_id: str, to_id: str) -> int:
-        self._cur.execute(_MOVE, (to_id, self.collection, from_id))
-        return self._cur.rowcount
+        return len(self._cur.execute(_MOVE, (to_id, self.collection, from_id)).fetchall())
