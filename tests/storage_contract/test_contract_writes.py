@@ -120,3 +120,35 @@ def test_remove_dependents_due_expired_and_next_wakeup(storage: Storage) -> None
         assert tx.remove(["a", "e", "x"], ["waiting"]) == ["a"]
         assert tx.log_of(["a"]) == {"a": []}
     assert statuses(storage, "a", "e") == {"e": "running"}
+
+
+def test_insert_ready_stores_waiting_jobs_as_ready_now(storage: Storage) -> None:
+    from jobcollection.core.constants import FOREVER_DATE
+    from jobcollection.core.document import usual_values
+
+    entry = {"time": 50, "runId": None, "level": "info", "message": "Ready"}
+    docs = []
+    for n in range(3):
+        doc = job(f"x{n}", "r" if n < 2 else "s", "waiting", priority=n, after=10)
+        del doc["_id"]
+        doc.update(retryUntil=20 if n == 0 else FOREVER_DATE, repeatUntil=FOREVER_DATE)
+        docs.append(doc)
+    values = [usual_values(doc) for doc in docs]
+    assert all(values)
+    with storage.write("q") as tx:
+        tx.insert_ready([v for v in values if v], ["i0", "i1", "i2"], 50, [entry])
+    with storage.read("q") as tx:
+        stored = tx.get(["i0", "i1", "i2"])
+        logs = tx.log_of(["i0"])
+    assert [d["status"] for d in stored] == ["ready"] * 3
+    assert [(d["after"], d["updated"], d["created"]) for d in stored] == [(50, 50, 50)] * 3
+    assert [d["retryUntil"] for d in stored] == [50, FOREVER_DATE, FOREVER_DATE]
+    assert stored[1]["data"] == {}
+    assert stored[2]["priority"] == 2
+    assert logs["i0"] == [*docs[0]["log"], entry]
+    changes = storage.changes_since(0)
+    assert sorted((c.job_id, c.type, c.status) for c in changes) == [
+        ("i0", "r", "ready"),
+        ("i1", "r", "ready"),
+        ("i2", "s", "ready"),
+    ]

@@ -102,8 +102,9 @@ def last_seq(conn: psycopg.Cursor[Any] | psycopg.Connection[Any]) -> int:
 class FeedWatcher:
     """LISTENs for feed notifications and publishes every change, in feed order, to a hub."""
 
-    def __init__(self, conninfo: str, hub: ChangeHub, name: str) -> None:
+    def __init__(self, conninfo: str, hub: ChangeHub, name: str, connect_timeout: int) -> None:
         self._conninfo = conninfo
+        self._connect_timeout = connect_timeout
         self._hub = hub
         self._name = name
         self._stop = threading.Event()
@@ -114,7 +115,9 @@ class FeedWatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                with psycopg.connect(
+                    self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
+                ) as conn:
                     self._conn = conn
                     conn.execute(f"LISTEN {q.CHANNEL}")
                     self._follow(conn)

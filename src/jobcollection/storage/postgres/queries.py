@@ -18,6 +18,7 @@ VERSION_TABLE: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version ("
     "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
 )
+HAS_VERSION_TABLE: Final = "SELECT to_regclass('schema_version') IS NOT NULL"
 VERSION: Final = "SELECT coalesce(max(version), 0) FROM schema_version"
 SET_VERSION: Final = "INSERT INTO schema_version (version) VALUES (%s)"
 LOCK: Final = "SELECT pg_advisory_lock(%s)"

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 POOL_SIZE = 8
 CONNECT_TIMEOUT_S = 5
-POOL_WAIT_S = 10.0  # how long a caller waits for a pooled connection before giving up
+POOL_WAIT_S = 5.0  # how long a caller waits for a pooled connection before giving up
 
 
 def describe(conninfo: str) -> str:
@@ -87,7 +87,9 @@ def migrate(conn: psycopg.Connection[Any], name: str) -> None:
     migrates; the others then find it done); refuse a database newer than this code."""
     conn.execute(q.LOCK, (q.MIGRATION_LOCK,))
     try:
-        conn.execute(q.VERSION_TABLE)
+        found = conn.execute(q.HAS_VERSION_TABLE).fetchone()
+        if not (found and found[0]):  # (a user without CREATE can open an up-to-date one)
+            conn.execute(q.VERSION_TABLE)
         row = conn.execute(q.VERSION).fetchone()
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
@@ -203,7 +205,7 @@ class PgStorage:
 
     @contextmanager
     def _users_tx(self, write: bool) -> Iterator[psycopg.Cursor[Any]]:
-        begin = "BEGIN" if write else "BEGIN READ ONLY"
+        begin = "BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         with self._transaction(begin) as cur:
             yield cur
 
@@ -216,7 +218,9 @@ class PgStorage:
         with self._watch_lock:
             if self._watcher is None:
                 self._hub.seen(self.last_seq())
-                self._watcher = feed.FeedWatcher(self._conninfo, self._hub, self.name)
+                self._watcher = feed.FeedWatcher(
+                    self._conninfo, self._hub, self.name, CONNECT_TIMEOUT_S
+                )
         return self._hub.subscribe(listener)
 
     def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
