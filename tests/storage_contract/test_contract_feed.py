@@ -162,3 +162,39 @@ def test_a_rolled_back_write_never_reaches_subscribers(
     assert seen.wait_for(1) == ["kept"]
     time.sleep(0.1)
     assert seen.ids() == ["kept"]
+
+
+def test_concurrent_writers_every_change_once_in_the_feed_order(
+    storage: Storage, open_storage_again: OpenStorage
+) -> None:
+    """Writers in several storages at once (on PostgreSQL their commits interleave freely): a
+    subscriber elsewhere gets every change once, in the order `changes_since` gives."""
+    writers = [storage, open_storage_again(), open_storage_again()]
+    seen = Collector()
+    open_storage_again().subscribe(seen)
+    per_writer = 40
+    start = threading.Barrier(len(writers))
+
+    def write(index: int) -> None:
+        start.wait()
+        for n in range(per_writer):
+            with writers[index].write("q") as tx:
+                tx.insert([job(f"w{index}-{n:02d}")])
+                if n % 3 == 0:
+                    time.sleep(0.001)  # hold some transactions open a little
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(len(writers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    total = len(writers) * per_writer
+    got = seen.wait_for(total)
+    time.sleep(0.2)
+    assert len(seen.ids()) == total
+    assert len(set(got)) == total
+    feed = storage.changes_since(0)
+    assert [c.job_id for c in feed] == got
+    for index in range(len(writers)):  # each writer's changes in its own order
+        mine = [i for i in got if i.startswith(f"w{index}-")]
+        assert mine == sorted(mine)
