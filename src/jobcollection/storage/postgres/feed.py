@@ -53,10 +53,8 @@ POLL_S = 0.1  # the safety-net poll
 HELD_RETRY_S = 0.001  # first retry when rows wait for an older transaction to end
 RECONNECT_S = 0.5
 PRUNE_INTERVAL_S = 5.0
-CHANGES_KEPT = 100_000
-FOLLOW_ROWS = (
-    10_000  # feed rows one read of the watcher takes  # feed rows kept for subscribers catching up
-)
+CHANGES_KEPT = 100_000  # feed rows kept for subscribers catching up
+FOLLOW_ROWS = 10_000  # feed rows one read of the watcher takes
 _MAX_ROWS = 1 << q.ORDINAL_BITS
 
 FeedRow = tuple[int, str, str, ChangeOp | Literal["inserts"], str, str | None, str]
