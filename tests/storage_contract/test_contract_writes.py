@@ -152,3 +152,29 @@ def test_insert_ready_stores_waiting_jobs_as_ready_now(storage: Storage) -> None
         ("i1", "r", "ready"),
         ("i2", "s", "ready"),
     ]
+
+
+def test_a_large_insert_stores_what_single_inserts_store(storage: Storage) -> None:
+    """Adapters may insert a batch differently (PostgreSQL: COPY); the rows are the same."""
+    docs = []
+    for n in range(20):
+        doc = job(f"b{n:02d}", data={"n": n, "text": "tab\\t, quote ' \" and\nnewline \\N"})
+        if n % 2:
+            doc["workTimeout"] = 1000 + n
+            doc["_private"] = {"k": [n, None]}
+            doc["log"] = []
+        docs.append(doc)
+    with storage.write("q") as tx:
+        tx.insert(docs)
+        for doc in docs[:3]:
+            tx.insert([{**doc, "_id": "one-" + doc["_id"]}])
+    with storage.read("q") as tx:
+        batch = {d["_id"]: d for d in tx.find(ids=[d["_id"] for d in docs])}
+        single = {d["_id"]: d for d in tx.find(ids=["one-" + d["_id"] for d in docs[:3]])}
+        logs = tx.log_of(["b00", "b01"])
+    assert list(batch) == [d["_id"] for d in docs]
+    for doc in docs:
+        assert batch[doc["_id"]] == {k: v for k, v in doc.items() if k != "log"}
+    for key, doc in single.items():
+        assert doc == {**batch[key.removeprefix("one-")], "_id": key}
+    assert logs == {"b00": docs[0]["log"], "b01": []}

@@ -13,6 +13,7 @@ from . import queries as q
 from . import reads
 from .workers import PgWorkers
 
+_COPY_FROM = 8  # rows from which an insert goes by COPY
 FeedRow = tuple[str, str, ChangeOp | Literal["inserts"], str, str | None, str]
 
 
@@ -131,10 +132,7 @@ class PgTransaction(PgWorkers):
 
     def insert(self, docs: Sequence[JobDoc]) -> None:
         for columns, rows in cols.insert_rows(self.collection, docs):
-            if len(rows) == 1:
-                self._cur.execute(q.job_insert(columns), rows[0])
-            else:
-                self._cur.executemany(q.job_insert(columns), rows)
+            self._insert_rows(columns, rows)
         deps = [(a, d["_id"]) for d in docs for a in d["depends"]]
         if deps:
             self._cur.execute(q.DEPS_ADD, [[a for a, _ in deps], [j for _, j in deps]])
@@ -150,8 +148,23 @@ class PgTransaction(PgWorkers):
         rows = cols.ready_rows(self.collection, jobs, ids, now, entries)
         if not rows:
             return
-        self._cur.executemany(q.job_insert(cols.USUAL_COLUMNS), rows)
+        self._insert_rows(cols.USUAL_COLUMNS, rows)
         self._inserted([(row[2], "ready", row[1]) for row in rows])
+
+    def _insert_rows(self, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Many rows by COPY; a few, or a batch with a non-integer value in an integer
+        column (COPY would refuse it where an INSERT converts it), by INSERT."""
+        if len(rows) >= _COPY_FROM:
+            positions = q.integer_positions(columns)
+            if all(row[n] is None or type(row[n]) is int for row in rows for n in positions):
+                with self._cur.copy(q.jobs_copy(columns)) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                return
+        if len(rows) == 1:
+            self._cur.execute(q.job_insert(columns), rows[0])
+        else:
+            self._cur.executemany(q.job_insert(columns), rows)
 
     def _inserted(self, jobs: Sequence[tuple[str, str, str]]) -> None:
         """Feed rows for inserted (type, status, id)s: one per type and status, op `inserts`
