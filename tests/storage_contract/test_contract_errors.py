@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Callable, Sequence
 
 import pytest
 from contract_helpers import OpenStorage, job
@@ -95,3 +97,40 @@ def test_a_lost_connection_is_unavailable_then_the_pool_reconnects(
     with storage.write("q") as tx:
         tx.insert([job("d")])
     assert ids(storage) == ["a", "d"]
+
+
+def test_subscribers_miss_nothing_across_a_lost_connection(
+    adapter: str, database: str, storage: Storage, open_storage_again: OpenStorage
+) -> None:
+    if adapter == "sqlite":
+        pytest.skip("no connection to lose")
+    import psycopg
+
+    from jobcollection.storage.port import Change
+
+    seen: list[str] = []
+
+    def listener(changes: Sequence[Change]) -> None:
+        seen.extend(change.job_id for change in changes)
+
+    watched = open_storage_again()
+    watched.subscribe(listener)
+    with storage.write("q") as tx:
+        tx.insert([job("before")])
+    _wait(lambda: seen == ["before"])
+    application = database.partition("application_name=")[2].partition("&")[0]
+    with psycopg.connect(database.split("?")[0], autocommit=True) as admin:
+        admin.execute(  # the watcher's connection too
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (application,),
+        )
+    with storage.write("q") as tx:  # while the watcher reconnects
+        tx.insert([job("after")])
+    _wait(lambda: seen == ["before", "after"])
+
+
+def _wait(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
