@@ -53,6 +53,7 @@ def test_tokens(storage: Storage, open_storage_again: OpenStorage) -> None:
         True,
     ]
     assert open_storage_again().users.find_token("h5") == (ADA, 50)
+    assert users.tokens() == [("u1", "h4", 40), ("u1", "h5", 50)]
     assert users.delete_token("h5")
     assert not users.delete_token("h5")
     users.add_token("u1", "h6", 60)

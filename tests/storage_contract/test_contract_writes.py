@@ -33,6 +33,10 @@ def test_insert_get_find_keep_documents_as_they_were(storage: Storage) -> None:
         assert tx.ready_types(["t", "u", "v"]) == {"t"}
     with storage.read("other") as tx:
         assert tx.find() == []
+    assert storage.collections() == ["q"]
+    with storage.write("another") as tx:
+        tx.insert([job("x")])
+    assert storage.collections() == ["another", "q"]
 
 
 def test_update_sets_unsets_and_logs_only_where_the_guard_holds(storage: Storage) -> None:
@@ -124,7 +128,7 @@ def test_remove_dependents_due_expired_and_next_wakeup(storage: Storage) -> None
 
 def test_insert_ready_stores_waiting_jobs_as_ready_now(storage: Storage) -> None:
     from jobcollection.core.constants import FOREVER_DATE
-    from jobcollection.core.document import usual_values
+    from jobcollection.core.usual_job import usual_values
 
     entry = {"time": 50, "runId": None, "level": "info", "message": "Ready"}
     docs = []

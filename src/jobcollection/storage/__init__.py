@@ -92,12 +92,24 @@ def schema_status(db: str | os.PathLike[str] | None = None) -> SchemaStatus:
     """The schema of the database a URL or path names, read without changing anything (a
     database that does not exist yet is at version 0). Raises `SchemaTooNew` for a database
     written by a newer jobcollection."""
+    from . import migrations
+
     url = resolve_url(db)
+    conninfo = postgres_conninfo(url)
+    if conninfo is not None:
+        try:
+            from . import postgres
+        except ImportError:
+            open_storage(url)  # the missing driver's error
+            raise
+        where = f"PostgreSQL {postgres.storage.describe(conninfo)}"
+        version = postgres.schema_version(conninfo)
+        pending = migrations.pending(postgres.DIALECT, version, where)
+        return SchemaStatus(url, version, migrations.latest(postgres.DIALECT), pending)
     path = sqlite_path(url)
     if path is None:
         open_storage(url)  # the scheme's own error
-        raise AssertionError("unreachable: open_storage knows only SQLite")
-    from . import migrations
+        raise AssertionError("unreachable: open_storage refuses unknown schemes")
     from .sqlite import DIALECT, schema_version
 
     version = schema_version(path)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .storage import SCHEMA_VERSION, PgStorage, translate
+from .storage import DIALECT, SCHEMA_VERSION, PgStorage, schema_version, translate
 
-__all__ = ["SCHEMA_VERSION", "PgStorage", "translate"]
+__all__ = ["DIALECT", "SCHEMA_VERSION", "PgStorage", "schema_version", "translate"]

@@ -56,6 +56,8 @@ PRUNE: Final = (
     "DELETE FROM changes WHERE seq < (SELECT seq FROM changes ORDER BY seq DESC OFFSET %s LIMIT 1)"
 )
 
+COLLECTIONS: Final = "SELECT DISTINCT collection FROM jobs ORDER BY 1"
+
 # -- jobs: reads -----------------------------------------------------------------------------
 
 SELECT_LIST: Final = cols.SELECT_LIST

@@ -24,11 +24,11 @@ from psycopg_pool import ConnectionPool
 
 from ...errors import (
     ConflictError,
-    SchemaTooNew,
     StorageCorrupt,
     StorageError,
     StorageUnavailable,
 )
+from .. import migrations
 from .._change_hub import ChangeHub
 from ..port import Change, ChangeListener
 from . import feed
@@ -38,7 +38,8 @@ from .users import PgUserStore
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+DIALECT = "postgres"
+SCHEMA_VERSION = 1  # = migrations.latest(DIALECT), without reading the files at import
 POOL_SIZE = 8
 CONNECT_TIMEOUT_S = 5
 POOL_WAIT_S = 5.0  # how long a caller waits for a pooled connection before giving up
@@ -72,14 +73,24 @@ def translate(error: Exception, name: str) -> StorageError:
     return StorageError(f"PostgreSQL database {name}: {text}")
 
 
-def _migrations() -> list[str]:
-    from importlib import resources  # only when a database is created or migrated
+def _version(conn: psycopg.Connection[Any]) -> int:
+    """The schema version recorded in the database (0: none yet), read without writing."""
+    found = conn.execute(q.HAS_VERSION_TABLE).fetchone()
+    if not (found and found[0]):
+        return 0
+    row = conn.execute(q.VERSION).fetchone()
+    return int(row[0]) if row else 0
 
-    folder = resources.files("jobcollection.storage") / "sql"
-    return [
-        (folder / f"postgres_{version:03d}.sql").read_text("utf-8")
-        for version in range(1, SCHEMA_VERSION + 1)
-    ]
+
+def schema_version(conninfo: str) -> int:
+    """The schema version of a PostgreSQL database, read without changing it (0: no
+    jobcollection schema in it yet)."""
+    name = describe(conninfo)
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            return _version(conn)
+    except psycopg.Error as error:
+        raise translate(error, name) from error
 
 
 def migrate(conn: psycopg.Connection[Any], name: str) -> None:
@@ -87,23 +98,16 @@ def migrate(conn: psycopg.Connection[Any], name: str) -> None:
     migrates; the others then find it done); refuse a database newer than this code."""
     conn.execute(q.LOCK, (q.MIGRATION_LOCK,))
     try:
-        found = conn.execute(q.HAS_VERSION_TABLE).fetchone()
-        if not (found and found[0]):  # (a user without CREATE can open an up-to-date one)
-            conn.execute(q.VERSION_TABLE)
-        row = conn.execute(q.VERSION).fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"PostgreSQL database {name} has schema version {version}; this jobcollection "
-                f"understands up to {SCHEMA_VERSION}: upgrade jobcollection"
-            )
-        if version < SCHEMA_VERSION:
-            for number, script in enumerate(_migrations(), start=1):
-                if number > version:
-                    with conn.transaction():
-                        conn.execute(script.encode())  # no parameters: several statements
-                        conn.execute(q.SET_VERSION, (number,))
-                    log.info("migrated %s to schema version %d", name, number)
+        version = _version(conn)
+        if version >= SCHEMA_VERSION:  # (a user without CREATE can open an up-to-date one)
+            migrations.pending(DIALECT, version, f"PostgreSQL {name}")  # newer: SchemaTooNew
+            return
+        conn.execute(q.VERSION_TABLE)
+        for migration in migrations.pending(DIALECT, version, f"PostgreSQL {name}"):
+            with conn.transaction():
+                conn.execute(migration.script.encode())  # no parameters: several statements
+                conn.execute(q.SET_VERSION, (migration.number,))
+            log.info("migrated %s to schema version %d", name, migration.number)
     finally:
         conn.execute(q.UNLOCK, (q.MIGRATION_LOCK,))
 
@@ -222,6 +226,10 @@ class PgStorage:
                     self._conninfo, self._hub, self.name, CONNECT_TIMEOUT_S
                 )
         return self._hub.subscribe(listener)
+
+    def collections(self) -> list[str]:
+        with self._transaction("BEGIN READ ONLY") as cur:
+            return [name for (name,) in cur.execute(q.COLLECTIONS).fetchall()]
 
     def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
         with self._transaction("BEGIN READ ONLY") as cur:

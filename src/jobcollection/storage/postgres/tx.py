@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from ...core.usual_job import UsualJob
 from .. import _columns as cols
 from ..port import NO_GUARD, ChangeOp, Guard, JobDoc, LogEntry, Page, Tally, TallyCursor
 from . import queries as q
@@ -140,7 +141,7 @@ class PgTransaction(PgWorkers):
 
     def insert_ready(
         self,
-        jobs: Sequence[tuple[Any, ...]],
+        jobs: Sequence[UsualJob],
         ids: Sequence[str],
         now: int,
         entries: Sequence[LogEntry],

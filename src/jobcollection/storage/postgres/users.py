@@ -151,6 +151,14 @@ class PgUserStore:
             user = _user(cur, row[0])
             return None if user is None else (user, int(row[1]))
 
+    def tokens(self) -> list[tuple[str, str, int]]:
+        with self._tx(write=False) as cur:
+            rows = cur.execute(
+                "SELECT user_id, hashed_token, when_ms FROM login_tokens "
+                "ORDER BY when_ms, hashed_token"
+            ).fetchall()
+            return [(user_id, hashed, int(when)) for user_id, hashed, when in rows]
+
     def delete_token(self, hashed_token: str) -> bool:
         with self._tx(write=True) as cur:
             cur.execute("DELETE FROM login_tokens WHERE hashed_token = %s", (hashed_token,))
