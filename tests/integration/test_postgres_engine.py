@@ -12,6 +12,7 @@ import pytest
 from jobcollection import Job, JobCollection
 from pg_support import fresh_database
 
+pytestmark = pytest.mark.postgres
 WAIT_S = 15.0
 
 

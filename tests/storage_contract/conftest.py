@@ -17,7 +17,7 @@ from jobcollection.storage.port import Storage
 from pg_support import fresh_database
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a fresh database of the adapter under test."""
     if request.param == "sqlite":

@@ -77,7 +77,7 @@ def test_a_lost_connection_is_unavailable_then_the_pool_reconnects(
 
         def drop_connections() -> None:
             admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                 "WHERE application_name = %s AND pid <> pg_backend_pid()",
                 (application,),
             )
@@ -121,7 +121,8 @@ def test_subscribers_miss_nothing_across_a_lost_connection(
     application = database.partition("application_name=")[2].partition("&")[0]
     with psycopg.connect(database.split("?")[0], autocommit=True) as admin:
         admin.execute(  # the watcher's connection too
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+            "WHERE application_name = %s",
             (application,),
         )
     with storage.write("q") as tx:  # while the watcher reconnects
