@@ -81,7 +81,10 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--db",
         metavar="URL",
         default=None if top else argparse.SUPPRESS,
-        help=f"SQLite file or sqlite:/// URL (default: ${ENV_VAR}, else ./jobcollection.db)",
+        help=(
+            "SQLite file, sqlite:/// URL or postgresql:// URL "
+            f"(default: ${ENV_VAR}, else ./jobcollection.db)"
+        ),
     )
     parser.add_argument(
         "--collection",
