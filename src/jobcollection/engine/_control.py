@@ -263,7 +263,8 @@ def save_many(
     ids: list[str | None] = []
     ready_values: list[UsualJob] = []  # a run of candidates going to ready...
     ready_ids: list[str] = []
-    ready_docs: list[JobDoc] = []  # ...or of documents going to ready
+    ready_docs: list[JobDoc] = []  # ...or of documents stored as they stand
+    wake: int | None = None  # the earliest time one of those becomes due
     entries = _new_job_entries(op.now)
 
     def flush() -> None:
@@ -274,6 +275,10 @@ def save_many(
         if ready_docs:
             op.tx.insert(ready_docs)
             ready_docs.clear()
+        nonlocal wake
+        if wake is not None:
+            op.wake_at(wake)
+            wake = None
 
     for job in jobs:
         if type(job) is UsualJob:
@@ -290,9 +295,13 @@ def save_many(
         doc = rules.clamp_new_doc(job, op.now, copy=False)
         if doc is None:  # a schedule without an occurrence in time: nothing is saved
             ids.append(None)
-        elif _prepare_new(op, doc, entries, next_id):
+        elif _prepare_new(op, doc, entries, next_id) or _waits_for_time_alone(op, doc):
+            # Stored as it stands: ready now, or waiting for its time (nothing to look up:
+            # the scheduler is told when the earliest of them is due).
             if ready_values:
                 flush()
+            if doc["status"] == _WAITING:
+                wake = doc["after"] if wake is None else min(wake, doc["after"])
             ready_docs.append(doc)
             ids.append(doc["_id"])
         else:
@@ -300,6 +309,12 @@ def save_many(
             ids.append(_insert_prepared(op, doc))
     flush()
     return ids
+
+
+def _waits_for_time_alone(op: Op, doc: JobDoc) -> bool:
+    """A prepared new job that is waiting only for its time (not due yet, no dependencies):
+    inserting it is all there is to do, besides telling the scheduler when it is due."""
+    return doc["status"] == _WAITING and not doc["depends"] and doc["after"] > op.now
 
 
 def _insert_prepared(op: Op, doc: JobDoc) -> str | None:
