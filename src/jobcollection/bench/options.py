@@ -27,6 +27,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only the enqueue figures and the raw SQLite floor (~30 s)",
     )
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="measure on this PostgreSQL server (postgresql://...; each figure in a schema of "
+        "its own, dropped after); default: temporary SQLite files",
+    )
     parser.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE")
 
 

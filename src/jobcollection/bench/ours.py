@@ -1,7 +1,7 @@
 """Our figures: enqueue, processing, latency, claim time under a backlog, peak RSS.
 
-Every figure runs on a fresh SQLite file (WAL, synchronous=NORMAL) in a temporary folder and
-with bounded loops; see `jobcollection.bench.__main__` for the report.
+Every figure runs on a fresh database (`databases.py`: a SQLite file in a temporary folder, or
+a schema of its own on a PostgreSQL server) with bounded loops; see `report.py`.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ from ..core.ids import random_id
 from ..storage import migrations
 from ..storage._columns import USUAL_COLUMNS
 from ..storage.sqlite import AUTOCHECKPOINT_PAGES, DIALECT
+from . import databases
 
 _TIMEOUT_S = 120.0
 
 
 @contextlib.contextmanager
 def _collection() -> Iterator[JobCollection]:
-    with tempfile.TemporaryDirectory(prefix="jc-bench-") as folder:
-        jc = JobCollection("bench", str(Path(folder) / "bench.db"))
+    with databases.fresh() as db:
+        jc = JobCollection("bench", db)
         try:
             yield jc
         finally:
@@ -203,8 +204,7 @@ def noop(job: Any) -> None:
 def worker_peak_rss_mb(n: int = 5000, concurrency: int = 4) -> float:
     """Peak RSS (VmHWM) of a `jobcollection worker` process draining `n` jobs (compare: huey's
     consumer process)."""
-    with tempfile.TemporaryDirectory(prefix="jc-bench-") as folder:
-        db = str(Path(folder) / "rss.db")
+    with databases.fresh() as db:
         with JobCollection("bench", db) as jc:
             jc.save_jobs([Job(jc, "noop", {}) for _ in range(n)])
             command = [sys.executable, "-m", "jobcollection", "--db", db, "--collection", "bench"]
@@ -231,8 +231,7 @@ def stamp(job: Any) -> dict[str, int]:
 def cross_process_latency(samples: int = 200) -> dict[str, float]:
     """save() in this process -> start in a separate `jobcollection worker` process whose
     queue polls only every 60 s (so only the change feed can wake it), ms."""
-    with tempfile.TemporaryDirectory(prefix="jc-bench-") as folder:
-        db = str(Path(folder) / "x.db")
+    with databases.fresh() as db:
         command = [sys.executable, "-m", "jobcollection", "--db", db, "--collection", "bench"]
         command += ["worker", "jobcollection.bench.ours:stamp", "--type", "stamp"]
         command += ["--poll-interval", "60000"]

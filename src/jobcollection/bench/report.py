@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import ours
+from . import databases, ours
 from .options import add_options
 
 RUNS = 3  # enqueue runs take seconds: each is repeated, the median reported (noisy machine)
@@ -34,8 +34,11 @@ def machine() -> dict[str, str]:
 
 def enqueue_figures(quick: bool) -> dict[str, Any]:
     """Enqueue figures, and the raw SQLite floor under the batched one (same run, the batched
-    and raw runs alternating so that the machine's noise falls on both alike)."""
+    and raw runs alternating so that the machine's noise falls on both alike); on PostgreSQL,
+    the single-connection commit floor under the one-at-a-time figure instead."""
     n = 3000 if quick else 20000
+    if databases.kind() == "postgres":
+        return _postgres_enqueue_figures(n)
     pairs = [
         (ours.enqueue_batched_rate(5 * n), ours.raw_sqlite_batched_rate(5 * n)) for _ in range(RUNS)
     ]
@@ -50,6 +53,22 @@ def enqueue_figures(quick: bool) -> dict[str, Any]:
         "raw_sqlite_batched_per_s": round(raw),
         "raw_sqlite_batched_per_s_runs": [round(rate) for _, rate in pairs],
         "enqueue_batched_vs_raw_sqlite": round(batched / raw, 2),
+    }
+
+
+def _postgres_enqueue_figures(n: int) -> dict[str, Any]:
+    pairs = [(ours.enqueue_rate(n), databases.commit_floor(n)) for _ in range(RUNS)]
+    single = statistics.median(rate for rate, _ in pairs)
+    floor = statistics.median(rate for _, rate in pairs)
+    batched = median_of_runs(lambda: ours.enqueue_batched_rate(5 * n))
+    return {
+        "enqueue_per_s": round(single),
+        "enqueue_per_s_runs": [round(rate) for rate, _ in pairs],
+        "commit_floor_per_s": round(floor),
+        "commit_floor_per_s_runs": [round(rate) for _, rate in pairs],
+        "enqueue_vs_commit_floor": round(single / floor, 2),
+        "enqueue_batched_per_s": batched["median"],
+        "enqueue_batched_per_s_runs": batched["runs"],
     }
 
 
@@ -89,9 +108,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """The report the parsed options ask for (without its `seconds`)."""
     if args.server_figures:
         return {"machine": machine(), "server": server_figures(args.quick)}
+    databases.use(args.db)
     backlog = args.backlog or default_backlog(args.quick)
     mine = enqueue_figures(args.quick) if args.enqueue_only else our_figures(args.quick, backlog)
-    return {"machine": machine(), "jobcollection": mine}
+    return {"machine": machine(), "storage": databases.kind(), "jobcollection": mine}
 
 
 def emit(report: dict[str, Any], out_path: str | None) -> None:
