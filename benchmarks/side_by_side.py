@@ -3,18 +3,19 @@
     pip install -r benchmarks/requirements.txt      # huey, Celery, redis, psutil
     python -m benchmarks.side_by_side --out bench.json              # ~2-3 min; ours and huey
     python -m benchmarks.side_by_side --server --out server.json    # ~2 min; Redis must run
-    python -m benchmarks.side_by_side --postgres --out pg.json      # PostgreSQL peers
+    python -m benchmarks.side_by_side --postgres --out pg.json      # ours and the PG peers
 
 Run from the repository root. Without ``--server``: the report of ``jobcollection bench``
 plus huey on SQLite (``peers/huey_sqlite.py``) and ``ratio_ours_over_huey``. With
 ``--server``: the report of ``jobcollection bench --server`` plus huey and Celery on Redis
 (``peers/redis_peers.py``; a peer whose Redis or packages are missing reports ``skipped``),
 ``ratio_processing`` and ``ratio_latency_p50``. Every ratio is > 1 where we are ahead.
-With ``--postgres``: pgqueuer, procrastinate and chancy on the PostgreSQL at
-127.0.0.1:5432 (``peers/pg_peers.py``; each run in its own fresh database; ``--quick``: 1,000
-jobs x 1 run, 50 latency samples, else 10,000 x 3 and 300), under ``postgres.peers``. Our own
-PostgreSQL figures are not there yet: ``postgres.jobcollection`` says so until the PostgreSQL
-adapter lands (see ``add_postgres``), and no ratio is computed.
+With ``--postgres [URL]``: our figures on that PostgreSQL server (default
+127.0.0.1:5432/test; ``jobcollection bench --db URL``, each figure in a schema of its own,
+under ``postgres.jobcollection``) beside pgqueuer, procrastinate and chancy on the same server
+(``peers/pg_peers.py``; each run in its own fresh database; ``--quick``: 1,000 jobs x 1 run,
+50 latency samples, else 10,000 x 3 and 300; under ``postgres.peers``), and
+``postgres.ratio_over_best_peer``.
 Options: those of ``jobcollection bench``, ``--no-huey`` (our figures alone) and
 ``--postgres``.
 """
@@ -84,18 +85,56 @@ def add_server_peers(report: dict[str, Any], quick: bool) -> None:
     report["ratio_latency_p50"] = latency_ratios(report["server"], report["peers"])
 
 
-def add_postgres(report: dict[str, Any], quick: bool) -> None:
-    """The PostgreSQL peers, and the place of our own figures on PostgreSQL."""
+def add_postgres(report: dict[str, Any], quick: bool, server: str, backlog: int | None) -> None:
+    """Ours on PostgreSQL (`jobcollection bench --db`, each figure in a fresh schema) and the
+    PostgreSQL peers (each run in a fresh database), same server, same run, with the ratios
+    over the best peer (> 1: we are ahead)."""
     from benchmarks.peers import pg_peers
+    from jobcollection.bench import databases
 
     n, samples, runs = (1000, 50, 1) if quick else (10_000, 300, 3)
+    databases.use(server)
+    try:
+        mine = ours.our_figures(quick, backlog or ours.default_backlog(quick))
+    finally:
+        databases.use(None)
+    peers = pg_peers.run_all(n, samples, runs)
     report["postgres"] = {
-        # TODO(pg-adapter): ours on PostgreSQL goes here once the adapter (branch pg-adapter)
-        # is merged: the same figures, measured on the same server in the same run (a fresh
-        # database each), then ratios over the best peer as `huey_comparison` does. Until
-        # then nothing is measured or estimated for us.
-        "jobcollection": {"pending": "the PostgreSQL adapter is not merged yet"},
-        "peers": pg_peers.run_all(n, samples, runs),
+        "jobcollection": mine,
+        "peers": peers,
+        "ratio_over_best_peer": postgres_ratios(mine, peers),
+    }
+
+
+def _best(peers: dict[str, Any], prefix: str, higher_is_better: bool = True) -> float:
+    """The best figure of any peer among its keys starting with ``prefix`` (0: none)."""
+    values = [
+        value
+        for peer in peers.values()
+        if isinstance(peer, dict)
+        for key, value in peer.items()
+        if key.startswith(prefix)
+        and not key.endswith("_runs")
+        and "committed" not in key
+        and isinstance(value, (int, float))
+        and value > 0
+    ]
+    if not values:
+        return 0.0
+    return max(values) if higher_is_better else min(values)
+
+
+def postgres_ratios(mine: dict[str, Any], peers: dict[str, Any]) -> dict[str, float]:
+    """Ours over the best PostgreSQL peer per figure (for latency: its time over ours)."""
+    return {
+        "enqueue": ratio(mine["enqueue_per_s"], _best(peers, "enqueue_per_s")),
+        "enqueue_batched": ratio(
+            mine["enqueue_batched_per_s"], _best(peers, "enqueue_batched_per_s")
+        ),
+        "process_c4": ratio(mine["process_per_s_c4_p10"], _best(peers, "process_per_s_")),
+        "latency_p50_other_process": ratio(
+            mine["cross_process_latency"]["p50_ms"], _best(peers, "latency_p50_ms", False), False
+        ),
     }
 
 
@@ -115,14 +154,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-huey", action="store_true", help="skip the huey figures")
     parser.add_argument(
         "--postgres",
-        action="store_true",
-        help="only the PostgreSQL peers (pgqueuer, procrastinate, chancy); ours: pending",
+        metavar="URL",
+        nargs="?",
+        const="postgresql://postgres@127.0.0.1:5432/test",
+        default=None,
+        help="ours on this PostgreSQL server (default 127.0.0.1:5432/test) beside pgqueuer, "
+        "procrastinate and chancy",
     )
     args = parser.parse_args(argv)
     started = time.time()
     if args.postgres:
         report: dict[str, Any] = {"machine": ours.machine()}
-        add_postgres(report, args.quick)
+        add_postgres(report, args.quick, args.postgres, args.backlog)
         report["seconds"] = round(time.time() - started, 1)
         ours.emit(report, args.out)
         return 0

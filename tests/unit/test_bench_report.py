@@ -77,3 +77,32 @@ def test_the_peer_ratios_are_ours_over_theirs_where_both_were_measured() -> None
         "latency_p99": 1.5,
         "worker_peak_rss": 0.5,
     }
+
+
+def test_postgres_ratios_compare_ours_with_the_best_peer_of_each_figure() -> None:
+    from benchmarks.side_by_side import postgres_ratios
+
+    mine = {
+        "enqueue_per_s": 3000,
+        "enqueue_batched_per_s": 80000,
+        "process_per_s_c4_p10": 12000,
+        "cross_process_latency": {"p50_ms": 1.5, "p99_ms": 4.0},
+    }
+    peers = {
+        "pgqueuer": {
+            "enqueue_per_s": 2000,
+            "enqueue_batched_per_s": 40000,
+            "process_per_s_c4": 4000,
+            "process_per_s_defaults": 6000,
+            "process_committed_per_s_c4": 9999,  # not a processing figure of its own
+            "latency_p50_ms": 3.0,
+        },
+        "procrastinate": {"enqueue_per_s": 500, "process_per_s_c4": 300, "latency_p50_ms": 5.0},
+        "chancy": {"skipped": "not installed"},
+    }
+    assert postgres_ratios(mine, peers) == {
+        "enqueue": 1.5,
+        "enqueue_batched": 2.0,
+        "process_c4": 2.0,  # over pgqueuer's best (its defaults)
+        "latency_p50_other_process": 2.0,  # the best peer's 3.0 ms over our 1.5 ms
+    }
