@@ -220,7 +220,8 @@ def test_the_next_call_does_not_wait_for_the_previous_calls_updated(
     jc: JobCollection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A call's `updated` waits for the live queries to publish its changes; the connection's
-    next call runs meanwhile (as in Meteor), and each `updated` still follows its data."""
+    next call runs meanwhile (as in Meteor), and each `updated` still follows its data. (A
+    worker's claim: its result goes out at once; a save's waits for its changes, on purpose.)"""
     import asyncio
 
     from jobcollection.server.publications import PublicationRegistry
@@ -231,15 +232,18 @@ def test_the_next_call_does_not_wait_for_the_previous_calls_updated(
         await asyncio.sleep(0.3)  # live queries that take their time to catch up
         await real_flush(self)
 
-    monkeypatch.setattr(PublicationRegistry, "flush", slow_flush)
     jc.allow(admin="anyone")
-    with serving(Server(jc)) as url, DdpClient(url) as client:
+    job_id = Job(jc, "t", {"n": 1}).save()
+    other = JobCollection("other", db=jc.manager.storage)
+    other.allow(admin="anyone")
+    other.start_job_server()
+    with other, serving(Server(jc, other)) as url, DdpClient(url) as client:
         client.send({"msg": "sub", "id": "s", "name": "queue.jobs", "params": []})
         client.recv_until(lambda m: m.get("msg") == "ready")
-        doc = new_job_doc("t", {"n": 1})
-        client.send({"msg": "method", "id": "c1", "method": "queue_jobSave", "params": [doc, {}]})
-        # not a job write: it does not share c1's transaction, it runs after c1
-        client.send({"msg": "method", "id": "c2", "method": "queue_getJob", "params": ["nope"]})
+        monkeypatch.setattr(PublicationRegistry, "flush", slow_flush)
+        client.send({"msg": "method", "id": "c1", "method": "queue_getWork", "params": ["t"]})
+        # a claim in another collection: not batched with c1, it runs after c1
+        client.send({"msg": "method", "id": "c2", "method": "other_getWork", "params": ["t"]})
         seen = client.recv_until(
             lambda m: m.get("msg") == "updated" and "c2" in m.get("methods", ())
         )
@@ -252,8 +256,8 @@ def test_the_next_call_does_not_wait_for_the_previous_calls_updated(
 
     answered = {m["id"]: (i, m["result"]) for i, m in enumerate(seen) if m.get("msg") == "result"}
     assert set(answered) == {"c1", "c2"}
+    assert [doc["_id"] for doc in answered["c1"][1]] == [job_id]
     assert answered["c2"][0] < updated("c1"), seen  # c2 ran while c1's changes were pending
-    job_id = answered["c1"][1]
-    added = index(lambda m: m.get("msg") == "added" and m["id"] == job_id)
-    assert added < updated("c1"), seen  # and `updated` follows the call's data
+    changed = index(lambda m: m.get("msg") == "changed" and m["id"] == job_id)
+    assert changed < updated("c1"), seen  # and `updated` follows the call's data
     assert updated("c1") <= updated("c2")

@@ -146,7 +146,11 @@ class InOrder(ABC):
             finally:
                 self._outbox.release()
         else:
-            await self._reply(await self._outcome(call), now=False)
+            # Others (a jobSave...) let the changes go first: a waiting worker hears of its job
+            # one socket write sooner (the saver waits one message longer).
+            reply = await self._outcome(call)
+            await self._view.flush()
+            await self._reply(reply, now=False)
         self._updates.add((call.id,))
 
     def _send_updated(self, ids: list[str]) -> None:
