@@ -33,7 +33,7 @@ from jobcollection.storage import sqlite_path
 Rows = dict[str, list[tuple[Any, ...]]]
 # (a folder the test may use, a name unique among the test's databases) -> its URL, dropped at exit
 CreateDatabase = Callable[[Path, str], AbstractContextManager[str]]
-DumpTables = Callable[[str, Sequence[str]], Rows]
+DumpTables = Callable[[str, Sequence[str] | None], Rows]  # None: every table
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,16 @@ def _sqlite_database(folder: Path, name: str) -> Iterator[str]:
     yield str(folder / f"{name}.db")
 
 
-def _sqlite_dump(url: str, tables: Sequence[str]) -> Rows:
+def _sqlite_dump(url: str, tables: Sequence[str] | None) -> Rows:
     path = sqlite_path(url)
     assert path is not None, url
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     try:
+        if tables is None:
+            query = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            tables = [row[0] for row in conn.execute(query)]
         return {
-            table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            table: sorted(conn.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
             for table in tables
         }
     finally:
@@ -91,8 +94,9 @@ def is_sqlite(url: str) -> bool:
     return kind_of(url) is SQLITE
 
 
-def dump_tables(url: str, tables: Sequence[str]) -> Rows:
-    """Every row of `tables`, sorted, read through a connection of its own."""
+def dump_tables(url: str, tables: Sequence[str] | None = None) -> Rows:
+    """Every row of `tables` (None: of every table), each table's rows sorted, read through a
+    connection of its own (so it sees every commit, and nothing uncommitted)."""
     return kind_of(url).dump(url, tables)
 
 
