@@ -5,10 +5,15 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from _schema import drop_worker_registry
 
 from jobcollection import Job, JobCollection
 from jobcollection.storage.sqlite import SCHEMA_VERSION
+
+pytestmark = pytest.mark.sqlite_only(
+    reason="migrates SQLite databases of schema version 1 (sqlite_00N.sql)"
+)
 
 
 def _make_version_1(path: Path) -> str:
