@@ -85,9 +85,11 @@ def kind_named(name: str) -> StorageKind:
 
 
 def kind_of(url: str) -> StorageKind:
-    """The kind of storage a URL names."""
-    [kind] = [k for k in KINDS if k.owns(url)]
-    return kind
+    """The kind of storage a URL names (SQLite, which takes any plain path, is asked last)."""
+    for kind in reversed(KINDS):
+        if kind.owns(url):
+            return kind
+    raise AssertionError(f"no kind of storage owns {url!r}")
 
 
 def is_sqlite(url: str) -> bool:

@@ -117,6 +117,7 @@ def test_a_result_that_cannot_be_encoded_becomes_a_500_and_the_connection_lives_
         assert client.call("queue_getJob", "nope") is None
 
 
+@pytest.mark.sqlite_only(reason="counts the SQL statements SQLite ran (its trace callback)")
 def test_a_remote_payload_with_one_result_is_completed_by_one_statement(
     jc: JobCollection,
 ) -> None:
@@ -201,6 +202,7 @@ def test_pipelined_dones_of_one_run_end_as_one_by_one(dbs: Databases) -> None:
     assert len(rows) == 7  # six jobs and the repeat
 
 
+@pytest.mark.sqlite_only(reason="counts the SQL statements SQLite ran (its trace callback)")
 def test_pipelined_dones_with_one_result_are_one_statement(jc: JobCollection) -> None:
     from jobcollection.storage.sqlite import SqliteStorage
 
