@@ -9,6 +9,8 @@ import pytest
 from jobcollection import StorageUnavailable
 from jobcollection.storage import DEFAULT_DB, ENV_VAR, open_storage, resolve_url, sqlite_path
 
+pytestmark = pytest.mark.sqlite_only(reason="how a db= value names a SQLite file")
+
 
 @pytest.mark.parametrize(
     ("url", "path"),
