@@ -3,13 +3,20 @@
     pip install -r benchmarks/requirements.txt      # huey, Celery, redis, psutil
     python -m benchmarks.side_by_side --out bench.json              # ~2-3 min; ours and huey
     python -m benchmarks.side_by_side --server --out server.json    # ~2 min; Redis must run
+    python -m benchmarks.side_by_side --postgres --out pg.json      # PostgreSQL peers
 
 Run from the repository root. Without ``--server``: the report of ``jobcollection bench``
 plus huey on SQLite (``peers/huey_sqlite.py``) and ``ratio_ours_over_huey``. With
 ``--server``: the report of ``jobcollection bench --server`` plus huey and Celery on Redis
 (``peers/redis_peers.py``; a peer whose Redis or packages are missing reports ``skipped``),
 ``ratio_processing`` and ``ratio_latency_p50``. Every ratio is > 1 where we are ahead.
-Options: those of ``jobcollection bench``, and ``--no-huey`` (our figures alone).
+With ``--postgres``: pgqueuer, procrastinate and chancy on the PostgreSQL at
+127.0.0.1:5432 (``peers/pg_peers.py``; each run in its own fresh database; ``--quick``: 1,000
+jobs x 1 run, 50 latency samples, else 10,000 x 3 and 300), under ``postgres.peers``. Our own
+PostgreSQL figures are not there yet: ``postgres.jobcollection`` says so until the PostgreSQL
+adapter lands (see ``add_postgres``), and no ratio is computed.
+Options: those of ``jobcollection bench``, ``--no-huey`` (our figures alone) and
+``--postgres``.
 """
 
 from __future__ import annotations
@@ -77,6 +84,21 @@ def add_server_peers(report: dict[str, Any], quick: bool) -> None:
     report["ratio_latency_p50"] = latency_ratios(report["server"], report["peers"])
 
 
+def add_postgres(report: dict[str, Any], quick: bool) -> None:
+    """The PostgreSQL peers, and the place of our own figures on PostgreSQL."""
+    from benchmarks.peers import pg_peers
+
+    n, samples, runs = (1000, 50, 1) if quick else (10_000, 300, 3)
+    report["postgres"] = {
+        # TODO(pg-adapter): ours on PostgreSQL goes here once the adapter (branch pg-adapter)
+        # is merged: the same figures, measured on the same server in the same run (a fresh
+        # database each), then ratios over the best peer as `huey_comparison` does. Until
+        # then nothing is measured or estimated for us.
+        "jobcollection": {"pending": "the PostgreSQL adapter is not merged yet"},
+        "peers": pg_peers.run_all(n, samples, runs),
+    }
+
+
 def add_huey(report: dict[str, Any], quick: bool) -> None:
     from benchmarks.peers import huey_sqlite
 
@@ -91,8 +113,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_options(parser)
     parser.add_argument("--no-huey", action="store_true", help="skip the huey figures")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="only the PostgreSQL peers (pgqueuer, procrastinate, chancy); ours: pending",
+    )
     args = parser.parse_args(argv)
     started = time.time()
+    if args.postgres:
+        report: dict[str, Any] = {"machine": ours.machine()}
+        add_postgres(report, args.quick)
+        report["seconds"] = round(time.time() - started, 1)
+        ours.emit(report, args.out)
+        return 0
     report = ours.run(args)
     if args.server_figures:
         add_server_peers(report, args.quick)

@@ -26,6 +26,7 @@ import pytest
 from hypothesis import settings
 
 from node_clients import MISSING_PREFIX, install_if_needed
+from pg_support import UNREACHABLE_PREFIX
 from storage_support import db, db_kind, dbs, kind_params, module_dbs
 
 __all__ = ["db", "db_kind", "dbs", "module_dbs"]  # fixtures for the whole suite
@@ -35,6 +36,7 @@ settings.register_profile("explore", derandomize=False, database=None, print_blo
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 _FOLDED_AT = str(Path(__file__).with_name("node_clients.py"))
+_PG_FOLDED_AT = str(Path(__file__).with_name("pg_support.py"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -56,10 +58,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Skips for want of node are reported from one place, so that the summary folds them
-    into one line (it folds skips with the same place and reason) instead of one per test."""
+    """Skips for want of node or of PostgreSQL are reported from one place each, so that the
+    summary folds them into one line (it folds skips with the same place and reason) instead
+    of one per test."""
     report = yield
     longrepr = report.longrepr
-    if report.skipped and isinstance(longrepr, tuple) and MISSING_PREFIX in str(longrepr[2]):
-        report.longrepr = (_FOLDED_AT, None, longrepr[2])
+    if report.skipped and isinstance(longrepr, tuple):
+        if MISSING_PREFIX in str(longrepr[2]):
+            report.longrepr = (_FOLDED_AT, None, longrepr[2])
+        elif UNREACHABLE_PREFIX in str(longrepr[2]):
+            report.longrepr = (_PG_FOLDED_AT, None, longrepr[2])
     return report

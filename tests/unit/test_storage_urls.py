@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from jobcollection import StorageUnavailable
-from jobcollection.storage import DEFAULT_DB, ENV_VAR, open_storage, resolve_url, sqlite_path
+from jobcollection.storage import (
+    DEFAULT_DB,
+    ENV_VAR,
+    open_storage,
+    postgres_conninfo,
+    resolve_url,
+    sqlite_path,
+)
 
 pytestmark = pytest.mark.sqlite_only(reason="how a db= value names a SQLite file")
 
@@ -40,7 +47,6 @@ def test_resolution_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     ("url", "message"),
     [
         ("sqlite://relative.db", "bad SQLite URL"),
-        ("postgresql://localhost/jobs", "unsupported database URL scheme 'postgresql'"),
         ("mysql://x/y", "unsupported database URL scheme 'mysql'"),
     ],
 )
@@ -58,3 +64,36 @@ def test_url_forms_open_the_same_file(tmp_path: Path) -> None:
     second.close()
     memory = open_storage("sqlite://")
     memory.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "conninfo"),
+    [
+        ("postgresql://localhost/jobs", "postgresql://localhost/jobs"),
+        ("postgresql+psycopg://u@h:5433/db?sslmode=off", "postgresql://u@h:5433/db?sslmode=off"),
+        ("POSTGRESQL+PSYCOPG://h/db", "postgresql://h/db"),
+        ("postgres://h/db", "postgresql://h/db"),
+        ("sqlite:///jobs.db", None),
+        ("jobs.db", None),
+        ("postgresql+asyncpg://h/db", None),
+    ],
+)
+def test_postgres_conninfo(url: str, conninfo: str | None) -> None:
+    assert postgres_conninfo(url) == conninfo
+
+
+def test_postgres_url_without_the_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    for name in list(sys.modules):
+        if name == "psycopg" or name.startswith(("psycopg.", "jobcollection.storage.postgres")):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg raises ImportError
+    with pytest.raises(StorageUnavailable, match=r"pip install 'jobcollection\[postgres\]'"):
+        open_storage("postgresql+psycopg://localhost/jobs")
+
+
+def test_unreachable_postgres_names_the_database() -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(StorageUnavailable, match=r"127\.0\.0\.1:1/nowhere"):
+        open_storage("postgresql://postgres@127.0.0.1:1/nowhere")

@@ -24,8 +24,9 @@ from ..api.collection import JobCollection
 from ..api.job import Job
 from ..core.constants import FOREVER_DATE
 from ..core.ids import random_id
+from ..storage import migrations
 from ..storage._columns import USUAL_COLUMNS
-from ..storage.sqlite import AUTOCHECKPOINT_PAGES, _migrations
+from ..storage.sqlite import AUTOCHECKPOINT_PAGES, DIALECT
 
 _TIMEOUT_S = 120.0
 
@@ -88,8 +89,8 @@ def raw_sqlite_batched_rate(n: int = 50000, batch: int = 1000) -> float:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
         conn.execute("PRAGMA synchronous = NORMAL")
-        for script in _migrations():
-            conn.executescript(script)
+        for migration in migrations.migrations(DIALECT):
+            conn.executescript(migration.script)
         start = time.perf_counter()
         for first in range(0, n, batch):
             conn.execute("BEGIN IMMEDIATE")

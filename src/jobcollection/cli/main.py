@@ -21,6 +21,7 @@ from ..errors import JobCollectionError, StorageError, ValidationError
 from ..storage import ENV_VAR
 from . import args as conv
 from . import bench as bench_command
+from . import db as db_command
 from . import logs, target, users
 from . import serve as serve_command
 from . import workers as workers_command
@@ -80,7 +81,10 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--db",
         metavar="URL",
         default=None if top else argparse.SUPPRESS,
-        help=f"SQLite file or sqlite:/// URL (default: ${ENV_VAR}, else ./jobcollection.db)",
+        help=(
+            "SQLite file, sqlite:/// URL or postgresql:// URL "
+            f"(default: ${ENV_VAR}, else ./jobcollection.db)"
+        ),
     )
     parser.add_argument(
         "--collection",
@@ -269,6 +273,7 @@ def build_parser() -> Parser:
     _add_worker(sub, common)
     workers_command.add_parser(sub, parents=[common])
     users.add_parser(sub, parents=[local])
+    db_command.add_parser(sub, parents=[local])
     serve_command.add_parser(sub, parents=[serve_only])
     bench_command.add_parser(sub)
     return parser

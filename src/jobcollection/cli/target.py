@@ -21,7 +21,7 @@ from .errors import CommandFailed, UsageError
 if TYPE_CHECKING:
     from ..api.collection import JobCollection
 
-LOCAL_ONLY = ("serve", "users")  # commands that work on the database itself, never remotely
+LOCAL_ONLY = ("serve", "users", "db")  # commands that work on the database itself, never remotely
 OWN_DATABASES = ("bench",)  # commands that work on temporary databases of their own
 _LOGIN_OPTIONS = {
     "server_user": "--user",

@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 from ..api._queue_options import QueueOptions
 from ..api.collection import JobCollection
@@ -27,6 +27,7 @@ from ..engine.events import CallEvent
 from ..errors import JobValidationError, ValidationError
 from . import logs
 from .errors import EXIT_OK, UsageError
+from .status_line import StatusLine
 from .target import describe, open_collection, remote
 
 SHUTDOWN_ERROR = "Worker shutdown"
@@ -122,38 +123,6 @@ class Tracker:
         if not in_processes:
             text += f", completed {self.completed}, failed {self.failed}"
         return text
-
-
-class StatusLine:
-    """A one-line status kept up to date on a terminal (silent when not a terminal)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._enabled = stream.isatty()
-        self._shown = ""
-        self._lock = threading.Lock()
-        self.quiet = False  # drop the queue's error reports (set while stopping at once)
-
-    def show(self, text: str) -> None:
-        with self._lock:
-            if self._enabled and text != self._shown:
-                self._stream.write("\r" + text.ljust(len(self._shown)))
-                self._stream.flush()
-                self._shown = text
-
-    def say(self, text: str) -> None:
-        """Print a message on a line of its own (to the same stream, always)."""
-        with self._lock:
-            if self._shown:
-                self._stream.write("\r" + " " * len(self._shown) + "\r")
-                self._shown = ""
-            self._stream.write(text + "\n")
-            self._stream.flush()
-
-    def report(self, problem: object) -> None:
-        """The queue's error callback: one line per problem, unless stopping at once."""
-        if not self.quiet:
-            self.say(f"jobcollection worker: {problem}")
 
 
 class Signals:

@@ -6,6 +6,8 @@ from enum import StrEnum
 from typing import Final
 
 FOREVER: Final = 9007199254740992  # 2**53, one more than JS Number.MAX_SAFE_INTEGER
+INT32_MIN: Final = -(2**31)  # a priority's range (MongoDB's int)
+INT32_MAX: Final = 2**31 - 1
 FOREVER_DATE: Final = 8640000000000000  # ms: +275760-09-13T00:00:00.000Z, largest JS Date
 
 

@@ -9,21 +9,21 @@ whose `field` is the dotted path of the bad value, e.g. `doc.log[2].level`.
 from __future__ import annotations
 
 import math
-import operator
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
 
 from jobcollection.core.constants import (
     FOREVER,
     FOREVER_DATE,
+    INT32_MAX,
+    INT32_MIN,
     JOB_LOG_LEVELS,
     JOB_RETRY_BACKOFF_METHODS,
     JOB_STATUSES,
 )
 from jobcollection.core.ejson import Date
 from jobcollection.core.schedule import validate_schedule
+from jobcollection.core.usual_job import copy_usual_doc, usual_values
 from jobcollection.errors import JobValidationError
 
 __all__ = [
@@ -43,8 +43,6 @@ __all__ = [
     "validate_job_doc",
 ]
 
-INT32_MIN = -(2**31)
-INT32_MAX = 2**31 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 
@@ -315,176 +313,9 @@ def validate_job_doc(doc: object, *, share: bool = False) -> dict[str, object]:
         JobValidationError: naming the first bad field, e.g. `doc.log[2].level`.
     """
     if isinstance(doc, dict) and usual_values(doc) is not None:
-        return _copy_usual_doc(doc, share)
+        return copy_usual_doc(doc, share)
     result = _JOB_DOC(doc, "doc")
     assert isinstance(result, dict)
     if result.get("_id", "") is None:
         del result["_id"]
     return result
-
-
-# -- the usual document, checked inline ----------------------------------------------------
-#
-# Nearly every saved document is what the Job builder makes: the 22 keys below, exact `int`s and
-# `str`s, a numeric `repeatWait`, log entries without `data`. `usual_values` recognises that
-# shape with inline checks (a third of the cost of the checker table above); such a document
-# needs no normalization, so a copy of it is what the table would return. Anything else, valid
-# or not, goes through the table, which alone reports errors: both paths accept exactly the same
-# documents, the fast one never has to explain a rejection. Subclasses of bool, int, str, list
-# or dict always take the table path.
-
-_USUAL_TIMES: Final = ("after", "updated", "created", "retryUntil", "repeatUntil")
-# Integers in 0..FOREVER. Above FOREVER `retries`/`repeats`/`repeatRetries` are clamped and the
-# others rejected: both are left to the table.
-_USUAL_COUNTS: Final = (
-    "retries", "retried", "repeatRetries", "retryWait", "repeats", "repeated", "repeatWait"
-)  # fmt: skip
-_USUAL_OTHERS: Final = (
-    "runId", "type", "status", "priority", "retryBackoff", "data", "progress", "depends",
-    "resolved", "log",
-)  # fmt: skip
-USUAL_FIELDS: Final = (*_USUAL_TIMES, *_USUAL_COUNTS, *_USUAL_OTHERS)
-"""The order of the values `usual_values` returns."""
-_USUAL_KEYS: Final = frozenset(USUAL_FIELDS)
-assert len(_USUAL_KEYS) == 22
-_usual_of = operator.itemgetter(*USUAL_FIELDS)
-_STATUSES: Final = frozenset(JOB_STATUSES)
-_BACKOFFS: Final = frozenset(JOB_RETRY_BACKOFF_METHODS)
-_LEVELS: Final = frozenset(JOB_LOG_LEVELS)
-_ENTRY_KEYS: Final = frozenset(("time", "runId", "level", "message"))
-_entry_values = operator.itemgetter("time", "runId", "level", "message")
-_MAX_FLOAT: Final = sys.float_info.max
-
-
-def usual_values(doc: object) -> tuple[Any, ...] | None:
-    """The values of `doc` in `USUAL_FIELDS` order if it has the usual shape and `_JOB_DOC`
-    accepts it without changing a value, else None (which says nothing about its validity).
-
-    A batch save reads the values straight from this tuple: one lookup of the 22 keys serves
-    both the check and the stored row.
-    """
-    if type(doc) is not dict or len(doc) != len(_USUAL_KEYS):
-        return None
-    try:  # 22 keys, and each of the 22 usual ones found: exactly the usual key set
-        values: tuple[Any, ...] = _usual_of(doc)
-    except KeyError:
-        return None
-    (
-        after, updated, created, retry_until, repeat_until,
-        retries, retried, repeat_retries, retry_wait, repeats, repeated, repeat_wait,
-        run_id, job_type, status, priority, backoff, data, progress, depends, resolved, log,
-    ) = values  # fmt: skip
-    # One chained comparison and four C calls check the 13 integers (this runs per saved job).
-    if not (
-        type(after)
-        is type(updated)
-        is type(created)
-        is type(retry_until)
-        is type(repeat_until)
-        is type(retries)
-        is type(retried)
-        is type(repeat_retries)
-        is type(retry_wait)
-        is type(repeats)
-        is type(repeated)
-        is type(repeat_wait)
-        is type(priority)
-        is int
-    ):
-        return None
-    times, counts = values[:5], values[5:12]
-    if (
-        min(times) < -FOREVER_DATE
-        or max(times) > FOREVER_DATE
-        or min(counts) < 0
-        or max(counts) > FOREVER
-        or not INT32_MIN <= priority <= INT32_MAX
-    ):
-        return None
-    if (
-        (run_id is None or (type(run_id) is str and run_id))
-        and (type(job_type) is str and job_type)
-        and (type(status) is str and status in _STATUSES)
-        and (type(backoff) is str and backoff in _BACKOFFS)
-        and type(data) is dict
-        and _is_usual_progress(progress)
-        and type(depends) is list
-        and (not depends or _are_usual_ids(depends))
-        and type(resolved) is list
-        and (not resolved or _are_usual_ids(resolved))
-        and _is_usual_log(log)
-    ):
-        return values
-    return None
-
-
-def usual_doc(values: tuple[Any, ...]) -> dict[str, Any]:
-    """What `validate_job_doc(doc, share=True)` returns for the document `usual_values` read
-    `values` from."""
-    return _copy_usual_doc(dict(zip(USUAL_FIELDS, values, strict=True)), share=True)
-
-
-def _copy_usual_doc(doc: dict[str, Any], share: bool) -> dict[str, object]:
-    """The table's result for a usual document: a copy, `progress` in the table's key order."""
-    result = dict(doc)
-    progress = doc["progress"]
-    result["progress"] = {
-        "completed": progress["completed"],
-        "total": progress["total"],
-        "percent": progress["percent"],
-    }
-    if not share:
-        result["data"] = dict(doc["data"])
-        result["depends"] = list(doc["depends"])
-        result["resolved"] = list(doc["resolved"])
-        entries = map(_entry_values, doc["log"])
-        result["log"] = [
-            {"time": t, "runId": run, "level": level, "message": m} for t, run, level, m in entries
-        ]
-    return result
-
-
-def _is_usual_number(value: object) -> bool:
-    """What `check_number` accepts, for exact ints and floats."""
-    if type(value) is int:
-        return value >= 0
-    return type(value) is float and 0 <= value <= _MAX_FLOAT  # NaN fails both comparisons
-
-
-def _is_usual_progress(value: object) -> bool:
-    if type(value) is not dict or len(value) != 3:
-        return False
-    try:
-        completed, total, percent = value["completed"], value["total"], value["percent"]
-    except KeyError:
-        return False
-    if type(completed) is int and type(total) is int and type(percent) is int:
-        return completed >= 0 and total >= 0 and percent >= 0  # the usual case, without calls
-    return _is_usual_number(completed) and _is_usual_number(total) and _is_usual_number(percent)
-
-
-def _are_usual_ids(value: object) -> bool:
-    if type(value) is not list:
-        return False
-    for item in value:
-        if type(item) is not str or not item:
-            return False
-    return True
-
-
-def _is_usual_log(value: object) -> bool:
-    """Log entries without `data`, as clients make them."""
-    if type(value) is not list:
-        return False
-    for entry in value:
-        if type(entry) is not dict or entry.keys() != _ENTRY_KEYS:
-            return False
-        time, run_id, level, message = _entry_values(entry)
-        if not (
-            (type(time) is int and -FOREVER_DATE <= time <= FOREVER_DATE)
-            and (run_id is None or (type(run_id) is str and run_id))
-            and (type(level) is str and level in _LEVELS)
-            and type(message) is str
-        ):
-            return False
-    return True

@@ -14,7 +14,6 @@ from ..core.constants import (
     JOB_STATUS_RESTARTABLE,
     Status,
 )
-from ..core.document import USUAL_FIELDS, usual_doc, usual_values
 from ..core.params import (
     CancelParams,
     IdsParams,
@@ -23,6 +22,7 @@ from ..core.params import (
     RestartParams,
     SaveParams,
 )
+from ..core.usual_job import UsualJob, usual_doc, usual_values
 from ..storage.port import Guard, JobDoc
 from ._context import Op
 
@@ -240,28 +240,17 @@ def insert_new(op: Op, doc: JobDoc) -> str | None:
     return _insert_prepared(op, doc)
 
 
-_NEW_AFTER = USUAL_FIELDS.index("after")
-_NEW_STATUS = USUAL_FIELDS.index("status")
-_NEW_RUN_ID = USUAL_FIELDS.index("runId")
-_NEW_DEPENDS = USUAL_FIELDS.index("depends")
-
-
-def new_ready_candidate(doc: object) -> tuple[Any, ...] | None:
+def new_ready_candidate(doc: object) -> UsualJob | None:
     """The `usual_values` of a document that is valid for `jobSave` and, if due when saved,
     goes straight to ready: a new waiting job without runId or dependencies. Else None."""
     values = usual_values(doc)
-    if (
-        values is None
-        or values[_NEW_STATUS] != _WAITING
-        or values[_NEW_RUN_ID] is not None
-        or values[_NEW_DEPENDS]
-    ):
+    if values is None or values.status != _WAITING or values.run_id is not None or values.depends:
         return None
     return values
 
 
 def save_many(
-    op: Op, jobs: Sequence[JobDoc | tuple[Any, ...]], new_id: Callable[[], str] | None = None
+    op: Op, jobs: Sequence[JobDoc | UsualJob], new_id: Callable[[], str] | None = None
 ) -> list[str | None]:
     """Save new jobs in one transaction, in order; runs of jobs that go straight to ready are
     inserted by one statement, the others one by one.
@@ -272,7 +261,7 @@ def save_many(
     """
     next_id = new_id or op.new_id
     ids: list[str | None] = []
-    ready_values: list[tuple[Any, ...]] = []  # a run of candidates going to ready...
+    ready_values: list[UsualJob] = []  # a run of candidates going to ready...
     ready_ids: list[str] = []
     ready_docs: list[JobDoc] = []  # ...or of documents going to ready
     entries = _new_job_entries(op.now)
@@ -287,8 +276,8 @@ def save_many(
             ready_docs.clear()
 
     for job in jobs:
-        if type(job) is tuple:
-            if job[_NEW_AFTER] <= op.now:
+        if type(job) is UsualJob:
+            if job.after <= op.now:
                 if ready_docs:
                     flush()
                 job_id = next_id()

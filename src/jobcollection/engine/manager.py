@@ -28,6 +28,7 @@ from ..core.storable import (
     naming_unstorable,
     unstorable_param,
 )
+from ..core.usual_job import UsualJob
 from ..core.workers import WorkerRecord
 from ..errors import JobCollectionError, ValidationError
 from ..storage.port import JobDoc, Storage, UserStore
@@ -226,9 +227,9 @@ class JobManager:
 
         Each document is checked as `jobSave` checks it (same errors, naming `doc.<field>`),
         without building the per-call params of `parse_params`. The usual new job (see
-        `_control.new_ready_candidate`) is not even copied: its values go to storage as a tuple.
+        `_control.new_ready_candidate`) is not even copied: its values go to storage as a row.
         """
-        checked: list[JobDoc | tuple[Any, ...]] = []
+        checked: list[JobDoc | UsualJob] = []
         for number, doc in enumerate(docs):
             values = _control.new_ready_candidate(doc)
             if values is not None:

@@ -14,6 +14,7 @@ from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Final, Literal
 
 from ..core import ejson
+from ..core.usual_job import UsualJob
 from .port import UNSET, JobDoc
 
 Kind = Literal["plain", "json", "ejson"]
@@ -235,13 +236,13 @@ _FRESH_PROGRESS_TEXT: Final = '{"completed":0,"total":1,"percent":0}'
 
 def ready_rows(
     collection: str,
-    jobs: Sequence[tuple[Any, ...]],
+    jobs: Sequence[UsualJob],
     ids: Sequence[str],
     now: int,
     entries: Sequence[dict[str, Any]],
 ) -> list[tuple[Any, ...]]:
     """USUAL_COLUMNS parameters for `Transaction.insert_ready`: new jobs as
-    `core.document.usual_values` tuples, stored ready at `now`.
+    `core.document.UsualJob` rows, stored ready at `now`.
 
     The batch save's hot loop: the values are already checked, so each row is read off its
     tuple; log entries (a batch's jobs mostly share their "Constructed" time) are formatted

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
+from ..core.usual_job import UsualJob
 from . import _columns as cols
 from . import _sqlite_reads as reads
 from ._sqlite_reads import by_status_index, marks
@@ -242,7 +243,7 @@ class SqliteTransaction(SqliteWorkers):
 
     def insert_ready(
         self,
-        jobs: Sequence[tuple[Any, ...]],
+        jobs: Sequence[UsualJob],
         ids: Sequence[str],
         now: int,
         entries: Sequence[LogEntry],

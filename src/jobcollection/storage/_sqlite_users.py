@@ -141,6 +141,14 @@ class SqliteUserStore:
 
     # -- login tokens ------------------------------------------------------------------------
 
+    def tokens(self) -> list[tuple[str, str, int]]:
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                "SELECT user_id, hashed_token, when_ms FROM login_tokens "
+                "ORDER BY when_ms, hashed_token"
+            )
+            return [(user_id, hashed, when) for user_id, hashed, when in rows]
+
     def add_token(
         self, user_id: str, hashed_token: str, when: int, *, keep: int | None = None
     ) -> bool:

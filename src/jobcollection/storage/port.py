@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from ..core.usual_job import UsualJob
     from ..core.workers import WorkerRecord
 
 JobDoc = dict[str, Any]
@@ -147,14 +148,14 @@ class Transaction(Protocol):
 
     def insert_ready(
         self,
-        jobs: Sequence[tuple[Any, ...]],
+        jobs: Sequence[UsualJob],
         ids: Sequence[str],
         now: int,
         entries: Sequence[LogEntry],
     ) -> None:
-        """Insert new jobs that go straight to ready, given as `core.document.usual_values`
-        tuples of waiting jobs without `runId` or dependencies, due by `now` (the batch save's
-        fast path; `insert` stores the same rows from documents).
+        """Insert new jobs that go straight to ready, given as `core.document.UsualJob` rows
+        of waiting jobs without `runId` or dependencies, due by `now` (the batch save's fast
+        path; `insert` stores the same jobs from documents).
 
         Each is stored with `ids[i]`, status ready, `after`, `updated` and `created` = `now`,
         `retryUntil`/`repeatUntil` raised to at least `now`, and its log followed by `entries`.
@@ -285,6 +286,10 @@ class Storage(Protocol):
         """The newest change's sequence number (0 for none)."""
         ...
 
+    def collections(self) -> list[str]:
+        """The names of the collections that hold at least one job, sorted."""
+        ...
+
     def close(self) -> None:
         """Release the connection and stop the change watcher."""
         ...
@@ -371,6 +376,11 @@ class UserStore(Protocol):
 
     def find_token(self, hashed_token: str) -> tuple[UserRecord, int] | None:
         """The user a token belongs to and when it was issued."""
+        ...
+
+    def tokens(self) -> list[tuple[str, str, int]]:
+        """Every login token as (user id, hashed token, when issued in ms), oldest first
+        (for copying a database)."""
         ...
 
     def delete_token(self, hashed_token: str) -> bool:

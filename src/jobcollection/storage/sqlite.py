@@ -22,7 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-from ..errors import SchemaTooNew, StorageCorrupt, StorageError, StorageUnavailable
+from ..errors import StorageCorrupt, StorageError, StorageUnavailable
+from . import migrations
 from ._change_hub import ChangeHub
 from ._sqlite_tx import SqliteTransaction
 from ._sqlite_users import SqliteUserStore
@@ -30,7 +31,8 @@ from .port import Change, ChangeListener, ChangeOp
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+DIALECT = "sqlite"
+SCHEMA_VERSION = 6  # = migrations.latest(DIALECT), without reading the files at import
 BUSY_TIMEOUT_MS = 5000
 WATCH_INTERVAL_S = 0.001
 CHECKPOINT_INTERVAL_S = 0.2
@@ -48,16 +50,6 @@ RESTART_WAIT_MS = 20  # how long that checkpoint may hold writers while it waits
 _CHANGE_INSERT = (
     "INSERT INTO changes (collection, job_id, op, type, status, fields) VALUES (?, ?, ?, ?, ?, ?)"
 )
-
-
-def _migrations() -> list[str]:
-    from importlib import resources  # only when a database is created or migrated
-
-    folder = resources.files("jobcollection.storage") / "sql"
-    return [
-        (folder / f"sqlite_{version:03d}.sql").read_text("utf-8")
-        for version in range(1, SCHEMA_VERSION + 1)
-    ]
 
 
 def translate(error: sqlite3.Error, path: str) -> StorageError:
@@ -90,6 +82,22 @@ def _create_private(path: str) -> None:
             f"cannot create database file {path}: {error.strerror or error}"
         ) from error
     os.close(fd)  # SQLite takes an empty file for a new database
+
+
+def schema_version(path: str) -> int:
+    """The schema version of the SQLite database at ``path``, read without changing it (0:
+    no such file, or an empty one)."""
+    if path in ("", ":memory:") or not os.path.exists(path):
+        return 0
+    try:
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error as error:
+        raise translate(error, path) from error
+    return version
 
 
 class SqliteStorage:
@@ -134,19 +142,12 @@ class SqliteStorage:
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise SchemaTooNew(
-                    f"database {self.path} has schema version {version}; this jobcollection "
-                    f"understands up to {SCHEMA_VERSION}: upgrade jobcollection"
-                )
-            scripts = _migrations() if version < SCHEMA_VERSION else []
-            for number, script in enumerate(scripts, start=1):
-                if number > version:
-                    for statement in script.split(";\n"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {number}")
-                    log.info("migrated %s to schema version %d", self.path, number)
+            if version != SCHEMA_VERSION:
+                for migration in migrations.pending(DIALECT, version, self.path):
+                    for statement in migration.statements():
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {migration.number}")
+                    log.info("migrated %s to schema version %d", self.path, migration.number)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -214,6 +215,11 @@ class SqliteStorage:
                 yield
             except sqlite3.Error as error:
                 raise translate(error, self.path) from error
+
+    def collections(self) -> list[str]:
+        with self._translated():
+            rows = self._read_conn.execute("SELECT DISTINCT collection FROM jobs ORDER BY 1")
+            return [name for (name,) in rows]
 
     @property
     def users(self) -> SqliteUserStore:

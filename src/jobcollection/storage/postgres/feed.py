@@ -1,0 +1,161 @@
+"""The change feed on PostgreSQL: exact, whatever order concurrent writers commit in.
+
+The trap: a `bigserial` sequence number is taken when a row is written, not when its
+transaction commits. Writer A takes 10, writer B takes 11 and commits first; a reader that
+saw 11 and moved its cursor past it never sees 10. So here:
+
+- Each writing transaction writes its feed rows at commit time, in one statement, with
+  `seq = (xid << 24) + ordinal`: `xid` is the transaction's own 64-bit id
+  (`pg_current_xact_id()`), `ordinal` the row's position in the transaction (1, 2, ...).
+  Rows of one transaction are consecutive and in the order written.
+- A reader takes only rows with `seq < (xmin << 24)`, `xmin` being its statement snapshot's
+  (`pg_snapshot_xmin(pg_current_snapshot())`): every transaction with an id below `xmin` had
+  ended when the snapshot was taken, so the set of rows below that bound is final — the
+  committed ones are all visible, aborted ones never will be, and a transaction that has not
+  ended, or starts later, has an id of at least `xmin` and so sorts after the bound. The order
+  of `seq` is therefore a total order that never grows below a position a reader has passed:
+  a reader never misses a change and never sees an uncommitted one.
+
+The price: a row becomes readable only once every transaction that started before its own
+commit has ended (any transaction with an id, in any database of the server). A long-running
+writer holds the feed back for its duration; nothing is lost.
+
+Bounds: `xid < 2**39` (550 billion transactions on the server) and fewer than `2**24`
+feed rows per transaction (a transaction writing more is refused with `StorageError`); then
+`seq` fits a signed 64-bit integer.
+
+Delivery to `subscribe`rs: writers `pg_notify` once per transaction (delivered at commit); a
+thread per `PgStorage` (started by the first subscriber) LISTENs on its own connection and
+reads the feed past what it delivered. When rows exist beyond the bound it retries soon
+(1 ms, doubling), and it polls every `POLL_S` anyway, the safety net for a lost notification
+(e.g. across a reconnect). Local writes are delivered the same way, never directly, so that
+the one order holds for every subscriber.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import psycopg
+
+from ...errors import StorageError
+from .._change_hub import ChangeHub
+from ..port import Change, ChangeOp
+from . import queries as q
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1  # the safety-net poll
+HELD_RETRY_S = 0.001  # first retry when rows wait for an older transaction to end
+RECONNECT_S = 0.5
+PRUNE_INTERVAL_S = 5.0
+CHANGES_KEPT = 100_000  # feed rows kept for subscribers catching up
+FOLLOW_ROWS = 10_000  # feed rows one read of the watcher takes
+_MAX_ROWS = 1 << q.ORDINAL_BITS
+
+FeedRow = tuple[int, str, str, ChangeOp | Literal["inserts"], str, str | None, str]
+
+
+def record(cur: psycopg.Cursor[Any], changes: list[tuple[Any, ...]]) -> None:
+    """Write a transaction's feed rows and its notification (call it last, before COMMIT)."""
+    if len(changes) >= _MAX_ROWS:
+        raise StorageError(
+            f"one transaction changed {len(changes)} jobs; the change feed takes fewer than "
+            f"{_MAX_ROWS} per transaction: change them in several"
+        )
+    columns = [list(column) for column in zip(*changes, strict=True)]
+    cur.execute(q.RECORD, columns)
+
+
+def expand(rows: Iterable[FeedRow]) -> list[Change]:
+    """Feed rows as changes: one per job (an `inserts` row names several, comma-separated)."""
+    changes: list[Change] = []
+    for seq, collection, job_id, op, job_type, status, fields in rows:
+        names = tuple(fields.split(",")) if fields else ()
+        if op == "inserts":
+            changes += [
+                Change(seq, collection, one, "insert", job_type, status, names)
+                for one in job_id.split(",")
+            ]
+        else:
+            changes.append(Change(seq, collection, job_id, op, job_type, status, names))
+    return changes
+
+
+def changes_since(
+    cur: psycopg.Cursor[Any] | psycopg.Connection[Any], seq: int, limit: int
+) -> list[Change]:
+    return expand(cur.execute(q.CHANGES_SINCE, (seq, limit)).fetchall())
+
+
+def last_seq(conn: psycopg.Cursor[Any] | psycopg.Connection[Any]) -> int:
+    row = conn.execute(q.LAST_SEQ).fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])
+
+
+class FeedWatcher:
+    """LISTENs for feed notifications and publishes every change, in feed order, to a hub."""
+
+    def __init__(self, conninfo: str, hub: ChangeHub, name: str, connect_timeout: int) -> None:
+        self._conninfo = conninfo
+        self._connect_timeout = connect_timeout
+        self._hub = hub
+        self._name = name
+        self._stop = threading.Event()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._thread = threading.Thread(target=self._run, name="jobcollection-pg-feed", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(
+                    self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
+                ) as conn:
+                    self._conn = conn
+                    conn.execute(f"LISTEN {q.CHANNEL}")
+                    self._follow(conn)
+            except psycopg.Error as error:
+                if not self._stop.is_set():
+                    log.warning("change feed of %s: %s (reconnecting)", self._name, error)
+                    self._stop.wait(RECONNECT_S)
+            finally:
+                self._conn = None
+
+    def _follow(self, conn: psycopg.Connection[Any]) -> None:
+        hub = self._hub
+        held_wait, last_prune, wrote = 0.0, time.monotonic(), False
+        while not self._stop.is_set():
+            while True:  # drain: everything final past what was delivered
+                rows = conn.execute(q.FOLLOW, (hub.published_seq, FOLLOW_ROWS)).fetchall()
+                newest = rows[0][0] if rows else None
+                found = [row[1:] for row in rows if row[1] is not None]
+                if found:
+                    wrote = True
+                    hub.publish(expand(found))
+                if len(found) < FOLLOW_ROWS:
+                    break
+            if newest is not None and newest > hub.published_seq:
+                # Rows wait for an older transaction to end: look again soon.
+                held_wait = min(held_wait * 2, POLL_S) if held_wait else HELD_RETRY_S
+                wait = held_wait
+            else:
+                held_wait, wait = 0.0, POLL_S
+            if wrote and time.monotonic() - last_prune >= PRUNE_INTERVAL_S:
+                conn.execute(q.PRUNE, (CHANGES_KEPT,))
+                wrote, last_prune = False, time.monotonic()
+            for _ in conn.notifies(timeout=wait, stop_after=1):
+                pass
+
+    def stop(self, wake: psycopg.Connection[Any] | None = None) -> None:
+        self._stop.set()
+        if wake is not None:  # a notification ends the watcher's wait now
+            try:
+                wake.execute(f"NOTIFY {q.CHANNEL}")
+            except psycopg.Error:
+                pass
+        self._thread.join(timeout=2)

@@ -1,0 +1,193 @@
+"""Every SQL statement of the PostgreSQL adapter (the schema is in `storage/sql/postgres_*.sql`).
+
+Lists travel as arrays (`= ANY(%s::text[])`), never as chunked IN lists; statements built
+from a document's field names are made by the functions at the end and cached.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Final
+
+from .. import _columns as cols
+
+# -- schema and migrations -------------------------------------------------------------------
+
+MIGRATION_LOCK: Final = 0x6A6F62636F6C  # pg_advisory_lock key: "jobcol"
+VERSION_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+)
+HAS_VERSION_TABLE: Final = "SELECT to_regclass('schema_version') IS NOT NULL"
+VERSION: Final = "SELECT coalesce(max(version), 0) FROM schema_version"
+SET_VERSION: Final = "INSERT INTO schema_version (version) VALUES (%s)"
+LOCK: Final = "SELECT pg_advisory_lock(%s)"
+UNLOCK: Final = "SELECT pg_advisory_unlock(%s)"
+USERS_LOCK: Final = "SELECT pg_advisory_xact_lock(%s)"
+USERS_LOCK_KEY: Final = 0x6A6F6275736572  # "jobuser": account writes check then insert
+
+# -- the change feed -------------------------------------------------------------------------
+
+CHANNEL: Final = "jobcollection_feed"
+ORDINAL_BITS: Final = 24  # feed rows per transaction: fewer than 2**24
+# A transaction's feed rows and its one notification, in one statement at commit.
+RECORD: Final = (
+    "WITH written AS (INSERT INTO changes (seq, collection, job_id, op, type, status, fields) "
+    f"SELECT (pg_current_xact_id()::text::bigint << {ORDINAL_BITS}) + o, c, j, op, t, s, f "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+    "WITH ORDINALITY AS u(c, j, op, t, s, f, o) RETURNING 1) "
+    f"SELECT pg_notify('{CHANNEL}', '')"
+)
+# Every row below this is final: written by a transaction that has ended (see feed.py).
+_HORIZON: Final = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {ORDINAL_BITS})"
+CHANGES_SINCE: Final = (
+    "SELECT seq, collection, job_id, op, type, status, fields FROM changes "
+    f"WHERE seq > %s AND seq < {_HORIZON} ORDER BY seq LIMIT %s"
+)
+# The watcher's one query per wake-up: the newest row (final or not) and the final rows past
+# its cursor (none: one row of NULLs after the newest).
+FOLLOW: Final = (
+    "SELECT newest.seq, f.* FROM (SELECT max(seq) AS seq FROM changes) AS newest "
+    "LEFT JOIN LATERAL (SELECT seq, collection, job_id, op, type, status, fields FROM changes "
+    f"WHERE seq > %s AND seq < {_HORIZON} ORDER BY seq LIMIT %s) AS f ON true"
+)
+LAST_SEQ: Final = f"SELECT max(seq) FROM changes WHERE seq < {_HORIZON}"
+PRUNE: Final = (
+    "DELETE FROM changes WHERE seq < (SELECT seq FROM changes ORDER BY seq DESC OFFSET %s LIMIT 1)"
+)
+
+COLLECTIONS: Final = "SELECT DISTINCT collection FROM jobs ORDER BY 1"
+
+# -- jobs: reads -----------------------------------------------------------------------------
+
+SELECT_LIST: Final = cols.SELECT_LIST
+QUALIFIED: Final = ", ".join(f"j.{column}" for _, column, _ in cols.FIELDS)
+READY_TYPES: Final = (
+    "SELECT t FROM unnest(%s::text[]) AS t WHERE EXISTS ("
+    "SELECT 1 FROM jobs WHERE collection = %s AND type = t AND status = 'ready')"
+)
+FIRST_LOGS: Final = "SELECT id, log FROM jobs WHERE id = ANY(%s::text[]) AND log IS NOT NULL"
+LATER_LOGS: Final = "SELECT job_id, entries FROM job_log WHERE job_id = ANY(%s::text[]) ORDER BY n"
+DEPENDENTS: Final = (
+    f"SELECT {SELECT_LIST} FROM jobs WHERE collection = %s AND id IN ("
+    "SELECT job_id FROM job_deps WHERE antecedent = ANY(%s::text[])) ORDER BY seq"
+)
+DUE: Final = "SELECT id FROM jobs WHERE collection = %s AND status = 'waiting' AND after <= %s"
+EXPIRED: Final = (
+    f"SELECT {SELECT_LIST} FROM jobs WHERE collection = %s AND status = 'running' "
+    "AND expires_after < %s ORDER BY seq"
+)
+NEXT_WAKEUP: Final = (
+    "SELECT (SELECT min(after) FROM jobs WHERE collection = %s AND status = 'waiting' "
+    f"AND depends = '{cols.NO_DEPENDS}'), "
+    "(SELECT min(expires_after) FROM jobs WHERE collection = %s AND status = 'running' "
+    "AND expires_after IS NOT NULL)"
+)
+
+# -- jobs: writes ----------------------------------------------------------------------------
+
+LOG_APPEND: Final = "INSERT INTO job_log (job_id, entries) SELECT unnest(%s::text[]), %s"
+LOG_APPEND_EACH: Final = (
+    "INSERT INTO job_log (job_id, entries) SELECT * FROM unnest(%s::text[], %s::text[])"
+)
+DEPS_ADD: Final = (
+    "INSERT INTO job_deps (antecedent, job_id) SELECT * FROM unnest(%s::text[], %s::text[]) "
+    "ON CONFLICT DO NOTHING"
+)
+DEPS_DROP: Final = "DELETE FROM job_deps WHERE job_id = ANY(%s::text[])"
+LOGS_DROP: Final = "DELETE FROM job_log WHERE job_id = ANY(%s::text[])"
+REMOVE: Final = (
+    "DELETE FROM jobs WHERE collection = %s AND id = ANY(%s::text[]) "
+    "AND status = ANY(%s::text[]) RETURNING id, type, seq"
+)
+# The progress of a completed run: its total (1 if unknown or 0), completed, 100 percent.
+_TOTAL: Final = (
+    "CASE WHEN coalesce(progress::json->>'total', '0')::numeric = 0 THEN '1' "
+    "ELSE progress::json->>'total' END"
+)
+COMPLETE: Final = (
+    "UPDATE jobs SET status = 'completed', result = %s, updated = %s, "
+    f"progress = '{{\"completed\":' || {_TOTAL} || ',\"total\":' || {_TOTAL} "
+    "|| ',\"percent\":100}' "
+    "WHERE collection = %s AND id = ANY(%s::text[]) AND status = 'running' AND run_id = %s "
+    "RETURNING id, type, repeats, seq"
+)
+
+# Claim order (docs/jobs.md, "Runs"): priority, retryUntil, after, then insertion order.
+CLAIM_ORDER: Final = "priority, retry_until, after, seq"
+
+
+@functools.cache
+def job_insert(columns: tuple[str, ...]) -> str:
+    """The INSERT of a job row with these columns (the others are NULL)."""
+    marks = ", ".join(["%s"] * len(columns))
+    return f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({marks})"
+
+
+# Columns of `jobs` that are integers (the others an insert writes are text).
+_INTEGERS: Final = frozenset(
+    {
+        "priority", "retry_until", "after", "updated", "created", "expires_after",
+        "work_timeout", "retries", "retried", "repeat_retries", "retry_wait", "repeats",
+        "repeated", "repeat_until",
+    }
+)  # fmt: skip
+
+
+@functools.cache
+def integer_positions(columns: tuple[str, ...]) -> tuple[int, ...]:
+    """Where the integer columns are among `columns`."""
+    return tuple(n for n, column in enumerate(columns) if column in _INTEGERS)
+
+
+@functools.cache
+def jobs_copy(columns: tuple[str, ...]) -> str:
+    """COPY of many job rows (three times the rows per second of one INSERT per row)."""
+    return f"COPY jobs ({', '.join(columns)}) FROM STDIN"
+
+
+@functools.cache
+def claim(fields: tuple[str, ...]) -> str:
+    """Move the best ready jobs to running, in one statement.
+
+    Per type (LATERAL), the best `limit` ready jobs straight off `jobs_ready`, locked with
+    SKIP LOCKED so that concurrent claimers never wait for, nor take, each other's rows; of
+    those, the best `limit` are updated. (With several types, rows of the other candidates
+    stay locked until this short transaction commits; others skip them meanwhile.)
+    Parameters: the field values, worker, types, collection, limit, limit."""
+    sets = ", ".join(f"{cols.COLUMN_OF[key]} = %s" for key in fields)
+    return (
+        f"UPDATE jobs SET {sets}, worker_id = %s, retries = retries - 1, retried = retried + 1 "
+        "WHERE seq IN (SELECT best.seq FROM unnest(%s::text[]) AS wanted(type) "
+        "CROSS JOIN LATERAL (SELECT seq, priority, retry_until, after FROM jobs "
+        "WHERE collection = %s AND type = wanted.type AND status = 'ready' "
+        f"ORDER BY {CLAIM_ORDER} LIMIT %s FOR UPDATE SKIP LOCKED) AS best "
+        f"ORDER BY {CLAIM_ORDER} LIMIT %s) "
+        f"RETURNING priority, retry_until, after, seq, {SELECT_LIST}"
+    )
+
+
+@functools.cache
+def update(fields: tuple[str, ...], statuses: bool, run_id: bool, due_by: bool, deps: bool) -> str:
+    """A guarded UPDATE: the field values, collection, ids, then each guard's value."""
+    sets = ", ".join(f"{cols.COLUMN_OF[key]} = %s" for key in fields)
+    where = ["collection = %s", "id = ANY(%s::text[])"]
+    if statuses:
+        where.append("status = ANY(%s::text[])")
+    if run_id:
+        where.append("run_id = %s")
+    if due_by:
+        where.append("after <= %s")
+    if deps:
+        where.append(f"depends = '{cols.NO_DEPENDS}'")
+    return f"UPDATE jobs SET {sets} WHERE {' AND '.join(where)} RETURNING id, type, status, seq"
+
+
+@functools.cache
+def find(ids: bool, statuses: bool, types: bool, limit: bool) -> str:
+    where = ["collection = %s"]
+    for column, given in (("id", ids), ("status", statuses), ("type", types)):
+        if given:
+            where.append(f"{column} = ANY(%s::text[])")
+    sql = f"SELECT {SELECT_LIST} FROM jobs WHERE {' AND '.join(where)} ORDER BY seq"
+    return sql + " LIMIT %s" if limit else sql

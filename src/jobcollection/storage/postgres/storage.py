@@ -1,0 +1,251 @@
+"""The PostgreSQL adapter: psycopg 3 with a `psycopg_pool.ConnectionPool`.
+
+Each `write()` or `read()` is one transaction on a pooled connection (autocommit off by our
+own BEGIN/COMMIT). Writes of one `PgStorage` are serialized by a lock, as the SQLite adapter's
+are, so the engine sees the same semantics in one process; writers of different processes run
+concurrently (READ COMMITTED: every guarded update is a compare-and-set on the latest row
+version, and claims take rows with FOR UPDATE SKIP LOCKED). Reads are REPEATABLE READ READ
+ONLY snapshots. `synchronous_commit` is on: a write that returned is on disk.
+Every driver error leaves as a jobcollection `StorageError` (`translate`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from ...errors import (
+    ConflictError,
+    StorageCorrupt,
+    StorageError,
+    StorageUnavailable,
+)
+from .. import migrations
+from .._change_hub import ChangeHub
+from ..port import Change, ChangeListener
+from . import feed
+from . import queries as q
+from .tx import PgTransaction
+from .users import PgUserStore
+
+log = logging.getLogger(__name__)
+
+DIALECT = "postgres"
+SCHEMA_VERSION = 1  # = migrations.latest(DIALECT), without reading the files at import
+POOL_SIZE = 8
+CONNECT_TIMEOUT_S = 5
+POOL_WAIT_S = 5.0  # how long a caller waits for a pooled connection before giving up
+
+
+def describe(conninfo: str) -> str:
+    """`host:port/dbname` of a connection string, never its password."""
+    try:
+        parts = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return "(unparsable connection string)"
+    host = parts.get("host") or "localhost"
+    port = parts.get("port") or 5432
+    return f"{host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"
+
+
+def translate(error: Exception, name: str) -> StorageError:
+    """Name the problem with the database in words a user can act on."""
+    text = (str(error).strip() or type(error).__name__).splitlines()[0]
+    if isinstance(
+        error,
+        pg_errors.SerializationFailure | pg_errors.DeadlockDetected | pg_errors.LockNotAvailable,
+    ):
+        return ConflictError(f"PostgreSQL database {name}: {text}")
+    if isinstance(error, pg_errors.InsufficientPrivilege | pg_errors.ReadOnlySqlTransaction):
+        return StorageUnavailable(f"PostgreSQL database {name} refuses this: {text}")
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        return StorageUnavailable(f"PostgreSQL database {name} is unavailable: {text}")
+    if isinstance(error, pg_errors.UndefinedTable | pg_errors.UndefinedColumn):
+        return StorageCorrupt(f"PostgreSQL database {name} lacks jobcollection's tables: {text}")
+    return StorageError(f"PostgreSQL database {name}: {text}")
+
+
+def _version(conn: psycopg.Connection[Any]) -> int:
+    """The schema version recorded in the database (0: none yet), read without writing."""
+    found = conn.execute(q.HAS_VERSION_TABLE).fetchone()
+    if not (found and found[0]):
+        return 0
+    row = conn.execute(q.VERSION).fetchone()
+    return int(row[0]) if row else 0
+
+
+def schema_version(conninfo: str) -> int:
+    """The schema version of a PostgreSQL database, read without changing it (0: no
+    jobcollection schema in it yet)."""
+    name = describe(conninfo)
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            return _version(conn)
+    except psycopg.Error as error:
+        raise translate(error, name) from error
+
+
+def migrate(conn: psycopg.Connection[Any], name: str) -> None:
+    """Bring the schema up to `SCHEMA_VERSION` under an advisory lock (one process at a time
+    migrates; the others then find it done); refuse a database newer than this code."""
+    conn.execute(q.LOCK, (q.MIGRATION_LOCK,))
+    try:
+        version = _version(conn)
+        if version >= SCHEMA_VERSION:  # (a user without CREATE can open an up-to-date one)
+            migrations.pending(DIALECT, version, f"PostgreSQL {name}")  # newer: SchemaTooNew
+            return
+        conn.execute(q.VERSION_TABLE)
+        for migration in migrations.pending(DIALECT, version, f"PostgreSQL {name}"):
+            with conn.transaction():
+                conn.execute(migration.script.encode())  # no parameters: several statements
+                conn.execute(q.SET_VERSION, (migration.number,))
+            log.info("migrated %s to schema version %d", name, migration.number)
+    finally:
+        conn.execute(q.UNLOCK, (q.MIGRATION_LOCK,))
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET synchronous_commit = on")
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """End a failed transaction; a broken connection is left for the pool to discard."""
+    if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass
+
+
+class PgStorage:
+    """Implements `storage.port.Storage` on one PostgreSQL database."""
+
+    def __init__(self, conninfo: str, url: str | None = None) -> None:
+        self.url = url or conninfo
+        self.name = describe(conninfo)
+        self._conninfo = conninfo
+        self._lock = threading.RLock()
+        self._hub = ChangeHub()
+        self._watcher: feed.FeedWatcher | None = None
+        self._watch_lock = threading.Lock()
+        try:
+            with psycopg.connect(
+                conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            ) as conn:
+                migrate(conn, self.name)
+        except psycopg.Error as error:
+            raise translate(error, self.name) from error
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=POOL_SIZE,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            configure=_configure,
+            timeout=POOL_WAIT_S,
+            name=f"jobcollection {self.name}",
+            open=False,
+        )
+        self._pool.open(wait=False)
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor inside one transaction on a pooled connection: committed when the block
+        ends, rolled back when it raises; driver errors translated."""
+        try:
+            conn = self._begin(begin)
+            try:
+                cur = conn.cursor()
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            finally:
+                self._pool.putconn(conn)
+        except psycopg.Error as error:
+            raise translate(error, self.name) from error
+
+    def _begin(self, begin: str) -> psycopg.Connection[Any]:
+        """A pooled connection in a new transaction. A connection the server dropped while it
+        sat in the pool (a restart, an idle timeout) fails at BEGIN, before anything was done:
+        it is discarded and another one tried, so only a server that is still down fails."""
+        for attempt in range(POOL_SIZE + 1):
+            conn = self._pool.getconn()
+            try:
+                conn.execute(begin)
+                return conn
+            except psycopg.OperationalError:
+                self._pool.putconn(conn)  # broken: the pool discards it
+                if attempt == POOL_SIZE or not conn.closed:
+                    raise
+            except BaseException:
+                self._pool.putconn(conn)
+                raise
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def write(self, collection: str) -> Iterator[PgTransaction]:
+        # (Pipeline mode, BEGIN and the unread statements sent with the next read, measured no
+        # faster here: a commit's fsync, not its round trips, sets the pace of one writer.)
+        with self._lock, self._transaction("BEGIN") as cur:
+            tx = PgTransaction(cur, collection)
+            yield tx
+            if tx.changes:
+                feed.record(cur, tx.changes)  # delivered to subscribers by the watcher
+
+    @contextmanager
+    def read(self, collection: str) -> Iterator[PgTransaction]:
+        with self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") as cur:
+            yield PgTransaction(cur, collection)
+
+    @contextmanager
+    def _users_tx(self, write: bool) -> Iterator[psycopg.Cursor[Any]]:
+        begin = "BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        with self._transaction(begin) as cur:
+            yield cur
+
+    @property
+    def users(self) -> PgUserStore:
+        """The accounts kept in this database (`storage.port.UserStore`)."""
+        return PgUserStore(self._users_tx)
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        with self._watch_lock:
+            if self._watcher is None:
+                self._hub.seen(self.last_seq())
+                self._watcher = feed.FeedWatcher(
+                    self._conninfo, self._hub, self.name, CONNECT_TIMEOUT_S
+                )
+        return self._hub.subscribe(listener)
+
+    def collections(self) -> list[str]:
+        with self._transaction("BEGIN READ ONLY") as cur:
+            return [name for (name,) in cur.execute(q.COLLECTIONS).fetchall()]
+
+    def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
+        with self._transaction("BEGIN READ ONLY") as cur:
+            return feed.changes_since(cur, seq, limit)
+
+    def last_seq(self) -> int:
+        with self._transaction("BEGIN READ ONLY") as cur:
+            return feed.last_seq(cur)
+
+    def close(self) -> None:
+        with self._watch_lock:
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            try:
+                with self._pool.connection(timeout=1.0) as conn:
+                    watcher.stop(conn)
+            except psycopg.Error:
+                watcher.stop()
+        self._pool.close()

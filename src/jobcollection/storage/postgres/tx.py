@@ -1,0 +1,282 @@
+"""One PostgreSQL transaction on one collection: the `Transaction` port in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Literal
+
+import psycopg
+
+from ...core.usual_job import UsualJob
+from .. import _columns as cols
+from ..port import NO_GUARD, ChangeOp, Guard, JobDoc, LogEntry, Page, Tally, TallyCursor
+from . import queries as q
+from . import reads
+from .workers import PgWorkers
+
+_COPY_FROM = 8  # rows from which an insert goes by COPY
+FeedRow = tuple[str, str, ChangeOp | Literal["inserts"], str, str | None, str]
+
+
+class PgTransaction(PgWorkers):
+    """Implements `storage.port.Transaction`; collects the change-feed rows it causes (written
+    by the storage at commit, see `feed.py`)."""
+
+    def __init__(self, cur: psycopg.Cursor[Any], collection: str) -> None:
+        self._cur = cur
+        self.collection = collection
+        self.changes: list[FeedRow] = []
+
+    def _rows(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self._cur.execute(sql, args).fetchall()
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str]) -> list[JobDoc]:
+        return self.find(ids=ids)
+
+    def ready_types(self, types: Collection[str]) -> set[str]:
+        return {row[0] for row in self._rows(q.READY_TYPES, [list(types), self.collection])}
+
+    def find(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        statuses: Collection[str] | None = None,
+        types: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> list[JobDoc]:
+        args: list[Any] = [self.collection]
+        for values in (ids, statuses, types):
+            if values is not None:
+                args.append(list(values))
+        if limit is not None:
+            args.append(limit)
+        sql = q.find(ids is not None, statuses is not None, types is not None, limit is not None)
+        return [cols.row_to_doc(row) for row in self._rows(sql, args)]
+
+    def page(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        statuses: Collection[str] | None = None,
+        types: Collection[str] | None = None,
+        after: int | None = None,
+        limit: int,
+        newest_first: bool = False,
+    ) -> Page:
+        return reads.page(
+            self._cur,
+            self.collection,
+            ids=ids,
+            statuses=statuses,
+            types=types,
+            after=after,
+            limit=limit,
+            newest_first=newest_first,
+        )
+
+    def tally(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        statuses: Collection[str] | None = None,
+        types: Collection[str] | None = None,
+        after: TallyCursor | None = None,
+        at_most: int | None = None,
+    ) -> Tally:
+        return reads.tally(
+            self._cur,
+            self.collection,
+            ids=ids,
+            statuses=statuses,
+            types=types,
+            after=after,
+            at_most=at_most,
+        )
+
+    def log_of(self, ids: Sequence[str]) -> dict[str, list[LogEntry]]:
+        logs: dict[str, list[LogEntry]] = {job_id: [] for job_id in ids}
+        if not logs:
+            return logs
+        wanted = list(logs)
+        # First what came with the insert (in the job row), then every later append.
+        for job_id, entries in self._rows(q.FIRST_LOGS, [wanted]):
+            logs[job_id].extend(cols.log_entries(entries))
+        for job_id, entries in self._rows(q.LATER_LOGS, [wanted]):
+            logs[job_id].extend(cols.log_entries(entries))
+        return logs
+
+    def dependents(self, ids: Collection[str]) -> list[JobDoc]:
+        rows = self._rows(q.DEPENDENTS, [self.collection, list(ids)])
+        return [cols.row_to_doc(row) for row in rows]
+
+    def due(self, now: int, ids: Sequence[str] | None, force: bool) -> list[str]:
+        sql, args = q.DUE, [self.collection, now]
+        if not force:
+            sql += f" AND depends = '{cols.NO_DEPENDS}'"
+        if ids is not None:
+            sql += " AND id = ANY(%s::text[])"
+            args.append(list(ids))
+        return [row[0] for row in self._rows(sql + " ORDER BY seq", args)]
+
+    def expired(self, now: int) -> list[JobDoc]:
+        return [cols.row_to_doc(row) for row in self._rows(q.EXPIRED, [self.collection, now])]
+
+    def next_wakeup(self) -> int | None:
+        due, expiry = self._rows(q.NEXT_WAKEUP, [self.collection, self.collection])[0]
+        # A run expires once now > expiresAfter, so its wake-up is one ms later.
+        times = [t for t in (due, None if expiry is None else expiry + 1) if t is not None]
+        return int(min(times)) if times else None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def insert(self, docs: Sequence[JobDoc]) -> None:
+        for columns, rows in cols.insert_rows(self.collection, docs):
+            self._insert_rows(columns, rows)
+        deps = [(a, d["_id"]) for d in docs for a in d["depends"]]
+        if deps:
+            self._cur.execute(q.DEPS_ADD, [[a for a, _ in deps], [j for _, j in deps]])
+        self._inserted([(d["type"], d["status"], d["_id"]) for d in docs])
+
+    def insert_ready(
+        self,
+        jobs: Sequence[UsualJob],
+        ids: Sequence[str],
+        now: int,
+        entries: Sequence[LogEntry],
+    ) -> None:
+        rows = cols.ready_rows(self.collection, jobs, ids, now, entries)
+        if not rows:
+            return
+        self._insert_rows(cols.USUAL_COLUMNS, rows)
+        self._inserted([(row[2], "ready", row[1]) for row in rows])
+
+    def _insert_rows(self, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Many rows by COPY; a few, or a batch with a non-integer value in an integer
+        column (COPY would refuse it where an INSERT converts it), by INSERT."""
+        if len(rows) >= _COPY_FROM:
+            positions = q.integer_positions(columns)
+            if all(row[n] is None or type(row[n]) is int for row in rows for n in positions):
+                with self._cur.copy(q.jobs_copy(columns)) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                return
+        if len(rows) == 1:
+            self._cur.execute(q.job_insert(columns), rows[0])
+        else:
+            self._cur.executemany(q.job_insert(columns), rows)
+
+    def _inserted(self, jobs: Sequence[tuple[str, str, str]]) -> None:
+        """Feed rows for inserted (type, status, id)s: one per type and status, op `inserts`
+        with the ids comma-separated, as the SQLite adapter writes them; a lone job, or ids
+        containing a comma, get one-job rows."""
+        by_kind: dict[tuple[str, str], list[str]] = {}
+        for job_type, status, job_id in jobs:
+            by_kind.setdefault((job_type, status), []).append(job_id)
+        collection = self.collection
+        for (job_type, status), ids in by_kind.items():
+            joined = ",".join(ids)
+            if len(ids) > 1 and joined.count(",") == len(ids) - 1:
+                self.changes.append((collection, joined, "inserts", job_type, status, "*"))
+            else:
+                self.changes += [
+                    (collection, job_id, "insert", job_type, status, "*") for job_id in ids
+                ]
+
+    def update(
+        self,
+        ids: Sequence[str],
+        fields: Mapping[str, Any],
+        guard: Guard = NO_GUARD,
+        log: Sequence[LogEntry] = (),
+    ) -> list[str]:
+        if not ids:
+            return []
+        args: list[Any] = [cols.encode(key, value) for key, value in fields.items()]
+        args += [self.collection, list(ids)]
+        if guard.statuses is not None:
+            args.append(list(guard.statuses))
+        if guard.run_id is not None:
+            args.append(guard.run_id)
+        if guard.due_by is not None:
+            args.append(guard.due_by)
+        sql = q.update(
+            tuple(fields),
+            guard.statuses is not None,
+            guard.run_id is not None,
+            guard.due_by is not None,
+            guard.no_depends,
+        )
+        rows = _in_insertion_order(self._rows(sql, args))
+        done = [row[0] for row in rows]
+        if "depends" in fields and done:
+            self._replace_deps(done, fields["depends"])
+        if log and done:
+            self._cur.execute(q.LOG_APPEND, [done, cols.log_text(log)])
+        changed = ",".join(fields)
+        self.changes.extend((self.collection, i, "update", t, s, changed) for i, t, s, _ in rows)
+        return done
+
+    def _replace_deps(self, job_ids: list[str], depends: list[str]) -> None:
+        self._cur.execute(q.DEPS_DROP, [job_ids])
+        pairs = [(a, i) for i in job_ids for a in depends]
+        if pairs:
+            self._cur.execute(q.DEPS_ADD, [[a for a, _ in pairs], [i for _, i in pairs]])
+
+    def complete(
+        self, job_ids: Sequence[str], run_id: str, result: Any, now: int, log: LogEntry
+    ) -> list[tuple[str, int]]:
+        args = [cols.encode("result", result), now, self.collection, list(job_ids), run_id]
+        rows = _in_insertion_order(self._rows(q.COMPLETE, args))
+        if not rows:
+            return []
+        self._cur.execute(q.LOG_APPEND, [[row[0] for row in rows], cols.log_text([log])])
+        fields = "status,result,updated,progress"
+        self.changes.extend(
+            (self.collection, job_id, "update", t, "completed", fields) for job_id, t, _, _ in rows
+        )
+        return [(job_id, int(repeats)) for job_id, _, repeats, _ in rows]
+
+    def claim(
+        self,
+        types: Sequence[str],
+        limit: int,
+        fields: Mapping[str, Any],
+        log: LogEntry,
+        worker: str | None = None,
+    ) -> list[JobDoc]:
+        unique = list(dict.fromkeys(types))  # a type listed twice must not count twice
+        if not unique or limit <= 0:
+            return []
+        args: list[Any] = [cols.encode(key, value) for key, value in fields.items()]
+        args += [worker, unique, self.collection, limit, limit]
+        rows = sorted(self._rows(q.claim(tuple(fields)), args), key=lambda row: row[:4])
+        docs = [cols.row_to_doc(row[4:]) for row in rows]
+        if not docs:
+            return []
+        self._cur.execute(q.LOG_APPEND, [[d["_id"] for d in docs], cols.log_text([log])])
+        changed = ",".join((*fields, "retries", "retried"))
+        self.changes.extend(
+            (self.collection, d["_id"], "update", d["type"], d["status"], changed) for d in docs
+        )
+        return docs
+
+    def remove(self, ids: Sequence[str], statuses: Collection[str]) -> list[str]:
+        if not ids:
+            return []
+        removed = _in_insertion_order(
+            self._rows(q.REMOVE, [self.collection, list(ids), list(statuses)])
+        )
+        gone = [row[0] for row in removed]
+        if gone:
+            self._cur.execute(q.LOGS_DROP, [gone])
+            self._cur.execute(q.DEPS_DROP, [gone])
+        self.changes.extend((self.collection, i, "remove", t, None, "") for i, t, _ in removed)
+        return gone
+
+
+def _in_insertion_order(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """RETURNING rows (their last column `seq`) in insertion order, whatever order the
+    executor wrote them in: what a caller gets, and the order of the feed rows, is stable."""
+    return sorted(rows, key=lambda row: row[-1])
