@@ -12,9 +12,11 @@ write lock another process holds) are marked ``@pytest.mark.sqlite_only(reason=.
 keep their SQLite file, and if they take `db` it is a SQLite one only.
 
 Adding a kind of storage is one `register(StorageKind(...))` (e.g. from a module that
-`tests/conftest.py` imports): `create` makes an isolated database and drops it after, `dump`
-reads every row of some tables through a connection of its own (the engine tests compare
-such snapshots to show that a refused call changed nothing).
+`tests/conftest.py` imports), or listing it in `KINDS`: PostgreSQL's, `POSTGRES` (a schema
+per database, from `pg_support`), is defined here and waits to be listed. A kind's `create`
+makes an isolated database and drops it after; its `dump` reads every row of some tables (or
+all) through a connection of its own (tests compare such snapshots to show that a refused
+call changed nothing).
 """
 
 from __future__ import annotations
@@ -70,6 +72,47 @@ def _sqlite_dump(url: str, tables: Sequence[str] | None) -> Rows:
 SQLITE = StorageKind(
     "sqlite", _sqlite_database, _sqlite_dump, owns=lambda url: sqlite_path(url) is not None
 )
+
+_PG_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
+
+
+@contextmanager
+def _postgres_database(folder: Path, name: str) -> Iterator[str]:
+    """An empty schema of its own on the test server (`pg_support`), dropped afterwards; the
+    test skips, or under CI fails, when the server cannot be reached."""
+    from pg_support import fresh_database
+
+    with fresh_database() as url:
+        yield url
+
+
+def _postgres_dump(url: str, tables: Sequence[str] | None) -> Rows:
+    import psycopg
+
+    plain = "postgresql://" + url.split("://", 1)[1]  # libpq knows no "+psycopg"
+    with psycopg.connect(plain, autocommit=True) as conn:  # the URL sets the search_path
+        if tables is None:
+            query = (
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+            )
+            tables = sorted(row[0] for row in conn.execute(query))
+        return {
+            table: sorted(conn.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
+            for table in tables
+        }
+
+
+POSTGRES = StorageKind(
+    "postgres",
+    _postgres_database,
+    _postgres_dump,
+    marks=(pytest.mark.postgres,),
+    owns=lambda url: url.startswith(_PG_SCHEMES),
+)
+
+# The kinds every test that takes `db` runs on. PostgreSQL is ready (POSTGRES above) but not
+# on yet: to run the suite on it too, this line becomes `[SQLITE, POSTGRES]`.
 KINDS: list[StorageKind] = [SQLITE]
 
 
