@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from jobcollection.core.constants import FOREVER
 from jobcollection.storage.port import Storage
 
@@ -54,3 +56,10 @@ def job(
 
 RUNNING = {"status": "running", "runId": "run1", "updated": 5}
 CLAIMED = {"time": 5, "runId": "run1", "level": "info", "message": "Job Running"}
+
+
+# A test about something only a client/server database has (a connection to lose, writers that
+# commit concurrently): it runs on PostgreSQL alone instead of skipping on SQLite.
+POSTGRES_ONLY = pytest.mark.parametrize(
+    "database", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import pytest
-from contract_helpers import OpenStorage, job
+from contract_helpers import POSTGRES_ONLY, OpenStorage, job
 
 from jobcollection.errors import SchemaTooNew, StorageError, StorageUnavailable
 from jobcollection.storage.port import Storage
@@ -62,11 +62,10 @@ def test_a_database_newer_than_the_code_is_refused(
     assert "upgrade jobcollection" in str(info.value)
 
 
+@POSTGRES_ONLY
 def test_a_lost_connection_is_unavailable_then_the_pool_reconnects(
     adapter: str, database: str, storage: Storage
 ) -> None:
-    if adapter == "sqlite":
-        pytest.skip("no connection to lose")
     import psycopg
 
     with storage.write("q") as tx:
@@ -99,11 +98,10 @@ def test_a_lost_connection_is_unavailable_then_the_pool_reconnects(
     assert ids(storage) == ["a", "d"]
 
 
+@POSTGRES_ONLY
 def test_subscribers_miss_nothing_across_a_lost_connection(
     adapter: str, database: str, storage: Storage, open_storage_again: OpenStorage
 ) -> None:
-    if adapter == "sqlite":
-        pytest.skip("no connection to lose")
     import psycopg
 
     from jobcollection.storage.port import Change

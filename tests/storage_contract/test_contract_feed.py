@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import pytest
-from contract_helpers import CLAIMED, RUNNING, OpenStorage, job
+from contract_helpers import CLAIMED, POSTGRES_ONLY, RUNNING, OpenStorage, job
 
 from jobcollection.storage.port import Change, Storage
 
@@ -108,13 +108,13 @@ def _hold_a_write(storage: Storage, job_id: str) -> tuple[threading.Event, Calla
     return written, commit
 
 
+@POSTGRES_ONLY
 def test_out_of_order_commits_are_never_missed(
     adapter: str, storage: Storage, open_storage_again: OpenStorage
 ) -> None:
     """Writer A writes first but commits after writer B: a reader in between sees neither
-    (it could not otherwise receive A later below B); afterwards both, once, in one order."""
-    if adapter == "sqlite":
-        pytest.skip("SQLite writers are serialized: B cannot commit while A is open")
+    (it could not otherwise receive A later below B); afterwards both, once, in one order.
+    PostgreSQL only: SQLite serializes its writers, so B cannot commit while A is open."""
     writer_b, reader = open_storage_again(), open_storage_again()
     seen = Collector()
     reader.subscribe(seen)
