@@ -11,6 +11,9 @@ selected, the session first installs the clients if node and npm are present and
 are missing or stale (`node_clients.install_if_needed`; one line of output when it does
 something). Without node those tests skip, and the summary reports them as one line; under
 ``CI`` they fail.
+
+Databases: a test that needs one takes `db` (or `dbs`, `module_dbs`), parametrized by the kind
+of storage (`storage_support.KINDS`); tests about SQLite itself are marked ``sqlite_only``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from hypothesis import settings
 
 from node_clients import MISSING_PREFIX, install_if_needed
 from pg_support import UNREACHABLE_PREFIX
+from storage_support import db, db_kind, dbs, kind_params, module_dbs
+
+__all__ = ["db", "db_kind", "dbs", "module_dbs"]  # fixtures for the whole suite
 
 settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True)
 settings.register_profile("explore", derandomize=False, database=None, print_blob=True)
@@ -31,6 +37,12 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 _FOLDED_AT = str(Path(__file__).with_name("node_clients.py"))
 _PG_FOLDED_AT = str(Path(__file__).with_name("pg_support.py"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a database runs once per kind of storage (SQLite-only tests once)."""
+    if "db_kind" in metafunc.fixturenames:
+        metafunc.parametrize("db_kind", kind_params(metafunc.definition), scope="module")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -14,13 +14,13 @@ class WorkerProcesses:
     """Starts `jobcollection --db DB worker ARGS...` in `folder` (its stderr kept, for
     `communicate()`); `stop_all()` at the end."""
 
-    def __init__(self, folder: Path, db: Path) -> None:
+    def __init__(self, folder: Path, db: str) -> None:
         self.folder = folder
         self.db = db
         self.started: list[subprocess.Popen[str]] = []
 
     def __call__(self, *args: str) -> subprocess.Popen[str]:
-        argv = [sys.executable, "-m", "jobcollection", "--db", str(self.db), "worker", *args]
+        argv = [sys.executable, "-m", "jobcollection", "--db", self.db, "worker", *args]
         proc = subprocess.Popen(
             argv,
             cwd=self.folder,

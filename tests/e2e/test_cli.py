@@ -20,6 +20,7 @@ import pytest
 from cli_run import poll
 
 from jobcollection import FOREVER, Job, JobCollection
+from storage_support import Databases, dump_tables, is_sqlite
 
 WAIT_S = 20.0  # upper bound of every polling loop
 
@@ -29,7 +30,7 @@ class Cli:
     """Runs the CLI in `cwd` against `db` (given with --db unless told otherwise)."""
 
     cwd: Path
-    db: Path
+    db: str
 
     @property
     def env(self) -> dict[str, str]:
@@ -75,17 +76,17 @@ class Cli:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path, tmp_path / "jobs.db")
+def cli(tmp_path: Path, db: str) -> Cli:
+    return Cli(tmp_path, db)
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def jobs_in(db: Path) -> dict[str, dict[str, Any]]:
+def jobs_in(db: str) -> dict[str, dict[str, Any]]:
     """Every job of the `queue` collection, read in-process (with log and failures)."""
-    with JobCollection("queue", str(db)) as jc:
+    with JobCollection("queue", db) as jc:
         found = [jc.get_job(str(job.id), get_log=True, get_failures=True) for job in jc.find()]
         return {str(job.id): job.doc for job in found if job is not None}
 
@@ -175,19 +176,19 @@ def test_submit_with_every_option_is_reflected_by_show_ls_and_stats(cli: Cli) ->
     assert len({len(line) for line in stats_table}) == 1  # right-aligned counts
 
 
-def test_global_options_and_env_var(cli: Cli) -> None:
-    env_db = cli.cwd / "env.db"
+def test_global_options_and_env_var(cli: Cli, dbs: Databases) -> None:
+    env_db = dbs("env")
     done = subprocess.run(
         cli.argv("submit", "x", db=False),
         cwd=cli.cwd,
-        env={**cli.env, "JOBCOLLECTION_DB": str(env_db)},
+        env={**cli.env, "JOBCOLLECTION_DB": env_db},
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     )
     assert list(jobs_in(env_db)) == [done.stdout.strip()]
-    job_id = cli.submit("x", "--db", str(cli.db))  # --db after the command
+    job_id = cli.submit("x", "--db", cli.db)  # --db after the command
     assert list(jobs_in(cli.db)) == [job_id]
     assert cli.ok("--version").startswith("jobcollection ")
     assert "submit" in cli.ok("--help")
@@ -218,7 +219,7 @@ def test_control_commands_change_status(cli: Cli) -> None:
     assert status(job) == "ready"
     assert cli.ok("rerun", job) == f"{job}: unchanged (it is ready; rerun takes completed jobs)\n"
 
-    with JobCollection("queue", str(cli.db)) as jc:  # complete `job` as a worker would
+    with JobCollection("queue", cli.db) as jc:  # complete `job` as a worker would
         jc.start_job_server()
         (work,) = jc.get_work("t")
         assert work.id == job
@@ -246,8 +247,9 @@ def test_unknown_ids_exit_1_and_change_nothing(cli: Cli) -> None:
     assert cli.doc(job)["status"] == "ready"
 
 
+@pytest.mark.sqlite_only(reason="a file that is not a SQLite database")
 def test_storage_errors_exit_1_with_one_line(cli: Cli) -> None:
-    cli.db.write_bytes(b"this is not a database" * 100)
+    Path(cli.db).write_bytes(b"this is not a database" * 100)
     done = cli.run("ls")
     assert done.returncode == 1
     assert done.stderr.startswith("jobcollection: error: database")
@@ -297,15 +299,19 @@ BAD_ARGUMENTS = [
 @pytest.fixture
 def populated(cli: Cli) -> Cli:
     """A database holding one job, written and closed in-process (fast)."""
-    with JobCollection("queue", str(cli.db)) as jc:
+    with JobCollection("queue", cli.db) as jc:
         Job(jc, "t", {"n": 1}).save()
     (cli.cwd / "tasks.py").write_text("def work(job):\n    return None\n")
     (cli.cwd / "broken.py").write_text("raise RuntimeError('boom at import')\n")
     return cli
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _digest(db: str) -> object:
+    """What the database holds: on SQLite its file's bytes (the schema and settings too), on
+    other storage every row of every table."""
+    if is_sqlite(db):
+        return hashlib.sha256(Path(db).read_bytes()).hexdigest()
+    return dump_tables(db)
 
 
 @pytest.mark.parametrize(
@@ -330,10 +336,11 @@ def test_bad_arguments_exit_2_and_write_nothing(
     assert jobs_in(populated.db) == docs_before
 
 
+@pytest.mark.sqlite_only(reason="whether a SQLite file is created")
 def test_bad_arguments_do_not_create_a_database(cli: Cli) -> None:
     done = cli.run("submit", "t", "--data", "[]")
     assert done.returncode == 2
-    assert not cli.db.exists()
+    assert not Path(cli.db).exists()
 
 
 # -- worker -----------------------------------------------------------------------------------

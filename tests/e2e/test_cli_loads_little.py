@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -33,11 +32,11 @@ print(json.dumps({{"code": code, "loaded": [m for m in heavy if m in sys.modules
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    path = str(tmp_path / "jobs.db")
-    with JobCollection("queue", db=path) as jc:
+def db(db: str) -> str:
+    """The suite's `db`, with one job."""
+    with JobCollection("queue", db=db) as jc:
         Job(jc, "mail", {"to": "ada"}).save()
-    return path
+    return db
 
 
 def _loaded(*argv: str) -> dict[str, object]:

@@ -7,14 +7,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from jobcollection import Job, JobCollection
+from storage_support import Databases
 
 
-def _ls(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _ls(db: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "JOBCOLLECTION_DB"}
     return subprocess.run(
         [sys.executable, "-m", "jobcollection", "--db", str(db), "ls", *args],
@@ -34,15 +34,15 @@ def _rows(done: subprocess.CompletedProcess[str]) -> list[dict[str, str]]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "jobs.db"
-    with JobCollection("queue", str(path)) as jc:
+def db(db: str) -> str:
+    """The suite's `db`, with 12 jobs."""
+    with JobCollection("queue", db) as jc:
         jc.save_jobs([Job(jc, "mail", {"n": n}) for n in range(12)])
-    return path
+    return db
 
 
-def test_newest_first_and_a_cut_list_says_how_many_there_are(db: Path) -> None:
-    with JobCollection("queue", str(db)) as jc:
+def test_newest_first_and_a_cut_list_says_how_many_there_are(db: str) -> None:
+    with JobCollection("queue", db) as jc:
         every = [job.id for job in jc.find()]
     done = _ls(db, "--limit", "5")
     assert [row["ID"] for row in _rows(done)] == every[::-1][:5]
@@ -58,8 +58,8 @@ def test_newest_first_and_a_cut_list_says_how_many_there_are(db: Path) -> None:
     assert "showing the newest 3 of 12" in as_json.stderr  # the JSON lines stay clean
 
 
-def test_a_filtered_cut_list_counts_what_the_filter_selects(db: Path) -> None:
-    with JobCollection("queue", str(db)) as jc:
+def test_a_filtered_cut_list_counts_what_the_filter_selects(db: str) -> None:
+    with JobCollection("queue", db) as jc:
         paused = [job.id for job in jc.find(limit=4)]
         jc.pause_jobs([job_id for job_id in paused if job_id])
     done = _ls(db, "--status", "paused", "--limit", "2")
@@ -67,8 +67,8 @@ def test_a_filtered_cut_list_counts_what_the_filter_selects(db: Path) -> None:
     assert done.stderr == "showing the newest 2 of 4 jobs; --limit N for more\n"
 
 
-def test_counting_a_huge_list_stops_early(tmp_path: Path) -> None:
-    path = tmp_path / "many.db"
+def test_counting_a_huge_list_stops_early(dbs: Databases) -> None:
+    path = dbs("many")
     with JobCollection("queue", str(path)) as jc:
         for _ in range(11):
             jc.save_jobs([Job(jc, "bulk", {}) for _ in range(1000)])
@@ -77,8 +77,8 @@ def test_counting_a_huge_list_stops_early(tmp_path: Path) -> None:
     assert done.stderr == "showing the newest 2 of 10,000 or more jobs; --limit N for more\n"
 
 
-def test_runs_and_priorities_explain_themselves(db: Path) -> None:
-    with JobCollection("queue", str(db)) as jc:
+def test_runs_and_priorities_explain_themselves(db: str) -> None:
+    with JobCollection("queue", db) as jc:
         jc.start_job_server()
         high = Job(jc, "urgent", {}).priority("high").retry(2, wait=0)
         high.save()

@@ -11,6 +11,7 @@ import pytest
 from cli_run import cli_ok, run_cli
 
 from jobcollection import Job, JobCollection
+from storage_support import is_sqlite
 
 NO_DB = "no such database file (submit, worker, serve and users add create one)"
 
@@ -39,6 +40,7 @@ READERS = [
 ]
 
 
+@pytest.mark.sqlite_only(reason="database files that do not exist")
 @pytest.mark.parametrize("argv", READERS, ids=" ".join)
 @pytest.mark.parametrize("db", ["typo.db", "no/such/folder/jobs.db", "sqlite:///typo.db"])
 def test_reading_a_database_that_does_not_exist_is_refused(
@@ -50,6 +52,7 @@ def test_reading_a_database_that_does_not_exist_is_refused(
     assert list(tmp_path.iterdir()) == []  # nothing created
 
 
+@pytest.mark.sqlite_only(reason="the default database file, ./jobcollection.db, does not exist")
 def test_the_default_and_the_env_var_are_named_too(tmp_path: Path) -> None:
     default = run(tmp_path, "ls")
     assert default.returncode == 1
@@ -63,6 +66,7 @@ def test_the_default_and_the_env_var_are_named_too(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.sqlite_only(reason="commands that create a SQLite file")
 def test_commands_that_create_a_database_still_do(tmp_path: Path) -> None:
     job_id = ok(tmp_path, "--db", "jobs.db", "submit", "t").strip()
     assert (tmp_path / "jobs.db").exists()
@@ -74,9 +78,9 @@ def test_commands_that_create_a_database_still_do(tmp_path: Path) -> None:
 # -- show: failures and log as text -----------------------------------------------------------
 
 
-def _failed_job(db: Path) -> str:
+def _failed_job(db: str) -> str:
     """A job whose one run raised an exception with a two-line message."""
-    with JobCollection("queue", str(db)) as jc:
+    with JobCollection("queue", db) as jc:
         jc.start_job_server()
         job = Job(jc, "t", {})
         job.save()
@@ -90,12 +94,12 @@ def _failed_job(db: Path) -> str:
         return job_id
 
 
-def test_show_prints_failure_tracebacks_as_text(tmp_path: Path) -> None:
-    job_id = _failed_job(tmp_path / "jobs.db")
-    shown = ok(tmp_path, "--db", "jobs.db", "show", job_id)
+def test_show_prints_failure_tracebacks_as_text(tmp_path: Path, db: str) -> None:
+    job_id = _failed_job(db)
+    shown = ok(tmp_path, "--db", db, "show", job_id)
     assert "\\n" not in shown.replace('"\\n".join', "")  # no JSON escapes
     failures = shown[shown.index("failures (1):") : shown.index("\nlog (")].splitlines()
-    run_id = json.loads(ok(tmp_path, "--db", "jobs.db", "show", job_id, "--json"))["failures"][0]
+    run_id = json.loads(ok(tmp_path, "--db", db, "show", job_id, "--json"))["failures"][0]
     assert failures[1] == f"  1. run {run_id['runId']}"
     assert failures[2:5] == [
         "     type: ValueError",
@@ -114,46 +118,46 @@ def test_show_prints_failure_tracebacks_as_text(tmp_path: Path) -> None:
     assert log[failed + 1].index("second") == log[failed].index("Job Failed")
 
 
-def test_show_prints_other_failures_field_by_field(tmp_path: Path) -> None:
-    with JobCollection("queue", str(tmp_path / "jobs.db")) as jc:
+def test_show_prints_other_failures_field_by_field(tmp_path: Path, db: str) -> None:
+    with JobCollection("queue", db) as jc:
         jc.start_job_server()
         Job(jc, "t", {}).save()
         (work,) = jc.get_work("t")
         work.fail({"value": "timeout", "attempt": 3, "hosts": ["a", "b"]})
         job_id = work.id
-    shown = ok(tmp_path, "--db", "jobs.db", "show", str(job_id))
+    shown = ok(tmp_path, "--db", db, "show", str(job_id))
     assert '     value: timeout\n     attempt: 3\n     hosts: ["a", "b"]\n' in shown
 
 
 # -- control commands: why a job was left unchanged -------------------------------------------
 
 
-def test_control_commands_say_why_a_job_is_unchanged(tmp_path: Path) -> None:
+def test_control_commands_say_why_a_job_is_unchanged(tmp_path: Path, db: str) -> None:
     def submit(*options: str) -> str:
-        return ok(tmp_path, "--db", "jobs.db", "submit", "t", *options).strip()
+        return ok(tmp_path, "--db", db, "submit", "t", *options).strip()
 
     ready = submit()
     first = submit()
     waiting = submit("--depends", first)
-    assert ok(tmp_path, "--db", "jobs.db", "remove", ready, "--db", "jobs.db") == (
+    assert ok(tmp_path, "--db", db, "remove", ready, "--db", db) == (
         f"{ready}: unchanged (it is ready; remove takes cancelled, completed or failed jobs)\n"
     )
-    assert ok(tmp_path, "--db", "jobs.db", "rerun", ready) == (
+    assert ok(tmp_path, "--db", db, "rerun", ready) == (
         f"{ready}: unchanged (it is ready; rerun takes completed jobs)\n"
     )
-    assert ok(tmp_path, "--db", "jobs.db", "resume", ready, waiting) == (
+    assert ok(tmp_path, "--db", db, "resume", ready, waiting) == (
         f"{ready}: unchanged (it is ready; resume takes paused jobs)\n"
         f"{waiting}: unchanged (it is waiting; resume takes paused jobs)\n"
     )
-    assert ok(tmp_path, "--db", "jobs.db", "restart", ready) == (
+    assert ok(tmp_path, "--db", db, "restart", ready) == (
         f"{ready}: unchanged (it is ready; restart takes cancelled or failed jobs)\n"
     )
-    assert ok(tmp_path, "--db", "jobs.db", "ready", waiting, ready) == (
+    assert ok(tmp_path, "--db", db, "ready", waiting, ready) == (
         f"{waiting}: unchanged (it waits for 1 job it depends on)\n"
         f"{ready}: unchanged (it is ready; ready takes waiting jobs)\n"
     )
-    assert ok(tmp_path, "--db", "jobs.db", "cancel", ready) == f"{ready}: ok\n"
-    assert ok(tmp_path, "--db", "jobs.db", "pause", ready) == (
+    assert ok(tmp_path, "--db", db, "cancel", ready) == f"{ready}: ok\n"
+    assert ok(tmp_path, "--db", db, "pause", ready) == (
         f"{ready}: unchanged (it is cancelled; pause takes ready or waiting jobs)\n"
     )
 
@@ -166,12 +170,13 @@ def test_control_commands_say_why_a_job_is_unchanged(tmp_path: Path) -> None:
     [("null", "null"), ("[1, 2]", "an array"), ("7", "a number"), ('"x"', "a string")],
 )
 def test_data_of_the_wrong_json_type_is_named_in_json_words(
-    tmp_path: Path, data: str, named: str
+    tmp_path: Path, db: str, data: str, named: str
 ) -> None:
-    done = run(tmp_path, "--db", "jobs.db", "submit", "t", "--data", data)
+    done = run(tmp_path, "--db", db, "submit", "t", "--data", data)
     assert done.returncode == 2
     assert done.stderr == (
         "jobcollection: error: --data: must be a JSON object like '{\"key\": 1}',"
         f" got {named}: {data!r}\n"
     )
-    assert not (tmp_path / "jobs.db").exists()
+    if is_sqlite(db):
+        assert not Path(db).exists()  # nothing opened

@@ -65,7 +65,7 @@ def jobcollection(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Comp
 class Served:
     """A `jobcollection serve` subprocess and a CLI that talks to it from another directory."""
 
-    db: Path
+    db: str
     url: str
     cwd: Path  # where the CLI runs: it must never create a database here
     process: subprocess.Popen[bytes]
@@ -104,22 +104,22 @@ class Served:
 
     def stored(self) -> dict[str, dict[str, Any]]:
         """The jobs as the server's database holds them, read in-process."""
-        with JobCollection("queue", str(self.db)) as jc:
+        with JobCollection("queue", self.db) as jc:
             return {str(job.id): job.doc for job in jc.find()}
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    db = tmp_path / "server" / "jobs.db"
-    db.parent.mkdir()
+def served(tmp_path: Path, db: str) -> Iterator[Served]:
+    logs = tmp_path / "server"
+    logs.mkdir()
     add = jobcollection(
-        *("--db", str(db), "users", "add", USER, "--password-env", PASSWORD_VAR),
+        *("--db", db, "users", "add", USER, "--password-env", PASSWORD_VAR),
         cwd=tmp_path,
         env=_env(**{PASSWORD_VAR: PASSWORD}),
     )
     assert add.returncode == 0, add.stderr
-    out, err = db.parent / "serve.out", db.parent / "serve.err"
-    command = [sys.executable, "-m", "jobcollection", "serve", "--db", str(db), "--port", "0"]
+    out, err = logs / "serve.out", logs / "serve.err"
+    command = [sys.executable, "-m", "jobcollection", "serve", "--db", db, "--port", "0"]
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
             [*command, "--allow", f"admin={USER}", "--promote", "1000"],

@@ -44,8 +44,8 @@ def workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def run_worker(workdir: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    workers = WorkerProcesses(workdir, workdir / "jobs.db")
+def run_worker(workdir: Path, db: str) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    workers = WorkerProcesses(workdir, db)
 
     def run(*args: str) -> subprocess.Popen[str]:
         return workers(*args, "--poll-interval", "100")
@@ -54,7 +54,7 @@ def run_worker(workdir: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     workers.stop_all()
 
 
-def status_of(db: Path, job_id: str) -> str:
+def status_of(db: str, job_id: str) -> str:
     with JobCollection("queue", db) as jc:
         job = jc.get_job(job_id)
         assert job is not None
@@ -73,9 +73,8 @@ def status_of(db: Path, job_id: str) -> str:
     ids=["thread", "asyncio", "keyboard-interrupt", "process-pool"],
 )
 def test_a_job_calling_sys_exit_fails_and_sigterm_still_stops_the_worker(
-    workdir: Path, run_worker: Callable[..., subprocess.Popen[str]], options: list[str]
+    db: str, run_worker: Callable[..., subprocess.Popen[str]], options: list[str]
 ) -> None:
-    db = workdir / "jobs.db"
     with JobCollection("queue", db) as jc:
         bad = jc.job("t", {}).save()
         good = jc.job("t", {"ok": True}).save()

@@ -10,10 +10,13 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cli_run import WAIT_S, clean_env, cli_ok, poll, run_cli
+
+from storage_support import Databases
 
 TASKS = """
     import logging
@@ -42,14 +45,27 @@ TASKS = """
 """
 
 
-def cli(cwd: Path, *args: str) -> str:
-    return (
-        cli_ok(cwd, *args) if args[:1] == ("--server",) else cli_ok(cwd, "--db", "jobs.db", *args)
-    )
+@dataclass(frozen=True)
+class Here:
+    """Where the commands run (the folder of tasks.py) and the database they use."""
+
+    cwd: Path
+    db: str
 
 
-def status(cwd: Path, job_id: str) -> str:
-    return str(json.loads(cli(cwd, "show", job_id, "--json"))["status"])
+@pytest.fixture
+def here(tmp_path: Path, db: str) -> Here:
+    return Here(tmp_path, db)
+
+
+def cli(here: Here, *args: str) -> str:
+    if args[:1] == ("--server",):
+        return cli_ok(here.cwd, *args)
+    return cli_ok(here.cwd, "--db", here.db, *args)
+
+
+def status(here: Here, job_id: str) -> str:
+    return str(json.loads(cli(here, "show", job_id, "--json"))["status"])
 
 
 class Worker:
@@ -73,12 +89,12 @@ class Worker:
 
 
 @pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
-    (tmp_path / "tasks.py").write_text(textwrap.dedent(TASKS), "utf-8")
+def workers(here: Here) -> Iterator[Callable[..., Worker]]:
+    (here.cwd / "tasks.py").write_text(textwrap.dedent(TASKS), "utf-8")
     started: list[Worker] = []
 
-    def start(*args: str, where: tuple[str, ...] = ("--db", "jobs.db")) -> Worker:
-        started.append(Worker(tmp_path, where, *args))
+    def start(*args: str, where: tuple[str, ...] = ("--db", here.db)) -> Worker:
+        started.append(Worker(here.cwd, where, *args))
         return started[-1]
 
     yield start
@@ -88,13 +104,11 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
             worker.proc.wait(timeout=10)
 
 
-def test_processes_run_that_many_jobs_at_once(
-    tmp_path: Path, workers: Callable[..., Worker]
-) -> None:
-    ids = [cli(tmp_path, "submit", "meet", "--data", '{"n": 3}').strip() for _ in range(3)]
+def test_processes_run_that_many_jobs_at_once(here: Here, workers: Callable[..., Worker]) -> None:
+    ids = [cli(here, "submit", "meet", "--data", '{"n": 3}').strip() for _ in range(3)]
     worker = workers("tasks:meet", "--type", "meet", "--processes", "3", "--poll-interval", "200")
-    poll(lambda: all(status(tmp_path, i) == "completed" for i in ids), "the jobs to complete")
-    results = [json.loads(cli(tmp_path, "show", i, "--json"))["result"] for i in ids]
+    poll(lambda: all(status(here, i) == "completed" for i in ids), "the jobs to complete")
+    results = [json.loads(cli(here, "show", i, "--json"))["result"] for i in ids]
     assert [r["together"] for r in results] == [3, 3, 3]  # all three ran at the same time
     assert len({r["pid"] for r in results}) == 3
     worker.stop()
@@ -109,9 +123,9 @@ def failure_lines(stderr: str) -> set[str]:
     return {m.group(1) for line in stderr.splitlines() if (m := _LINE.match(line))}
 
 
-def _submit_three(cwd: Path, *login: str) -> tuple[str, str, str]:
+def _submit_three(here: Here, *login: str) -> tuple[str, str, str]:
     def submit(data: str) -> str:
-        return cli(cwd, *login, "submit", "flaky", "--data", data).strip()
+        return cli(here, *login, "submit", "flaky", "--data", data).strip()
 
     return submit('{"fail": 1}'), submit("{}"), submit('{"self": 1}')
 
@@ -125,13 +139,13 @@ def _expected(raised: str, gave_up: str) -> set[str]:
 
 @pytest.mark.parametrize("processes", [[], ["--processes", "2"]], ids=["threads", "processes"])
 def test_one_line_per_failed_job_on_a_file(
-    tmp_path: Path, workers: Callable[..., Worker], processes: list[str]
+    here: Here, workers: Callable[..., Worker], processes: list[str]
 ) -> None:
-    raised, fine, gave_up = _submit_three(tmp_path)
+    raised, fine, gave_up = _submit_three(here)
     worker = workers("tasks:flaky", "--type", "flaky", "--poll-interval", "200", *processes)
-    poll(lambda: status(tmp_path, gave_up) == "failed", "the jobs to finish")
-    poll(lambda: status(tmp_path, raised) == "failed", "the jobs to finish")
-    assert status(tmp_path, fine) == "completed"
+    poll(lambda: status(here, gave_up) == "failed", "the jobs to finish")
+    poll(lambda: status(here, raised) == "failed", "the jobs to finish")
+    assert status(here, fine) == "completed"
     _, err = worker.stop()
     assert failure_lines(err) == _expected(raised, gave_up), err
     assert "second line" not in err  # the first line of the error only
@@ -139,17 +153,17 @@ def test_one_line_per_failed_job_on_a_file(
 
 
 def test_log_level_error_hides_them_and_info_shows_the_workers_own_logs(
-    tmp_path: Path, workers: Callable[..., Worker]
+    here: Here, workers: Callable[..., Worker]
 ) -> None:
-    raised, _, _ = _submit_three(tmp_path)
+    raised, _, _ = _submit_three(here)
     quiet = workers("tasks:flaky", "--type", "flaky", "--log-level", "error")
-    poll(lambda: status(tmp_path, raised) == "failed", "the job to fail")
+    poll(lambda: status(here, raised) == "failed", "the job to fail")
     _, err = quiet.stop()
     assert failure_lines(err) == set()
 
-    again = cli(tmp_path, "submit", "flaky", "--data", '{"fail": 1}').strip()
+    again = cli(here, "submit", "flaky", "--data", '{"fail": 1}').strip()
     chatty = workers("tasks:flaky", "--type", "flaky", "--log-level", "info")
-    poll(lambda: status(tmp_path, again) == "failed", "the job to fail")
+    poll(lambda: status(here, again) == "failed", "the job to fail")
     _, err = chatty.stop()
     assert f"INFO tasks: working on {again}" in err
     assert f"job {again} (flaky) failed: ValueError: bad input 1" in err
@@ -166,11 +180,21 @@ OPEN = ("--allow", "creator=anyone", "--allow", "worker=anyone", "--log-level", 
 
 
 @pytest.fixture
-def open_server(tmp_path: Path) -> Iterator[str]:
+def open_server(tmp_path: Path, dbs: Databases) -> Iterator[str]:
     """A `jobcollection serve` that lets anyone create and work on jobs."""
     out = (tmp_path / "serve.out").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jobcollection", "serve", "--db", "server.db", "--port", "0", *OPEN],
+        [
+            sys.executable,
+            "-m",
+            "jobcollection",
+            "serve",
+            "--db",
+            dbs("server"),
+            "--port",
+            "0",
+            *OPEN,
+        ],
         cwd=tmp_path,
         env=clean_env(),
         stdout=out,
@@ -191,13 +215,13 @@ def open_server(tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.parametrize("processes", [[], ["--processes", "2"]], ids=["threads", "processes"])
 def test_one_line_per_failed_job_through_a_server(
-    tmp_path: Path, workers: Callable[..., Worker], open_server: str, processes: list[str]
+    here: Here, workers: Callable[..., Worker], open_server: str, processes: list[str]
 ) -> None:
     def remote_status(job_id: str) -> str:
-        shown = cli(tmp_path, "--server", open_server, "show", job_id, "--json")
+        shown = cli(here, "--server", open_server, "show", job_id, "--json")
         return str(json.loads(shown)["status"])
 
-    raised, fine, _ = _submit_three(tmp_path, "--server", open_server)
+    raised, fine, _ = _submit_three(here, "--server", open_server)
     worker = workers(
         "tasks:flaky",
         "--type",

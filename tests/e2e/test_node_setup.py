@@ -1,8 +1,9 @@
 """The README's test command installs the npm clients the node tests need, by itself.
 
 Each test runs `python -m pytest` as a subprocess on a scratch copy of the test setup
-(``tests/conftest.py``, ``tests/node_clients.py``, ``tests/interop/install.sh`` and the pinned
-``package.json``/``package-lock.json``) with two small node tests, so that the real
+(``tests/conftest.py``, ``tests/node_clients.py``, ``tests/pg_support.py`` and
+``tests/storage_support.py`` (which the conftest imports), ``tests/interop/install.sh`` and the
+pinned ``package.json``/``package-lock.json``) with two small node tests, so that the real
 ``tests/interop/node/node_modules`` is never touched.
 """
 
@@ -36,7 +37,8 @@ def test_meteor_job_loads():
 def _scratch(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     (root / "tests" / "interop" / "node").mkdir(parents=True)
-    for name in ("conftest.py", "node_clients.py", "interop/install.sh"):
+    setup = ("conftest.py", "node_clients.py", "pg_support.py", "storage_support.py")
+    for name in (*setup, "interop/install.sh"):
         shutil.copy2(TESTS / name, root / "tests" / name)
     for name in ("package.json", "package-lock.json"):
         shutil.copy2(TESTS / "interop" / "node" / name, root / "tests" / "interop" / "node" / name)

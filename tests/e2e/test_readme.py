@@ -29,6 +29,7 @@ from cli_run import WAIT_S, poll
 
 from jobcollection import JobCollection
 from node_clients import NODE_DIR, require_node
+from storage_support import is_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -178,13 +179,28 @@ def login(port: int) -> str:
     return token
 
 
-def jobs_in(db: Path, root: str = "queue") -> list[dict[str, Any]]:
-    with JobCollection(root, str(db)) as jc:
+def jobs_in(db: str, root: str = "queue") -> list[dict[str, Any]]:
+    with JobCollection(root, db) as jc:
         found = [jc.get_job(str(job.id), get_log=True) for job in jc.find()]
         return [job.doc for job in found if job is not None]
 
 
-def add_ada(cwd: Path, env: dict[str, str], db: str = "jobcollection.db") -> None:
+@dataclass(frozen=True)
+class ReadmeDb:
+    url: str  # where the blocks keep their jobs
+    env: dict[str, str]  # what tells the blocks so
+
+
+@pytest.fixture
+def readme_db(tmp_path: Path, db: str) -> ReadmeDb:
+    """The database of the blocks that name none: on SQLite their default, ./jobcollection.db
+    in their working directory, as a newcomer gets it; else `db`, told by $JOBCOLLECTION_DB."""
+    if is_sqlite(db):
+        return ReadmeDb(str(tmp_path / "jobcollection.db"), {})
+    return ReadmeDb(db, {"JOBCOLLECTION_DB": db})
+
+
+def add_ada(cwd: Path, env: dict[str, str], db: str) -> None:
     run(
         ["jobcollection", "--db", db, "users", "add", "ada", "--password-env", "ADA_PASSWORD"],
         cwd,
@@ -193,10 +209,10 @@ def add_ada(cwd: Path, env: dict[str, str], db: str = "jobcollection.db") -> Non
 
 
 def serve_block(
-    cwd: Path, port: int, background: Callable[..., Background]
+    cwd: Path, db: ReadmeDb, port: int, background: Callable[..., Background]
 ) -> tuple[Background, dict[str, str]]:
-    """The README's `serve` block, running (it adds user `ada` first)."""
-    env = environment(port)
+    """The README's `serve` block, running on `db` (it adds user `ada` first)."""
+    env = environment(port, **db.env)
     server = background(["bash", "-c", block("serve").text], cwd, env, "serve")
     server.wait_for(f"serving queue at ws://127.0.0.1:{port}/websocket")
     return server, env
@@ -224,17 +240,19 @@ def test_setup_block_installs_and_collects_the_tests_in_a_fresh_environment(
     assert int(collected.group(1)) > 1000
 
 
-def test_worker_and_cli_blocks(tmp_path: Path, background: Callable[..., Background]) -> None:
+def test_worker_and_cli_blocks(
+    tmp_path: Path, readme_db: ReadmeDb, background: Callable[..., Background]
+) -> None:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")  # as in a checkout's root
-    env = environment()
+    env = environment(**readme_db.env)
     worker = background(["bash", "-c", block("worker").text], tmp_path, env, "worker")
     worker.wait_for("serving greet with examples.hello:greet")
     done = run(["bash", "-e", "-c", block("submit").text], tmp_path, env)
-    (job,) = jobs_in(tmp_path / "jobcollection.db")
+    (job,) = jobs_in(readme_db.url)
     assert re.search(rf"^{job['_id']}\s+greet\s+", done.stdout, flags=re.M)  # ls: a table
     assert re.search(rf"^_id:\s+{job['_id']}$", done.stdout, flags=re.M)  # show: the job
-    poll(lambda: jobs_in(tmp_path / "jobcollection.db")[0]["status"] == "completed", "the job")
-    (job,) = jobs_in(tmp_path / "jobcollection.db")
+    poll(lambda: jobs_in(readme_db.url)[0]["status"] == "completed", "the job")
+    (job,) = jobs_in(readme_db.url)
     assert job["result"] == {"greeting": "Hello, Ada!"}
     assert worker.stop(signal.SIGINT) == 0, worker.output()  # Ctrl-C
 
@@ -248,12 +266,14 @@ def _python(code: str, cwd: Path, env: dict[str, str]) -> str:
     return run([sys.executable, str(script)], cwd, {**env, "PYTHONWARNINGS": "error"}).stdout
 
 
+@pytest.mark.sqlite_only(reason="the README's block names its SQLite file, jobs.db")
 def test_quick_example_prints_what_the_readme_says(tmp_path: Path) -> None:
     printed = _python(block("quick").text, tmp_path, environment())
     assert printed == block("quick output").text
     assert (tmp_path / "jobs.db").exists()
 
 
+@pytest.mark.sqlite_only(reason="the README's block names its SQLite file, jobs.db")
 def test_async_example(tmp_path: Path) -> None:
     assert _python(block("async").text, tmp_path, environment()) == "{'resized': 'a.png'}\n"
 
@@ -261,9 +281,11 @@ def test_async_example(tmp_path: Path) -> None:
 # -- Serving over the network ------------------------------------------------------------------
 
 
-def test_serve_block(tmp_path: Path, background: Callable[..., Background]) -> None:
+def test_serve_block(
+    tmp_path: Path, readme_db: ReadmeDb, background: Callable[..., Background]
+) -> None:
     port = free_port()
-    server, _ = serve_block(tmp_path, port, background)
+    server, _ = serve_block(tmp_path, readme_db, port, background)
     token = login(port)
     status, body = http(f"http://127.0.0.1:{port}/api/queue/startJobServer", [], token)
     assert (status, body) == (200, {"result": True})  # ada is admin
@@ -271,12 +293,12 @@ def test_serve_block(tmp_path: Path, background: Callable[..., Background]) -> N
 
 
 def test_toml_block_serves_what_the_command_line_uses(
-    tmp_path: Path, background: Callable[..., Background]
+    tmp_path: Path, readme_db: ReadmeDb, background: Callable[..., Background]
 ) -> None:
     port = free_port()
-    env = environment(port)
+    env = environment(port, **readme_db.env)
     (tmp_path / "serve.toml").write_text(block("toml").text, "utf-8")
-    add_ada(tmp_path, env)
+    add_ada(tmp_path, env, readme_db.url)
     readme = " ".join(README.read_text("utf-8").split())
     command = re.search(r"`jobcollection serve --config serve.toml`", readme)
     assert command is not None
@@ -291,16 +313,18 @@ def test_toml_block_serves_what_the_command_line_uses(
     argv = ["bash", "-c", submit.group(1).replace(":3000", f":{port}")]
     saved = run(argv, tmp_path, env).stdout.strip()
     emails = run([*argv[:2], argv[2] + " --collection emails"], tmp_path, env).stdout.strip()
-    assert [job["_id"] for job in jobs_in(tmp_path / "jobcollection.db")] == [saved]
-    assert [job["_id"] for job in jobs_in(tmp_path / "jobcollection.db", "emails")] == [emails]
+    assert [job["_id"] for job in jobs_in(readme_db.url)] == [saved]
+    assert [job["_id"] for job in jobs_in(readme_db.url, "emails")] == [emails]
     assert server.stop() == 0, server.output()
 
 
 @pytest.mark.node
-def test_node_worker_block(tmp_path: Path, background: Callable[..., Background]) -> None:
+def test_node_worker_block(
+    tmp_path: Path, readme_db: ReadmeDb, background: Callable[..., Background]
+) -> None:
     node = require_node()
     port = free_port()
-    _, env = serve_block(tmp_path, port, background)
+    _, env = serve_block(tmp_path, readme_db, port, background)
     data = '{"address": "bozo@clowns.com"}'
     job_id = run(["jobcollection", "submit", "sendEmail", "--data", data], tmp_path, env).stdout
     (tmp_path / "worker.js").write_text(block("node").text, "utf-8")
@@ -308,15 +332,16 @@ def test_node_worker_block(tmp_path: Path, background: Callable[..., Background]
     background([node, "worker.js"], tmp_path, node_env, "node")
 
     def completed() -> bool:
-        (job,) = jobs_in(tmp_path / "jobcollection.db")
+        (job,) = jobs_in(readme_db.url)
         return bool(job["status"] == "completed")
 
     poll(completed, "the node worker to complete the job")
-    (job,) = jobs_in(tmp_path / "jobcollection.db")
+    (job,) = jobs_in(readme_db.url)
     assert job["_id"] == job_id.strip()
     assert "Sending to bozo@clowns.com" in [entry["message"] for entry in job["log"]]
 
 
+@pytest.mark.sqlite_only(reason="the README's block names its SQLite file, jobs.db")
 def test_python_server_block(tmp_path: Path, background: Callable[..., Background]) -> None:
     port = free_port()
     env = environment(port)
@@ -345,17 +370,19 @@ def test_python_server_block(tmp_path: Path, background: Callable[..., Backgroun
 # -- Working remotely --------------------------------------------------------------------------
 
 
-def test_connect_block(tmp_path: Path, background: Callable[..., Background]) -> None:
+def test_connect_block(
+    tmp_path: Path, readme_db: ReadmeDb, background: Callable[..., Background]
+) -> None:
     port = free_port()
-    env = environment(port)
-    add_ada(tmp_path, env)
+    env = environment(port, **readme_db.env)
+    add_ada(tmp_path, env, readme_db.url)
     readme = " ".join(README.read_text("utf-8").split())
     command = re.search(r"talks to `(jobcollection serve [^`]+)`", readme)
     assert command is not None
     server = background(["bash", "-c", command.group(1)], tmp_path, env, "serve")
     server.wait_for(f"serving myJobQueue at ws://127.0.0.1:{port}/websocket")
     printed = _python(block("connect").text, tmp_path, env)
-    (job,) = jobs_in(tmp_path / "jobcollection.db", "myJobQueue")
+    (job,) = jobs_in(readme_db.url, "myJobQueue")
     assert (job["status"], job["result"]) == ("completed", {"sent": True})
     assert f"added {job['_id']}" in printed
     assert re.search(rf"^changed {job['_id']} \(.*'status'", printed, flags=re.M), printed

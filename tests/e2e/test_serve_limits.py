@@ -64,8 +64,8 @@ def test_bad_limit_flags_are_usage_errors(flags: tuple[str, ...]) -> None:
         build_parser().parse_args(["serve", *flags])
 
 
-def test_serve_closes_a_silent_connection_after_its_handshake_timeout(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "jobcollection", "serve", "--db", str(tmp_path / "j.db")]
+def test_serve_closes_a_silent_connection_after_its_handshake_timeout(db: str) -> None:
+    command = [sys.executable, "-m", "jobcollection", "serve", "--db", db]
     command += ["--port", "0", "--handshake-timeout", "0.5"]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:

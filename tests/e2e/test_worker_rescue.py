@@ -43,16 +43,16 @@ def workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sweeper(workdir: Path) -> Iterator[JobCollection]:
+def sweeper(db: str) -> Iterator[JobCollection]:
     """This process, with its job server started: it rescues what dead workers leave."""
-    with JobCollection("queue", workdir / "jobs.db") as jc:
+    with JobCollection("queue", db) as jc:
         jc.start_job_server()
         yield jc
 
 
 @pytest.fixture
-def spawn(workdir: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    workers = WorkerProcesses(workdir, workdir / "jobs.db")
+def spawn(workdir: Path, db: str) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    workers = WorkerProcesses(workdir, db)
 
     def run(*args: str) -> subprocess.Popen[str]:
         return workers("tasks:slow", "--poll-interval", "100", *args)
@@ -123,21 +123,21 @@ def test_a_slow_worker_that_heartbeats_keeps_its_job(
 
 @pytest.mark.slow
 def test_a_worker_started_after_the_death_rescues_too(
-    workdir: Path, spawn: Callable[..., subprocess.Popen[str]]
+    db: str, spawn: Callable[..., subprocess.Popen[str]]
 ) -> None:
     """No other process runs a job server when the worker dies: the next worker to start
     rescues its jobs (and, here, runs them)."""
-    with JobCollection("queue", workdir / "jobs.db") as jc:
+    with JobCollection("queue", db) as jc:
         job_id = jc.job("again", {"once": True}).retry(3, wait=0).save()
         assert job_id
     first = spawn("--type", "again", "--lost-after", str(LAPSE_MS))
-    with JobCollection("queue", workdir / "jobs.db") as jc:
+    with JobCollection("queue", db) as jc:
         poll(lambda: status(jc, job_id) == "running", "the first worker to take the job")
     first.send_signal(signal.SIGKILL)  # it slept on its first run; the second is quick
     first.wait(timeout=10)
     time.sleep(LAPSE_MS / 1000 + 0.2)
     second = spawn("--type", "again", "--lost-after", str(LAPSE_MS))
-    with JobCollection("queue", workdir / "jobs.db") as jc:
+    with JobCollection("queue", db) as jc:
         poll(lambda: status(jc, job_id) == "completed", "the second worker to finish the job")
         job = jc.get_job(job_id, get_failures=True)
         assert job is not None

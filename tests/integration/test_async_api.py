@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,8 @@ from jobcollection import AsyncJob, AsyncJobCollection
 
 
 @pytest.fixture(params=[False, True], ids=["helper-thread", "inline"])
-async def ajc(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[AsyncJobCollection]:
-    collection = AsyncJobCollection("aio", str(tmp_path / "a.db"), run_inline=request.param)
+async def ajc(db: str, request: pytest.FixtureRequest) -> AsyncIterator[AsyncJobCollection]:
+    collection = AsyncJobCollection("aio", db, run_inline=request.param)
     await collection.start_job_server()
     yield collection
     await collection.close()

@@ -19,6 +19,8 @@ from jobcollection import JobCollection
 from jobcollection.server.accounts import Accounts
 from jobcollection.storage.sqlite import SqliteStorage
 
+pytestmark = pytest.mark.sqlite_only(reason="the SQLite file's mode (and its -wal and -shm files)")
+
 NOBODY = 65534
 
 

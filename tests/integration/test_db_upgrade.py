@@ -13,6 +13,10 @@ from jobcollection.cli.main import main
 from jobcollection.storage import migrations, schema_status
 from jobcollection.storage.sqlite import DIALECT, SCHEMA_VERSION
 
+pytestmark = pytest.mark.sqlite_only(
+    reason="SQLite's migrations (sqlite_00N.sql) and its PRAGMA user_version"
+)
+
 
 def _version(path: Path) -> int:
     conn = sqlite3.connect(path)

@@ -7,7 +7,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ from jobcollection.storage.sqlite import SqliteStorage
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    collection = JobCollection("hot", str(tmp_path / "hot.db"))
+def jc(db: str) -> Iterator[JobCollection]:
+    collection = JobCollection("hot", db)
     collection.start_job_server()
     yield collection
     collection.close()
@@ -63,10 +62,11 @@ def test_complete_and_claim_rejects_bad_input_before_writing(jc: JobCollection) 
     assert stored.status == "running"  # the completion was not written either
 
 
-def test_checkpoints_happen_in_the_background(tmp_path: Path) -> None:
+@pytest.mark.sqlite_only(reason="SQLite's WAL checkpoints")
+def test_checkpoints_happen_in_the_background(db: str) -> None:
     """Commits do not checkpoint small WALs any more; the watcher thread moves the pages
     into the database file shortly after writes."""
-    path = tmp_path / "ck.db"
+    path = db
     jc = JobCollection("hot", str(path))
     try:
         before = os.path.getsize(path)
@@ -79,14 +79,17 @@ def test_checkpoints_happen_in_the_background(tmp_path: Path) -> None:
         jc.close()
 
 
+@pytest.mark.sqlite_only(
+    reason="the SQLite adapter's change-feed pruning (its CHANGES_KEPT, PRUNE_INTERVAL_S)"
+)
 def test_the_change_feed_is_pruned_in_the_background(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from jobcollection.storage import sqlite as sqlite_storage
 
     monkeypatch.setattr(sqlite_storage, "CHANGES_KEPT", 10)
     monkeypatch.setattr(sqlite_storage, "PRUNE_INTERVAL_S", 0.05)
-    jc = JobCollection("hot", str(tmp_path / "prune.db"))
+    jc = JobCollection("hot", db)
     try:
         jc.save_jobs([Job(jc, "t", {}) for _ in range(30)])  # one feed row
         for _ in range(15):
@@ -107,6 +110,7 @@ def test_the_change_feed_is_pruned_in_the_background(
         jc.close()
 
 
+@pytest.mark.sqlite_only(reason="counts the SQL statements SQLite ran (its trace callback)")
 @pytest.mark.parametrize("how", ["complete_jobs", "complete_and_claim", "queue"])
 def test_a_batch_completed_with_one_result_is_one_statement(jc: JobCollection, how: str) -> None:
     """A worker's payload of ten jobs finished together costs one completing UPDATE, not ten

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -51,8 +50,8 @@ class FakeAccounts:
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    collection = JobCollection("q", str(tmp_path / "jobs.db"))
+def jc(db: str) -> Iterator[JobCollection]:
+    collection = JobCollection("q", db)
     collection.start_job_server()
     yield collection
     collection.close()

@@ -8,10 +8,12 @@ of them made an idle server busy). Work is counted in SQLite virtual-machine ste
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
+
+import pytest
 
 from jobcollection import Job, JobCollection
 from jobcollection.storage.sqlite import SqliteStorage
+from storage_support import Databases
 
 
 def _steps(storage: SqliteStorage, action: Callable[[], object]) -> int:
@@ -34,7 +36,7 @@ def _steps(storage: SqliteStorage, action: Callable[[], object]) -> int:
     return ticks[0]
 
 
-def _costs(path: Path, crowd: int) -> tuple[int, int, int | None]:
+def _costs(path: str, crowd: int) -> tuple[int, int, int | None]:
     """(steps of next_wakeup, steps of a sweep, the wake-up) beside `crowd` jobs that wait for
     an antecedent due in an hour (their own `after` long past)."""
     with JobCollection("q", str(path)) as jc:
@@ -52,8 +54,9 @@ def _costs(path: Path, crowd: int) -> tuple[int, int, int | None]:
         return _steps(storage, jc.manager.next_wakeup), _steps(storage, jc.manager.sweep), wakeup
 
 
-def test_jobs_waiting_for_others_cost_the_scheduler_nothing(tmp_path: Path) -> None:
-    few_wakeup, few_sweep, _ = _costs(tmp_path / "few.db", 5)
-    many_wakeup, many_sweep, _ = _costs(tmp_path / "many.db", 4000)
+@pytest.mark.sqlite_only(reason="counts SQLite virtual-machine steps")
+def test_jobs_waiting_for_others_cost_the_scheduler_nothing(dbs: Databases) -> None:
+    few_wakeup, few_sweep, _ = _costs(dbs("few"), 5)
+    many_wakeup, many_sweep, _ = _costs(dbs("many"), 4000)
     assert many_wakeup <= few_wakeup + 2, (few_wakeup, many_wakeup)
     assert many_sweep <= few_sweep + 2, (few_sweep, many_sweep)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from _schema import make_version_1
 
 from jobcollection import Job, JobCollection
 from jobcollection.storage.sqlite import SCHEMA_VERSION
+
+pytestmark = pytest.mark.sqlite_only(
+    reason="migrates SQLite databases of schema version 1 (sqlite_00N.sql)"
+)
 
 
 def test_version_1_database_is_migrated_and_keeps_its_logs(tmp_path: Path) -> None:

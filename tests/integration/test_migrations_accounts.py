@@ -5,11 +5,16 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from _schema import drop_worker_registry
 
 from jobcollection import Job, JobCollection
 from jobcollection.server.accounts import Accounts
 from jobcollection.storage.sqlite import SCHEMA_VERSION, SqliteStorage
+
+pytestmark = pytest.mark.sqlite_only(
+    reason="migrates SQLite databases of schema version 2 (sqlite_00N.sql), raw sqlite3"
+)
 
 ACCOUNT_TABLES = ["login_tokens", "user_emails", "users"]
 

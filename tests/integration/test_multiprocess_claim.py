@@ -67,8 +67,7 @@ def _check_each_ran_once(db: Path, root: str, ids: list[str], outs: list[Path]) 
             assert job.doc["result"]["pid"] > 0
 
 
-def test_get_work_races_claim_every_job_exactly_once(tmp_path: Path) -> None:
-    db = tmp_path / "shared.db"
+def test_get_work_races_claim_every_job_exactly_once(tmp_path: Path, db: str) -> None:
     ids = _save_jobs(db, "mp", "race", N_JOBS)
     outs = [tmp_path / f"child{n}.json" for n in range(N_PROCS)]
     _run_children(
@@ -78,16 +77,14 @@ def test_get_work_races_claim_every_job_exactly_once(tmp_path: Path) -> None:
     _check_each_ran_once(db, "mp", ids, outs)
 
 
-def test_process_jobs_in_several_processes_run_every_job_once(tmp_path: Path) -> None:
-    db = tmp_path / "shared.db"
+def test_process_jobs_in_several_processes_run_every_job_once(tmp_path: Path, db: str) -> None:
     ids = _save_jobs(db, "mpq", "qrace", N_JOBS)
     outs = [tmp_path / f"child{n}.json" for n in range(N_PROCS)]
     _run_children(_workers.queue_loop, [(str(db), "mpq", "qrace", str(out), 1.0) for out in outs])
     _check_each_ran_once(db, "mpq", ids, outs)
 
 
-def test_queue_in_other_process_is_woken_by_change_feed(tmp_path: Path) -> None:
-    db = tmp_path / "shared.db"
+def test_queue_in_other_process_is_woken_by_change_feed(tmp_path: Path, db: str) -> None:
     started, stop = tmp_path / "started", tmp_path / "stop"
     with JobCollection("wake", db) as jc:  # create the schema before the child opens it
         jc.start_job_server()

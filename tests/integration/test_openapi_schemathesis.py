@@ -7,9 +7,7 @@ module well under a minute.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +26,7 @@ from jobcollection.core.permissions import Caller
 from jobcollection.server.dispatch import Dispatcher
 from jobcollection.server.http_api import HttpApi
 from jobcollection.server.meteor_error import MeteorError
+from storage_support import Databases
 
 CHECKS = [
     not_a_server_error,
@@ -49,23 +48,45 @@ def _authenticate(token: str) -> Caller | None:
     return Caller("u1", "alice") if token == "t1" else None
 
 
-_TMP = tempfile.TemporaryDirectory(prefix="jc-schemathesis-")
-_JC = JobCollection("q", str(Path(_TMP.name) / "jobs.db"))
-_JC.start_job_server()
-_JC.allow(admin="anyone")
-_JC.deny(shutdownJobServer="anyone", stopJobs="anyone")  # keep the server claiming jobs
-APP = HttpApi(
-    Dispatcher([_JC.manager]), login=_login, authenticate=_authenticate, logout=lambda token: None
-)
-# Loaded eagerly: `schemathesis.pytest.from_fixture` fails under pytest 9 (`Function._nodeid`).
-schema = schemathesis.openapi.from_asgi("/api/openapi.json", APP)
+class _Served:
+    """The ASGI app under test: the HTTP API over the current database's collection (the
+    `served` fixture sets it, one per kind of storage)."""
+
+    def __init__(self) -> None:
+        self.app: HttpApi | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.app is not None, "no collection served"
+        await self.app(scope, receive, send)
+
+
+def _api(jc: JobCollection) -> HttpApi:
+    jc.start_job_server()
+    jc.allow(admin="anyone")
+    jc.deny(shutdownJobServer="anyone", stopJobs="anyone")  # keep the server claiming jobs
+    return HttpApi(
+        Dispatcher([jc.manager]), login=_login, authenticate=_authenticate, logout=lambda t: None
+    )
+
+
+APP = _Served()
+# Loaded eagerly, at import (the OpenAPI document is the same whatever the database, so a
+# collection in memory serves it): `schemathesis.pytest.from_fixture` fails under pytest 9
+# (`Function._nodeid`).
+with JobCollection("q", "sqlite://") as _document_only:
+    APP.app = _api(_document_only)
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", APP)
+    APP.app = None
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _close_collection() -> Iterator[None]:
-    yield
-    _JC.close()
-    _TMP.cleanup()
+def served(module_dbs: Databases) -> Iterator[None]:
+    with JobCollection("q", module_dbs("api")) as jc:
+        APP.app = _api(jc)
+        try:
+            yield
+        finally:
+            APP.app = None
 
 
 @schema.parametrize()

@@ -10,7 +10,6 @@ import textwrap
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,8 +42,8 @@ class Client:
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection(ROOT, str(tmp_path / "pub.db")) as collection:
+def jc(db: str) -> Iterator[JobCollection]:
+    with JobCollection(ROOT, db) as collection:
         collection.start_job_server()
         yield collection
 
@@ -355,7 +354,7 @@ _OTHER_PROCESS = textwrap.dedent(
 
 @pytest.mark.slow
 async def test_a_change_written_by_another_process_arrives(
-    jc: JobCollection, registry: PublicationRegistry, tmp_path: Path
+    jc: JobCollection, registry: PublicationRegistry, db: str
 ) -> None:
     jc.allow(admin="anyone")
     job_id = _save(jc, "p")
@@ -367,7 +366,7 @@ async def test_a_change_written_by_another_process_arrives(
         "-c",
         _OTHER_PROCESS,
         ROOT,
-        str(tmp_path / "pub.db"),  # the file the `jc` fixture opened
+        db,  # the file the `jc` fixture opened
         job_id,
         stderr=subprocess.PIPE,
     )

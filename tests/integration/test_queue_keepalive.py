@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from jobcollection import Job, JobCollection
 
 
-def test_a_slow_but_live_worker_keeps_its_job(tmp_path: Path) -> None:
-    with JobCollection("keep", db=tmp_path / "jobs.db") as jc:
+def test_a_slow_but_live_worker_keeps_its_job(db: str) -> None:
+    with JobCollection("keep", db=db) as jc:
         jc.start_job_server()
         job = Job(jc, "slow", {})
         job.retry(0).save()
@@ -31,8 +30,8 @@ def test_a_slow_but_live_worker_keeps_its_job(tmp_path: Path) -> None:
         assert finished.doc["status"] == "completed", finished.doc["log"]
 
 
-def test_without_reports_the_work_timeout_fails_the_run(tmp_path: Path) -> None:
-    with JobCollection("keep", db=tmp_path / "jobs.db") as jc:
+def test_without_reports_the_work_timeout_fails_the_run(db: str) -> None:
+    with JobCollection("keep", db=db) as jc:
         jc.start_job_server()
         job = Job(jc, "slow", {})
         job.retry(0).save()

@@ -8,7 +8,6 @@ import asyncio
 import datetime
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import _workers
@@ -37,8 +36,8 @@ UNSTORABLE: list[tuple[object, str, str]] = [
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    collection = JobCollection("queue", tmp_path / "jobs.db")
+def jc(db: str) -> Iterator[JobCollection]:
+    collection = JobCollection("queue", db)
     collection.start_job_server()
     yield collection
     collection.close()
@@ -152,8 +151,8 @@ def test_completions_combined_with_a_bad_one_are_served_alone(jc: JobCollection)
     assert doc(jc, str(bad.id))["status"] == "running"  # refused: nothing written
 
 
-async def test_a_coroutine_worker_with_an_unstorable_result_fails_the_job(tmp_path: Path) -> None:
-    async with AsyncJobCollection("queue", tmp_path / "jobs.db") as ajc:
+async def test_a_coroutine_worker_with_an_unstorable_result_fails_the_job(db: str) -> None:
+    async with AsyncJobCollection("queue", db) as ajc:
         await ajc.start_job_server()
         job = ajc.job("async", {}).retry(1, wait=0)
         job_id = await job.save()
@@ -177,8 +176,8 @@ async def test_a_coroutine_worker_with_an_unstorable_result_fails_the_job(tmp_pa
         ] * 2
 
 
-async def test_a_coroutine_batch_with_an_unstorable_result_fails_each(tmp_path: Path) -> None:
-    async with AsyncJobCollection("queue", tmp_path / "jobs.db") as ajc:
+async def test_a_coroutine_batch_with_an_unstorable_result_fails_each(db: str) -> None:
+    async with AsyncJobCollection("queue", db) as ajc:
         await ajc.start_job_server()
         ids = await ajc.save_jobs([ajc.job("abatch", {}) for _ in range(3)])
 
@@ -298,9 +297,9 @@ def test_a_job_raising_a_base_exception_fails_and_the_queue_goes_on(
 
 @pytest.mark.parametrize("kind", [SystemExit, KeyboardInterrupt, GeneratorExit])
 async def test_a_coroutine_job_raising_a_base_exception_fails(
-    tmp_path: Path, kind: type[BaseException]
+    db: str, kind: type[BaseException]
 ) -> None:
-    async with AsyncJobCollection("queue", tmp_path / "jobs.db") as ajc:
+    async with AsyncJobCollection("queue", db) as ajc:
         await ajc.start_job_server()
         ids = [i for i in await ajc.save_jobs([ajc.job("abase", {"n": n}) for n in range(2)]) if i]
 
@@ -321,9 +320,9 @@ async def test_a_coroutine_job_raising_a_base_exception_fails(
 
 
 async def test_a_coroutine_job_cancelled_from_inside_fails_without_stopping_the_queue(
-    tmp_path: Path,
+    db: str,
 ) -> None:
-    async with AsyncJobCollection("queue", tmp_path / "jobs.db") as ajc:
+    async with AsyncJobCollection("queue", db) as ajc:
         await ajc.start_job_server()
         job_id = await ajc.job("cancelled", {}).save()
 

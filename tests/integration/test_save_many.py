@@ -8,7 +8,6 @@ import itertools
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +22,8 @@ from jobcollection.core.ids import ALPHABET
 from jobcollection.engine.clock import ManualClock
 from jobcollection.engine.manager import JobManager
 from jobcollection.errors import JobValidationError
-from jobcollection.storage.sqlite import SqliteStorage
+from jobcollection.storage import open_storage
+from storage_support import Databases, dump_tables, kind_named
 
 NOW = 1_700_000_000_000
 
@@ -63,9 +63,9 @@ def documents() -> list[dict[str, Any]]:
 
 
 def saved_tables(
-    tmp_path: Path, name: str, batched: bool, docs: list[dict[str, Any]] | None = None
+    db: str, batched: bool, docs: list[dict[str, Any]] | None = None
 ) -> tuple[list[Any], dict[str, Any]]:
-    storage = SqliteStorage(str(tmp_path / f"{name}.db"))
+    storage = open_storage(db)
     counter = itertools.count()
     manager = JobManager(
         storage, "q", clock=ManualClock(NOW), id_factory=lambda: f"id{next(counter):05d}"
@@ -76,10 +76,7 @@ def saved_tables(
             ids = manager.save_many(copy.deepcopy(docs))
         else:
             ids = [manager.call("jobSave", [doc]) for doc in copy.deepcopy(docs)]
-        tables: dict[str, Any] = {}
-        for table in ("jobs", "job_log", "job_deps"):
-            rows = storage._conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            tables[table] = rows
+        tables: dict[str, Any] = dump_tables(db, ["jobs", "job_log", "job_deps"])
         # A batch writes fewer feed rows (one per statement); the changes they stand for match.
         changes = storage.changes_since(0)
         tables["changes"] = sorted((c.job_id, c.op, c.type, c.status, c.fields) for c in changes)
@@ -89,17 +86,17 @@ def saved_tables(
         storage.close()
 
 
-def test_a_batch_stores_what_single_saves_store(tmp_path: Path) -> None:
-    batch_ids, batch = saved_tables(tmp_path, "batch", batched=True)
-    single_ids, single = saved_tables(tmp_path, "single", batched=False)
+def test_a_batch_stores_what_single_saves_store(dbs: Databases) -> None:
+    batch_ids, batch = saved_tables(dbs("batch"), batched=True)
+    single_ids, single = saved_tables(dbs("single"), batched=False)
     assert batch_ids == single_ids
     assert batch_ids.count(None) == 2
     assert batch == single
     assert len(batch["jobs"]) == len(documents()) - 1
 
 
-def test_default_ids_of_a_batch_are_random_ids(tmp_path: Path) -> None:
-    with JobCollection("q", str(tmp_path / "ids.db")) as jc:
+def test_default_ids_of_a_batch_are_random_ids(db: str) -> None:
+    with JobCollection("q", db) as jc:
         ids = jc.save_jobs([Job(jc, "t", {"n": n}) for n in range(3000)])
         assert len(set(ids)) == 3000
         pattern = re.compile(f"[{ALPHABET}]{{17}}")
@@ -107,8 +104,8 @@ def test_default_ids_of_a_batch_are_random_ids(tmp_path: Path) -> None:
         assert [job["data"]["n"] for job in jc.manager.find()] == list(range(3000))
 
 
-def test_a_bad_document_in_a_batch_is_named_and_nothing_is_saved(tmp_path: Path) -> None:
-    with JobCollection("q", str(tmp_path / "bad.db")) as jc:
+def test_a_bad_document_in_a_batch_is_named_and_nothing_is_saved(db: str) -> None:
+    with JobCollection("q", db) as jc:
         jobs = [Job(jc, "t", {"n": n}) for n in range(5)]
         jobs[3].doc["log"][0]["level"] = "debug"
         with pytest.raises(JobValidationError) as error:
@@ -166,10 +163,13 @@ def _usual_docs(draw: st.DrawFn) -> dict[str, Any]:
 )
 @given(docs=st.lists(_usual_docs(), min_size=1, max_size=6))
 def test_any_usual_batch_stores_what_single_saves_store(
-    tmp_path_factory: pytest.TempPathFactory, docs: list[dict[str, Any]]
+    db_kind: str, tmp_path_factory: pytest.TempPathFactory, docs: list[dict[str, Any]]
 ) -> None:
-    folder = tmp_path_factory.mktemp("usual")
-    batch_ids, batch = saved_tables(folder, "batch", batched=True, docs=docs)
-    single_ids, single = saved_tables(folder, "single", batched=False, docs=docs)
+    dbs = Databases(kind_named(db_kind), tmp_path_factory.mktemp("usual"))  # fresh per example
+    try:
+        batch_ids, batch = saved_tables(dbs("batch"), batched=True, docs=docs)
+        single_ids, single = saved_tables(dbs("single"), batched=False, docs=docs)
+    finally:
+        dbs.close()
     assert batch_ids == single_ids
     assert batch == single

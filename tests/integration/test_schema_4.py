@@ -12,6 +12,10 @@ from _schema import drop_worker_registry
 from jobcollection import Job, JobCollection
 from jobcollection.storage.sqlite import SCHEMA_VERSION, SqliteStorage
 
+pytestmark = pytest.mark.sqlite_only(
+    reason="SQLite schema version 4: its indexes (query plans), its migration, raw rows"
+)
+
 
 def _plan(conn: sqlite3.Connection, sql: str, args: list[object]) -> str:
     return " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))

@@ -1,4 +1,5 @@
-"""Clear errors for unusable SQLite databases, and durability of a returned save()."""
+"""Clear errors for unusable SQLite databases (SQLite-only), and durability of a returned
+save() (every kind of storage)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def open_and_read(db: Path | str) -> None:
 # -- missing folder -------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only(reason="a SQLite file in a folder that does not exist")
 @pytest.mark.parametrize("as_url", [False, True], ids=["path", "sqlite-url"])
 def test_folder_that_does_not_exist(tmp_path: Path, as_url: bool) -> None:
     db = tmp_path / "no" / "such" / "folder" / "jobs.db"
@@ -61,6 +63,7 @@ def test_folder_that_does_not_exist(tmp_path: Path, as_url: bool) -> None:
     assert not (tmp_path / "no").exists()  # nothing was created on the way
 
 
+@pytest.mark.sqlite_only(reason="a SQLite path that is a directory")
 def test_path_is_a_directory(tmp_path: Path) -> None:
     folder = tmp_path / "actually-a-folder.db"
     folder.mkdir()
@@ -84,6 +87,7 @@ def world_readable_dir() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.sqlite_only(reason="a read-only SQLite file")
 def test_read_only_database_file(world_readable_dir: Path) -> None:
     db = world_readable_dir / "jobs.db"
     make_db(db)
@@ -113,6 +117,7 @@ def test_read_only_database_file(world_readable_dir: Path) -> None:
 # -- corrupt files --------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only(reason="a file that is not a SQLite database")
 def test_random_bytes_are_not_a_database(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     db.write_bytes(random.Random(7).randbytes(16384))
@@ -121,6 +126,7 @@ def test_random_bytes_are_not_a_database(tmp_path: Path) -> None:
     assert str(db) in str(info.value)
 
 
+@pytest.mark.sqlite_only(reason="a file that is not a SQLite database")
 def test_text_file_is_not_a_database(tmp_path: Path) -> None:
     db = tmp_path / "notes.txt"
     db.write_text("these are my notes, not jobs\n" * 200)
@@ -130,6 +136,7 @@ def test_text_file_is_not_a_database(tmp_path: Path) -> None:
     assert db.read_text().startswith("these are my notes")  # left as it was
 
 
+@pytest.mark.sqlite_only(reason="a damaged SQLite file")
 def test_damaged_first_page(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     make_db(db, jobs=50)
@@ -141,6 +148,7 @@ def test_damaged_first_page(tmp_path: Path) -> None:
     assert str(db) in str(info.value)
 
 
+@pytest.mark.sqlite_only(reason="a damaged SQLite file")
 def test_damaged_data_pages(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     make_db(db, jobs=200)
@@ -158,6 +166,7 @@ def test_damaged_data_pages(tmp_path: Path) -> None:
 # -- schema from the future -----------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only(reason="SQLite's PRAGMA user_version")
 def test_foreign_database_with_higher_user_version(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     conn = sqlite3.connect(db)
@@ -175,6 +184,7 @@ def test_foreign_database_with_higher_user_version(tmp_path: Path) -> None:
         conn.close()
 
 
+@pytest.mark.sqlite_only(reason="a schema version set with SQLite's PRAGMA user_version")
 def test_jobcollection_database_from_a_newer_version(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     make_db(db)
@@ -206,6 +216,7 @@ def locked_db(tmp_path: Path) -> Iterator[tuple[Path, sqlite3.Connection]]:
         other.close()
 
 
+@pytest.mark.sqlite_only(reason="another connection holds SQLite's exclusive lock")
 def test_open_while_another_connection_holds_an_exclusive_lock(
     locked_db: tuple[Path, sqlite3.Connection],
 ) -> None:
@@ -223,6 +234,7 @@ def test_open_while_another_connection_holds_an_exclusive_lock(
         assert len(jc.find()) == 1
 
 
+@pytest.mark.sqlite_only(reason="another connection holds SQLite's exclusive lock")
 def test_write_while_another_connection_holds_an_exclusive_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -261,11 +273,10 @@ _SAVE_THEN_DIE = textwrap.dedent(
 )
 
 
-def test_saved_job_survives_sigkill_of_the_saving_process(tmp_path: Path) -> None:
-    db = tmp_path / "jobs.db"
+def test_saved_job_survives_sigkill_of_the_saving_process(db: str) -> None:
     count = 25
     done = subprocess.run(
-        [sys.executable, "-c", _SAVE_THEN_DIE, str(db), str(count)],
+        [sys.executable, "-c", _SAVE_THEN_DIE, db, str(count)],
         capture_output=True,
         text=True,
         timeout=60,

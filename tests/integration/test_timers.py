@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,8 @@ SWEEP_MS = 15000  # the default safety-net interval: every wait below must beat 
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    collection = JobCollection("timers", str(tmp_path / "t.db"))
+def jc(db: str) -> Iterator[JobCollection]:
+    collection = JobCollection("timers", db)
     collection.start_job_server()
     yield collection
     collection.close()
@@ -69,8 +68,8 @@ def test_expired_work_timeout_is_failed_promptly(jc: JobCollection) -> None:
     assert job.doc["failures"][0]["value"] == "Failed for exceeding worker set workTimeout"
 
 
-def test_a_job_due_while_the_server_was_stopped_is_readied_at_start(tmp_path: Path) -> None:
-    jc = JobCollection("timers", str(tmp_path / "s.db"))
+def test_a_job_due_while_the_server_was_stopped_is_readied_at_start(db: str) -> None:
+    jc = JobCollection("timers", db)
     try:
         job_id = Job(jc, "t", {}).delay(50).save()
         assert job_id is not None
@@ -82,9 +81,8 @@ def test_a_job_due_while_the_server_was_stopped_is_readied_at_start(tmp_path: Pa
         jc.close()
 
 
-def test_another_process_writes_wake_the_scheduler(tmp_path: Path) -> None:
+def test_another_process_writes_wake_the_scheduler(db: str) -> None:
     """A delayed job saved through a second connection is readied by the first one's timer."""
-    db = str(tmp_path / "x.db")
     server = JobCollection("timers", db)
     server.start_job_server()
     other = JobCollection("timers", db)  # stopped: it never promotes anything itself

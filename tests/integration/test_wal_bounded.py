@@ -17,6 +17,8 @@ import pytest
 from jobcollection import Job, JobCollection
 from jobcollection.storage import sqlite as sqlite_storage
 
+pytestmark = pytest.mark.sqlite_only(reason="SQLite's WAL and its checkpoints")
+
 
 def _frames(db: Path) -> tuple[int, int]:
     """(frames in the WAL, frames of it already copied into the database)."""

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,8 +50,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def jc(tmp_path: Path, clock: ManualClock) -> Iterator[JobCollection]:
-    collection = JobCollection("queue", tmp_path / "jobs.db", clock=clock)
+def jc(db: str, clock: ManualClock) -> Iterator[JobCollection]:
+    collection = JobCollection("queue", db, clock=clock)
     collection.start_job_server()
     yield collection
     collection.close()
@@ -141,33 +140,33 @@ def test_a_queue_registers_renews_and_unregisters(jc: JobCollection, clock: Manu
     assert jc.workers() == []  # a graceful stop unregisters
 
 
-def test_workers_default_to_the_collections_lapse(tmp_path: Path, clock: ManualClock) -> None:
-    with JobCollection("queue", tmp_path / "jobs.db", clock=clock, lost_after=7000) as jc:
+def test_workers_default_to_the_collections_lapse(db: str, clock: ManualClock) -> None:
+    with JobCollection("queue", db, clock=clock, lost_after=7000) as jc:
         assert jc.lost_after == 7000
         queue = jc.process_jobs("t", lambda job: None)
         assert [w.lost_after for w in jc.workers()] == [7000]
         queue.shutdown(quiet=True)
-    with JobCollection("queue", tmp_path / "jobs.db", lost_after=timedelta(minutes=1)) as jc:
+    with JobCollection("queue", db, lost_after=timedelta(minutes=1)) as jc:
         assert jc.lost_after == 60_000
 
 
 @pytest.mark.parametrize("bad", [0, 999, -5, 1.5, "30s", True, 86_400_001])
-def test_a_bad_lapse_is_refused_naming_it(tmp_path: Path, bad: object) -> None:
+def test_a_bad_lapse_is_refused_naming_it(db: str, bad: object) -> None:
     with pytest.raises(JobValidationError, match=r"^lost_after: "):
-        JobCollection("queue", tmp_path / "jobs.db", lost_after=bad)  # type: ignore[arg-type]
-    with JobCollection("queue", tmp_path / "jobs.db") as jc:
+        JobCollection("queue", db, lost_after=bad)  # type: ignore[arg-type]
+    with JobCollection("queue", db) as jc:
         with pytest.raises(JobValidationError, match=r"^lost_after: "):
             jc.process_jobs("t", lambda job: None, lost_after=bad)
         assert jc.workers() == []  # nothing registered
 
 
-def test_a_closed_collection_unregisters_its_queues(tmp_path: Path) -> None:
-    jc = JobCollection("queue", tmp_path / "jobs.db")
+def test_a_closed_collection_unregisters_its_queues(db: str) -> None:
+    jc = JobCollection("queue", db)
     jc.process_jobs("t", lambda job: None)
     jc.process_jobs("u", lambda job: None)
     assert len(jc.workers()) == 2
     jc.close()
-    with JobCollection("queue", tmp_path / "jobs.db") as again:
+    with JobCollection("queue", db) as again:
         assert again.workers() == []
 
 
@@ -244,9 +243,9 @@ def test_a_stopped_job_server_does_not_rescue(jc: JobCollection, clock: ManualCl
 
 
 def test_several_processes_rescue_a_job_once(
-    tmp_path: Path, jc: JobCollection, clock: ManualClock
+    db: str, jc: JobCollection, clock: ManualClock
 ) -> None:
-    others = [JobCollection("queue", tmp_path / "jobs.db", clock=clock) for _ in range(3)]
+    others = [JobCollection("queue", db, clock=clock) for _ in range(3)]
     try:
         for other in others:
             other.start_job_server()
@@ -265,11 +264,11 @@ def test_several_processes_rescue_a_job_once(
 
 
 def test_a_living_queue_keeps_its_jobs_however_long_they_run(
-    tmp_path: Path, jc: JobCollection, clock: ManualClock
+    db: str, jc: JobCollection, clock: ManualClock
 ) -> None:
     """A slow job whose worker keeps heartbeating is never rescued, by another process
     either: here time runs ten lapses while the job runs."""
-    sweeper = JobCollection("queue", tmp_path / "jobs.db", clock=clock)
+    sweeper = JobCollection("queue", db, clock=clock)
     sweeper.start_job_server()
     try:
         gate = Gate()
@@ -364,8 +363,11 @@ def test_a_failed_look_for_lost_workers_is_tried_again_a_second_later(
 # -- storage -----------------------------------------------------------------------------------
 
 
-def test_a_version_4_database_gains_the_registry(tmp_path: Path) -> None:
-    path = tmp_path / "v4.db"
+@pytest.mark.sqlite_only(
+    reason="migrates a SQLite database of schema version 4 (PRAGMA user_version)"
+)
+def test_a_version_4_database_gains_the_registry(db: str) -> None:
+    path = db
     with JobCollection("q", path) as jc:
         jc.start_job_server()
         jc.job("t", {}).save()
@@ -387,6 +389,7 @@ def test_a_version_4_database_gains_the_registry(tmp_path: Path) -> None:
         conn.close()
 
 
+@pytest.mark.sqlite_only(reason="SQLite's query plan (EXPLAIN QUERY PLAN)")
 def test_the_rescue_reads_running_jobs_through_the_status_index(jc: JobCollection) -> None:
     """No index was added for the rescue: it walks the running jobs through `jobs_status`."""
     conn = jc.manager.storage._conn  # type: ignore[attr-defined]

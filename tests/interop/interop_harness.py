@@ -34,10 +34,10 @@ _SERVING = re.compile(r"jobcollection: serving (\S+) at (ws://\S+/websocket) and
 _OUR_ENV = ("METEOR_TOKEN", "JC_", "JOBCOLLECTION_DB")
 
 
-def cli(db: Path, *args: str) -> str:
+def cli(db: str, *args: str) -> str:
     """Run ``python -m jobcollection --db DB ARGS``; returns stdout (stripped), asserts exit 0."""
     done = subprocess.run(
-        [sys.executable, "-m", "jobcollection", "--db", str(db), *args],
+        [sys.executable, "-m", "jobcollection", "--db", db, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -55,15 +55,16 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class Served:
-    """A `jobcollection serve` subprocess on 127.0.0.1 and a free port, with user `ada`;
-    ``options`` are more `serve` options. `restart` serves again on the same port."""
+    """A `jobcollection serve` subprocess on 127.0.0.1 and a free port, on database `db` (a
+    fresh one), with user `ada`; its output goes to `tmp`; ``options`` are more `serve`
+    options. `restart` serves again on the same port."""
 
-    def __init__(self, tmp: Path, *rules: str, options: tuple[str, ...] = ()) -> None:
-        self.db = tmp / "jobs.db"
+    def __init__(self, tmp: Path, db: str, *rules: str, options: tuple[str, ...] = ()) -> None:
+        self.db = db
         self.user_id = cli(self.db, "users", "add", USER, "--password", PASSWORD, "--email", EMAIL)
         self._out = tmp / "serve.out"
         self._err = tmp / "serve.err"
-        self._command = [sys.executable, "-m", "jobcollection", "serve", "--db", str(self.db)]
+        self._command = [sys.executable, "-m", "jobcollection", "serve", "--db", self.db]
         self._command += ["--host", "127.0.0.1", "--collection", ROOT, "--promote", "1000"]
         for rule in rules or (f"admin={USER}",):
             self._command += ["--allow", rule]

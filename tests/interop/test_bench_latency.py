@@ -12,14 +12,15 @@ import pytest
 from interop_harness import require_node
 
 from jobcollection.bench import server as bench
+from storage_support import Databases
 
 pytestmark = [pytest.mark.slow, pytest.mark.node]
 SAMPLES = 20
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bench.ServerProcess]:
-    server = bench.ServerProcess(tmp_path_factory.mktemp("bench") / "bench.db")
+def served(module_dbs: Databases) -> Iterator[bench.ServerProcess]:
+    server = bench.ServerProcess(module_dbs("bench"))  # typed Path; a URL string works too
     try:
         yield server
     finally:

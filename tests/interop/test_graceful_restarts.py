@@ -50,10 +50,10 @@ class PythonWorker:
 
 @pytest.mark.slow
 def test_graceful_restarts_under_load_lose_no_outcome_and_run_no_job_twice(
-    tmp_path: Path,
+    tmp_path: Path, db: str
 ) -> None:
     skip_without_node()
-    served = Served(tmp_path, "admin=anyone", options=("--drain-timeout", "10"))
+    served = Served(tmp_path, db, "admin=anyone", options=("--drain-timeout", "10"))
     python = PythonWorker()
     try:
         with JobCollection(ROOT, db=served.db) as local:

@@ -33,6 +33,7 @@ from interop_harness import (
 )
 
 from jobcollection import FOREVER, FOREVER_DATE, Date, Job, JobCollection, next_occurrence
+from storage_support import Databases
 
 pytestmark = pytest.mark.node
 
@@ -45,9 +46,9 @@ REFUSED = "Incorrect username or password"  # one answer for every failed passwo
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def served(tmp_path: Path, db: str) -> Iterator[Served]:
     skip_without_node()
-    server = Served(tmp_path)
+    server = Served(tmp_path, db)
     try:
         yield server
     finally:
@@ -55,10 +56,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module")
-def login_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def login_server(
+    tmp_path_factory: pytest.TempPathFactory, module_dbs: Databases
+) -> Iterator[Served]:
     """One server for the login tests (they only log in and out)."""
     skip_without_node()
-    server = Served(tmp_path_factory.mktemp("login"))
+    server = Served(tmp_path_factory.mktemp("login"), module_dbs("login"))
     try:
         yield server
     finally:
@@ -573,8 +576,8 @@ def test_idle_node_connection_survives_on_pongs(login_server: Served) -> None:
 # -- the server process itself --------------------------------------------------------------------
 
 
-def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    server = Served(tmp_path)
+def test_serve_stops_cleanly_on_sigterm(tmp_path: Path, db: str) -> None:
+    server = Served(tmp_path, db)
     server.stop()  # SIGTERM, as the harness (and systemd, docker, CI runners) stop it
     assert server.process.returncode == 0, server.output()
     assert "jobcollection: stopped" in server.output()

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.node
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def served(tmp_path: Path, db: str) -> Iterator[Served]:
     skip_without_node()
-    server = Served(tmp_path)
+    server = Served(tmp_path, db)
     try:
         yield server
     finally:

@@ -5,7 +5,6 @@ that needs other data or permissions overrides `local`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from ddp_harness import serving
@@ -17,8 +16,8 @@ PASSWORD = "s3cret"
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as jc:
+def local(db: str) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=db) as jc:
         jc.allow(admin="users")
         yield jc
 

@@ -33,8 +33,8 @@ LIVENESS_S = 2.0  # a round trip of another client during the flood (the benchma
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path / "jobs.db", free_port(), tmp_path)
+def server(tmp_path: Path, db: str) -> Iterator[ServerProcess]:
+    process = ServerProcess(db, free_port(), tmp_path)
     process.start()
     try:
         yield process
@@ -133,8 +133,8 @@ def test_large_pings_never_read_keep_memory_bounded(server: ServerProcess) -> No
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as collection:
+def jc(db: str) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=db) as collection:
         collection.allow(admin="anyone")
         yield collection
 

@@ -4,7 +4,6 @@ other method: an empty batch or unreadable params are no way around the rules.""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,8 @@ GETTER = Caller("u-gus", "gus")  # may getWork, nothing else
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    collection = JobCollection("q", str(tmp_path / "jobs.db"))
+def jc(db: str) -> Iterator[JobCollection]:
+    collection = JobCollection("q", db)
     collection.start_job_server()
     collection.allow(worker=["walt"], creator=["cora"], getWork=["gus"])
     yield collection

@@ -15,7 +15,6 @@ import pickle
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -37,8 +36,8 @@ BACKENDS = ["local", "remote"]
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as jc:
+def local(db: str) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=db) as jc:
         jc.allow(admin="users")
         jc.start_job_server()
         yield jc
@@ -58,10 +57,10 @@ def either(request: pytest.FixtureRequest, local: JobCollection) -> Iterator[Job
 
 @pytest.fixture(params=BACKENDS)
 async def either_async(
-    request: pytest.FixtureRequest, local: JobCollection, tmp_path: Path
+    request: pytest.FixtureRequest, local: JobCollection, db: str
 ) -> AsyncIterator[AsyncJobCollection]:
     if request.param == "local":
-        jc = AsyncJobCollection("queue", db=tmp_path / "jobs.db")
+        jc = AsyncJobCollection("queue", db=db)
         await jc.start_job_server()
     else:
         url = request.getfixturevalue("url")

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,8 +37,8 @@ JOBS = "queue.jobs"
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as collection:
+def jc(db: str) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=db) as collection:
         collection.start_job_server()
         yield collection
 

@@ -6,7 +6,6 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from ddp_harness import CallFailed, DdpClient, new_job_doc, serving
@@ -17,8 +16,8 @@ from jobcollection.server.session import Limits
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as collection:
+def jc(db: str) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=db) as collection:
         yield collection
 
 
@@ -152,8 +151,8 @@ def test_bad_params_are_400_match_failed_and_write_nothing(url: str, jc: JobColl
         assert _rows(jc) == before
 
 
-def test_denied_calls_are_403_and_write_nothing(tmp_path: Path) -> None:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as jc:
+def test_denied_calls_are_403_and_write_nothing(db: str) -> None:
+    with JobCollection("queue", db=db) as jc:
         jc.allow(worker="anyone")
         jc.deny(getJob="anyone")
         with serving(Server(jc)) as url, DdpClient(url) as client:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +14,8 @@ from jobcollection.server import Server
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as collection:
+def jc(db: str) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=db) as collection:
         collection.start_job_server()
         yield collection
 

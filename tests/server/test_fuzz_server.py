@@ -12,12 +12,10 @@ import contextlib
 import json
 import math
 import os
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +31,7 @@ from jobcollection.core import ejson
 from jobcollection.server.app import Server
 from jobcollection.server.login_throttle import Backoff, LoginThrottle
 from jobcollection.server.session import Limits
+from storage_support import Databases, dump_tables
 
 LIMIT = 64 * 1024  # the server's max message size (characters) and max HTTP body (bytes)
 ROOT = "fuzz"  # admin allowed to anyone, shutdownJobServer denied
@@ -115,7 +114,7 @@ def job_doc(job_type: str = "t", **fields: Any) -> dict[str, Any]:
 @dataclass
 class Target:
     url: str
-    db: Path
+    db: str
     ids: dict[str, str]
     run_id: str
     client: DdpClient
@@ -193,19 +192,9 @@ def recv_json(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
     return message
 
 
-def dump(db: Path) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """Every row of every table, read straight from the file (WAL: sees every commit)."""
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        tables = [
-            row[0]
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-            )
-        ]
-        return [
-            (table, sorted(conn.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr))
-            for table in tables
-        ]
+def dump(db: str) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Every row of every table, read through a connection of its own (sees every commit)."""
+    return sorted(dump_tables(db).items())
 
 
 def _setup_jobs(jc: JobCollection) -> tuple[dict[str, str], str]:
@@ -248,8 +237,8 @@ def _setup_jobs(jc: JobCollection) -> tuple[dict[str, str], str]:
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    db = tmp_path_factory.mktemp("fuzz") / "jobs.db"
+def target(module_dbs: Databases) -> Iterator[Target]:
+    db = module_dbs("fuzz")
     with JobCollection(ROOT, db=db) as jc, JobCollection(LOCKED, db=jc.manager.storage) as locked:
         ids, run_id = _setup_jobs(jc)
         jc.allow(admin="anyone")
@@ -1301,8 +1290,8 @@ def test_clients_that_vanish_with_calls_in_flight_do_not_hurt(target: Target) ->
 # -- found by fuzzing, fixed in core/ejson.py ---------------------------------------------
 
 
-def test_user_data_shaped_like_a_broken_ejson_form_round_trips(tmp_path: Path) -> None:
-    with JobCollection(ROOT, db=tmp_path / "jobs.db") as jc:
+def test_user_data_shaped_like_a_broken_ejson_form_round_trips(db: str) -> None:
+    with JobCollection(ROOT, db=db) as jc:
         jc.allow(admin="anyone")
         with serving(Server(jc)) as url, httpx.Client(base_url=url) as http:
             data = {"$escape": {"$binary": "a"}}

@@ -14,7 +14,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,8 +30,8 @@ NOT_APPLIED = "Server is restarting; the call was not applied"
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as collection:
+def jc(db: str) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=db) as collection:
         collection.allow(admin="anyone")
         collection.start_job_server()
         yield collection

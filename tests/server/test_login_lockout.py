@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,8 +26,8 @@ def by_name(name: str, password: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    jc = JobCollection("queue", db=str(tmp_path / "jobs.db"))
+def server(db: str) -> Iterator[Server]:
+    jc = JobCollection("queue", db=db)
     jc.allow(admin=["alice"])
     server = Server(jc)
     assert server.accounts is not None
@@ -85,10 +84,10 @@ QUARTER = Backoff(free=2, first=0.25, longest=0.25, half_life=3600.0)
 
 
 @pytest.fixture
-def slowing_server(tmp_path: Path) -> Iterator[Server]:
+def slowing_server(db: str) -> Iterator[Server]:
     """A server whose throttle waits 0.25 s between an address's attempts after 2 failures
     (scaled down from seconds, so the test can count them)."""
-    jc = JobCollection("queue", db=str(tmp_path / "jobs.db"))
+    jc = JobCollection("queue", db=db)
     server = Server(jc, login_throttle=LoginThrottle(per_address=QUARTER))
     assert server.accounts is not None
     server.accounts.add_user("alice", "s3cret")

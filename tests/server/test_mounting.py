@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -48,8 +47,8 @@ def _post(url: str, body: object) -> Any:
         return json.load(response)
 
 
-def test_mounted_under_starlette_serves_ddp_and_http(tmp_path: Path) -> None:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as jc:
+def test_mounted_under_starlette_serves_ddp_and_http(db: str) -> None:
+    with JobCollection("queue", db=db) as jc:
         jc.allow(admin="anyone")
         job = Job(jc, "t", {"n": 1})
         job.save()
@@ -67,8 +66,8 @@ def test_mounted_under_starlette_serves_ddp_and_http(tmp_path: Path) -> None:
                 assert client.call("queue_getJob", job.id)["data"] == {"n": 1}
 
 
-def test_user_defined_publication_follows_its_selector(tmp_path: Path) -> None:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as jc:
+def test_user_defined_publication_follows_its_selector(db: str) -> None:
+    with JobCollection("queue", db=db) as jc:
         server = Server(jc)
         seen: list[tuple[object, ...]] = []
 

@@ -6,7 +6,6 @@ Calls go through the dispatcher, the one place both transports (DDP, HTTP) check
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from ddp_harness import SPEC_METHODS
@@ -17,6 +16,7 @@ from jobcollection.core.permissions import ANONYMOUS, Caller, Permissions
 from jobcollection.errors import ValidationError
 from jobcollection.server.dispatch import Dispatcher
 from jobcollection.server.meteor_error import MeteorError
+from storage_support import Databases
 
 METHODS = list(SPEC_METHODS)
 GROUP_MEMBER = {"admin": "ada", "manager": "max", "creator": "cora", "worker": "walt"}
@@ -82,9 +82,8 @@ CALLERS = ["anonymous", *GROUP_MEMBER.values(), "ada-denied-worker", "only-jobLo
 
 
 @pytest.fixture(scope="module")
-def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Dispatcher, str]]:
-    db: Path = tmp_path_factory.mktemp("perm") / "jobs.db"
-    with JobCollection("queue", db=db) as jc:
+def dispatcher(module_dbs: Databases) -> Iterator[tuple[Dispatcher, str]]:
+    with JobCollection("queue", db=module_dbs("perm")) as jc:
         jc.start_job_server()
         job_id = jc.call("jobSave", [_params("jobSave", "")[0]])
         jc.allow(**{group: [member] for group, member in GROUP_MEMBER.items()})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +12,12 @@ from jobcollection import Job, JobCollection
 from jobcollection.engine.events import CallEvent
 from jobcollection.errors import ValidationError
 from jobcollection.server.app import Server
+from storage_support import Databases
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as collection:
+def jc(db: str) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=db) as collection:
         collection.start_job_server()
         yield collection
 
@@ -117,6 +117,7 @@ def test_a_result_that_cannot_be_encoded_becomes_a_500_and_the_connection_lives_
         assert client.call("queue_getJob", "nope") is None
 
 
+@pytest.mark.sqlite_only(reason="counts the SQL statements SQLite ran (its trace callback)")
 def test_a_remote_payload_with_one_result_is_completed_by_one_statement(
     jc: JobCollection,
 ) -> None:
@@ -146,14 +147,14 @@ def test_a_remote_payload_with_one_result_is_completed_by_one_statement(
     assert [stored[doc["_id"]] for doc in work] == results
 
 
-def _pipelined_dones(tmp_path: Path, name: str, together: bool) -> tuple[list[Any], list[Any]]:
+def _pipelined_dones(db: str, together: bool) -> tuple[list[Any], list[Any]]:
     """A worker's payload of `jobDone`s (same run; mostly one result; a duplicate, a wrong run,
     a repeating job asked for its repeat's id) through call_many or one call at a time."""
     from jobcollection.engine.clock import ManualClock
     from jobcollection.engine.manager import JobManager
-    from jobcollection.storage.sqlite import SqliteStorage
+    from jobcollection.storage import open_storage
 
-    storage = SqliteStorage(str(tmp_path / f"{name}.db"))
+    storage = open_storage(db)
     numbers = iter(range(10**6))
     manager = JobManager(
         storage, "q", clock=ManualClock(1_700_000_000_000), id_factory=lambda: f"id{next(numbers)}"
@@ -181,18 +182,19 @@ def _pipelined_dones(tmp_path: Path, name: str, together: bool) -> tuple[list[An
             outcomes = manager.call_many(calls)
         else:
             outcomes = [(True, manager.call(m, p)) for m, p in calls]
-        rows = storage._conn.execute(
-            "SELECT id, status, result, run_id FROM jobs ORDER BY seq"
-        ).fetchall()
+        rows = [
+            (doc["_id"], doc["status"], doc.get("result"), doc.get("runId"))
+            for doc in manager.find()  # oldest first
+        ]
         return outcomes, rows
     finally:
         manager.close()
         storage.close()
 
 
-def test_pipelined_dones_of_one_run_end_as_one_by_one(tmp_path: Path) -> None:
-    together = _pipelined_dones(tmp_path, "together", together=True)
-    alone = _pipelined_dones(tmp_path, "alone", together=False)
+def test_pipelined_dones_of_one_run_end_as_one_by_one(dbs: Databases) -> None:
+    together = _pipelined_dones(dbs("together"), together=True)
+    alone = _pipelined_dones(dbs("alone"), together=False)
     assert together == alone
     outcomes, rows = together
     assert [value for _, value in outcomes][:6] == [True, True, False, True, False, True]
@@ -200,6 +202,7 @@ def test_pipelined_dones_of_one_run_end_as_one_by_one(tmp_path: Path) -> None:
     assert len(rows) == 7  # six jobs and the repeat
 
 
+@pytest.mark.sqlite_only(reason="counts the SQL statements SQLite ran (its trace callback)")
 def test_pipelined_dones_with_one_result_are_one_statement(jc: JobCollection) -> None:
     from jobcollection.storage.sqlite import SqliteStorage
 

@@ -273,9 +273,11 @@ def check_each_job_completed_once(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigterm", "crash"])
-def test_server_restart_mid_run_loses_and_repeats_nothing(tmp_path: Path, how: str) -> None:
+def test_server_restart_mid_run_loses_and_repeats_nothing(
+    tmp_path: Path, db: str, how: str
+) -> None:
     total = 300
-    server = ServerProcess(tmp_path / "jobs.db", free_port(), tmp_path)
+    server = ServerProcess(db, free_port(), tmp_path)
     server.start()
     recorder = Recorder(pause=0.08)
     worker: JobCollection | None = None
@@ -333,8 +335,8 @@ def test_server_restart_mid_run_loses_and_repeats_nothing(tmp_path: Path, how: s
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as jc:
+def local(db: str) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=db) as jc:
         jc.allow(admin="anyone")
         yield jc
 
@@ -526,8 +528,8 @@ def test_sigkilled_worker_job_is_retried_after_work_timeout(
 
 
 @pytest.mark.slow
-def test_closing_a_worker_while_the_server_is_down_is_bounded(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "jobs.db", free_port(), tmp_path)
+def test_closing_a_worker_while_the_server_is_down_is_bounded(tmp_path: Path, db: str) -> None:
+    server = ServerProcess(db, free_port(), tmp_path)
     server.start()
     worker: JobCollection | None = None
     closer: threading.Thread | None = None

@@ -7,7 +7,6 @@ import json
 import re
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,8 @@ from jobcollection.server.read_methods import MAX_PAGE
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as jc:
+def local(db: str) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=db) as jc:
         jc.save_jobs([Job(jc, "ab"[n % 2], {"n": n}) for n in range(130)])
         jc.pause_jobs([job.id for job in jc.find({"type": "b"}, limit=20) if job.id])
         jc.allow(admin=["ada"], worker=["wes"])

@@ -36,8 +36,8 @@ def wait_until(predicate: Callable[[], object], what: str, timeout: float = WAIT
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as jc:
+def local(db: str) -> Iterator[JobCollection]:
+    with JobCollection("queue", db=db) as jc:
         jc.allow(admin=["ada"], worker="anyone")
         yield jc
 
@@ -244,8 +244,8 @@ def test_register_worker_refuses_bad_input_naming_it(
     assert local.workers() == []
 
 
-def test_register_worker_needs_the_right_to_claim(tmp_path: Path) -> None:
-    with JobCollection("queue", db=tmp_path / "jobs.db") as jc:
+def test_register_worker_needs_the_right_to_claim(db: str) -> None:
+    with JobCollection("queue", db=db) as jc:
         jc.allow(creator="anyone")
         with serving(Server(jc)) as url, DdpClient(url) as client:
             with pytest.raises(CallFailed) as refused:

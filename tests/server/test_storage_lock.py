@@ -41,6 +41,10 @@ _HOLD = textwrap.dedent(
     """
 )
 
+pytestmark = pytest.mark.sqlite_only(
+    reason="another process holds SQLite's write lock (BEGIN IMMEDIATE), past the busy timeout"
+)
+
 
 class LockHolder:
     """Another process holding the database's write lock for `seconds`."""

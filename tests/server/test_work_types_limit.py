@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,8 +19,8 @@ from jobcollection.server.app import Server
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    collection = JobCollection("q", str(tmp_path / "jobs.db"))
+def jc(db: str) -> Iterator[JobCollection]:
+    collection = JobCollection("q", db)
     collection.start_job_server()
     collection.allow(admin="anyone")
     yield collection

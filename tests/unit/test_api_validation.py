@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,8 @@ from jobcollection import Job, JobCollection, JobValidationError, ValidationErro
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    collection = JobCollection("api", str(tmp_path / "api.db"))
+def jc(db: str) -> Iterator[JobCollection]:
+    collection = JobCollection("api", db)
     collection.start_job_server()
     yield collection
     collection.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 from jobcollection import Job, JobCollection
 from jobcollection.api.backend import ChildSpec
@@ -11,8 +10,8 @@ from jobcollection.api.local_backend import open_child
 from jobcollection.client.remote import open_child as open_remote_child
 
 
-def test_a_local_collection_is_reached_through_its_database(tmp_path: Path) -> None:
-    with JobCollection("jobs", tmp_path / "jobs.db") as jc:
+def test_a_local_collection_is_reached_through_its_database(db: str) -> None:
+    with JobCollection("jobs", db) as jc:
         spec = jc.backend.child_spec()
         assert spec == ChildSpec(jc.db_url, "jobs", open_child)
         assert spec.token is None

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +23,7 @@ from jobcollection.server.login_throttle import (
 )
 from jobcollection.server.logins import Logins
 from jobcollection.server.meteor_error import MeteorError
-from jobcollection.storage.sqlite import SqliteStorage
+from jobcollection.storage import open_storage
 
 REFUSED = "Incorrect username or password"
 LOGGED_OUT = "You've been logged out by the server. Please log in again."
@@ -51,9 +50,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def accounts(tmp_path: Path) -> Iterator[Accounts]:
+def accounts(db: str) -> Iterator[Accounts]:
     """Real accounts (bcrypt at the lowest cost) with one user, alice / s3cret."""
-    storage = SqliteStorage(str(tmp_path / "users.db"))
+    storage = open_storage(db)
     try:
         accounts = Accounts(storage.users, bcrypt_rounds=4)
         accounts.add_user("alice", "s3cret", "alice@example.org")

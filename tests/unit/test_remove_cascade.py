@@ -8,7 +8,6 @@ test in test_state_machine_model.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,8 @@ from jobcollection.engine.clock import ManualClock
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    collection = JobCollection("remove", tmp_path / "jobs.db", clock=ManualClock())
+def jc(db: str) -> Iterator[JobCollection]:
+    collection = JobCollection("remove", db, clock=ManualClock())
     collection.start_job_server()
     yield collection
     collection.close()

@@ -13,21 +13,28 @@ does asynchronously; sweeping explicitly makes that moment deterministic.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from jobcollection.api.collection import JobCollection
 from jobcollection.api.job import Job
 from jobcollection.engine.clock import ManualClock
+from storage_support import SQLITE, StorageKind, kind_named
 
 TYPES = ("a", "b")
 CANCELLABLE = frozenset({"running", "ready", "waiting", "paused"})
@@ -319,11 +326,15 @@ picks = st.lists(st.integers(0, 10**6), min_size=1, max_size=3)
 
 
 class JobStateMachine(RuleBasedStateMachine):
+    kind: StorageKind = SQLITE  # the storage of the walks (test_random_walks sets it)
+
     def __init__(self) -> None:
         super().__init__()
         self.folder = tempfile.mkdtemp(prefix="jc-model-")
+        self.database = ExitStack()  # a fresh database for each walk, dropped at teardown
+        url = self.database.enter_context(self.kind.create(Path(self.folder), "jobs"))
         self.clock = ManualClock()
-        self.jc = JobCollection("model", os.path.join(self.folder, "jobs.db"), clock=self.clock)
+        self.jc = JobCollection("model", url, clock=self.clock)
         self.jc.start_job_server()
         self.model = Model()
         self.handles: list[Job] = []  # jobs handed out by getWork, not yet finished by us
@@ -334,7 +345,10 @@ class JobStateMachine(RuleBasedStateMachine):
         try:
             self.jc.close()
         finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            try:
+                self.database.close()
+            finally:
+                shutil.rmtree(self.folder, ignore_errors=True)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -659,21 +673,27 @@ class JobStateMachine(RuleBasedStateMachine):
 
 # 150 random walks of up to 40 steps: seconds on a quiet machine, more on a loaded one, so
 # this test gets more than the suite's default timeout (which is for catching hangs).
-TestJobStateMachine = pytest.mark.timeout(600)(JobStateMachine.TestCase)
-TestJobStateMachine.settings = settings(
-    max_examples=150,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@pytest.mark.timeout(600)
+def test_random_walks(db_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The random walks, on each kind of storage (a fresh database per walk)."""
+    monkeypatch.setattr(JobStateMachine, "kind", kind_named(db_kind))
+    run_state_machine_as_test(
+        JobStateMachine,
+        settings=settings(
+            max_examples=150,
+            stateful_step_count=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
 
 
 # -- deterministic examples of rules the random walk depends on ----------------------------------
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    collection = JobCollection("bugs", tmp_path / "jobs.db", clock=ManualClock())
+def jc(db: str) -> Iterator[JobCollection]:
+    collection = JobCollection("bugs", db, clock=ManualClock())
     collection.start_job_server()
     yield collection
     collection.close()

@@ -16,6 +16,8 @@ from jobcollection.storage import (
     sqlite_path,
 )
 
+pytestmark = pytest.mark.sqlite_only(reason="how a db= value names a SQLite file")
+
 
 @pytest.mark.parametrize(
     ("url", "path"),

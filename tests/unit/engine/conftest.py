@@ -1,4 +1,5 @@
-"""Fixtures for the engine conformance tests: a JobManager on a SQLite file with a ManualClock."""
+"""Fixtures for the engine conformance tests: a JobManager on a fresh database (`db`) with
+a ManualClock."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import pytest
 from engine_harness import Engine, make_template
 
+from storage_support import is_sqlite
+
 
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -15,9 +18,9 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def stopped_eng(tmp_path: Path, template_db: Path) -> Iterator[Engine]:
+def stopped_eng(db: str, template_db: Path) -> Iterator[Engine]:
     """A fresh collection: the job server starts stopped (SPEC 3.2)."""
-    eng = Engine(tmp_path / "jobs.db", template=template_db)
+    eng = Engine(db, template=template_db if is_sqlite(db) else None)
     try:
         yield eng
     finally:

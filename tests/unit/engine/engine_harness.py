@@ -18,7 +18,8 @@ from typing import Any
 from jobcollection.api._job_core import new_document
 from jobcollection.engine.clock import ManualClock
 from jobcollection.engine.manager import JobManager
-from jobcollection.storage import open_storage
+from jobcollection.storage import open_storage, sqlite_path
+from storage_support import dump_tables
 
 Doc = dict[str, Any]
 Snapshot = tuple[Any, dict[str, list[tuple[Any, ...]]]]
@@ -31,8 +32,8 @@ SERVER_LOG_KEYS = {"time", "runId", "level", "message"}
 
 
 def make_template(path: Path) -> Path:
-    """Create an empty database with the current schema, to copy for each test."""
-    open_storage(path).close()
+    """Create an empty SQLite database with the current schema, to copy for each test."""
+    open_storage(str(path)).close()
     return path
 
 
@@ -42,27 +43,26 @@ def is_meteor_id(value: object) -> bool:
 
 
 class Engine:
-    """One collection's engine on a fresh SQLite file, driven through `call`."""
+    """One collection's engine on a fresh database, driven through `call`."""
 
     def __init__(
         self,
-        path: Path,
+        db: str,
         start_ms: int = T0,
         template: Path | None = None,
         scrub: Callable[[Doc], Doc] | None = None,
     ) -> None:
-        self.path = path
-        if template is not None:  # an empty, migrated database: much faster than migrating
+        self.db = db
+        if template is not None:  # an empty, migrated SQLite file: much faster than migrating
+            path = sqlite_path(db)
+            assert path is not None, f"a template is for a SQLite database, not {db!r}"
             shutil.copyfile(template, path)
         self.clock = ManualClock(start_ms)
-        self.storage = open_storage(path)
+        self.storage = open_storage(db)
         self.m = JobManager(self.storage, clock=self.clock, scrub=scrub)
-        self._raw: sqlite3.Connection | None = None
 
     def close(self) -> None:
         self.m.close()
-        if self._raw is not None:
-            self._raw.close()
         # Test speed only: the checkpoint at close need not reach the disk.
         conn = getattr(self.storage, "_conn", None)
         if isinstance(conn, sqlite3.Connection):
@@ -192,12 +192,7 @@ class Engine:
 
     def raw_tables(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table, read through a separate connection."""
-        if self._raw is None:
-            self._raw = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        return {
-            table: sorted(self._raw.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
-            for table in TABLES
-        }
+        return dump_tables(self.db, TABLES)
 
     def snapshot(self) -> Snapshot:
         """All jobs via getJob (with log and failures) plus the raw database rows."""

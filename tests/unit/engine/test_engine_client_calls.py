@@ -3,8 +3,6 @@ node client (meteor-job 1.5.2) sends, with the client's own option defaults."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from engine_harness import T0, Doc, Engine, is_meteor_id
 
 from jobcollection.api._job_core import new_document
@@ -116,11 +114,11 @@ def test_client_save_with_cancel_repeats(eng: Engine) -> None:
     assert (eng.status(first), eng.status(second)) == ("cancelled", "ready")
 
 
-def test_scrub_hook_applies_to_get_job_and_get_work(tmp_path: Path) -> None:
+def test_scrub_hook_applies_to_get_job_and_get_work(db: str) -> None:
     def scrub(doc: Doc) -> Doc:
         return {**doc, "data": {"scrubbed": True}}
 
-    eng = Engine(tmp_path / "scrub.db", scrub=scrub)
+    eng = Engine(db, scrub=scrub)
     try:
         eng.call("startJobServer")
         job_id = eng.save()

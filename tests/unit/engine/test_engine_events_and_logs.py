@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -493,9 +492,9 @@ def test_forever_date_in_restart_and_rerun_until(eng: Engine) -> None:
     assert (doc["retryUntil"], doc["repeatUntil"]) == (FOREVER_DATE, FOREVER_DATE)
 
 
-def test_clock_at_forever_date(tmp_path: Path) -> None:
+def test_clock_at_forever_date(db: str) -> None:
     """A server whose clock reads the last JS date still saves and runs jobs."""
-    eng = Engine(tmp_path / "late.db", start_ms=FOREVER_DATE - 1000)
+    eng = Engine(db, start_ms=FOREVER_DATE - 1000)
     try:
         eng.call("startJobServer")
         job_id, run_id = eng.running(retries=2, retryWait=2000)

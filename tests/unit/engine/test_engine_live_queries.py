@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,8 +40,8 @@ class Consumer:
 
 
 @pytest.fixture
-def jc(tmp_path: Path) -> Iterator[JobCollection]:
-    with JobCollection("lq", db=tmp_path / "live.db") as collection:
+def jc(db: str) -> Iterator[JobCollection]:
+    with JobCollection("lq", db=db) as collection:
         collection.start_job_server()
         yield collection
 

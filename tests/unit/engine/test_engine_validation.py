@@ -14,6 +14,7 @@ from engine_harness import Engine, Snapshot
 from jobcollection.core.constants import FOREVER, FOREVER_DATE
 from jobcollection.core.ejson import Date
 from jobcollection.errors import JobValidationError
+from storage_support import Databases
 
 NAN = math.nan
 INF = math.inf
@@ -61,10 +62,10 @@ def _populate(eng: Engine) -> Ctx:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ctx, Snapshot]]:
+def shared(module_dbs: Databases) -> Iterator[tuple[Ctx, Snapshot]]:
     """One populated collection for all rejection rows, and its snapshot. A rejected call changes
     nothing (which each row checks against this snapshot), so the rows can share it."""
-    eng = Engine(tmp_path_factory.mktemp("validation") / "jobs.db")
+    eng = Engine(module_dbs("validation"))
     try:
         eng.call("startJobServer")
         ctx = _populate(eng)
