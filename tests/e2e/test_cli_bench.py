@@ -31,7 +31,8 @@ def test_enqueue_figures_come_from_the_package_alone(tmp_path: Path) -> None:
     )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"code": 0, "loaded": []}
     report = json.loads(out.read_text("utf-8"))
-    assert set(report) == {"machine", "jobcollection", "seconds"}
+    assert set(report) == {"machine", "storage", "jobcollection", "seconds"}
+    assert report["storage"] == "sqlite"
     figures = report["jobcollection"]
     for name in ("enqueue_per_s", "enqueue_batched_per_s", "raw_sqlite_batched_per_s"):
         assert figures[name] > 0, (name, figures[name])
