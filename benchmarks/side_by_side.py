@@ -11,7 +11,7 @@ plus huey on SQLite (``peers/huey_sqlite.py``) and ``ratio_ours_over_huey``. Wit
 (``peers/redis_peers.py``; a peer whose Redis or packages are missing reports ``skipped``),
 ``ratio_processing`` and ``ratio_latency_p50``. Every ratio is > 1 where we are ahead.
 With ``--postgres [URL]``: our figures on that PostgreSQL server (default
-127.0.0.1:5432/test; ``jobcollection bench --db URL``, each figure in a schema of its own,
+127.0.0.1:5432/test; ``jobcollection bench --storage URL``, each figure in a schema of its own,
 under ``postgres.jobcollection``) beside pgqueuer, procrastinate and chancy on the same server
 (``peers/pg_peers.py``; each run in its own fresh database; ``--quick``: 1,000 jobs x 1 run,
 50 latency samples, else 10,000 x 3 and 300; under ``postgres.peers``), and
@@ -86,7 +86,7 @@ def add_server_peers(report: dict[str, Any], quick: bool) -> None:
 
 
 def add_postgres(report: dict[str, Any], quick: bool, server: str, backlog: int | None) -> None:
-    """Ours on PostgreSQL (`jobcollection bench --db`, each figure in a fresh schema) and the
+    """Ours on PostgreSQL (`jobcollection bench --storage`, each figure in a fresh schema) and the
     PostgreSQL peers (each run in a fresh database), same server, same run, with the ratios
     over the best peer (> 1: we are ahead)."""
     from benchmarks.peers import pg_peers

@@ -1,4 +1,4 @@
-"""`jobcollection bench --db postgresql://...`: each figure in a schema of its own, dropped
+"""`jobcollection bench --storage postgresql://...`: each figure in a schema of its own, dropped
 after; the single-connection commit floor."""
 
 from __future__ import annotations

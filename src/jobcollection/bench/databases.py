@@ -1,5 +1,5 @@
 """Where the benchmark's fresh databases come from: temporary SQLite files (the default), or
-schemas of their own on a PostgreSQL server (`jobcollection bench --db postgresql://...`),
+schemas of their own on a PostgreSQL server (`jobcollection bench --storage postgresql://...`),
 each dropped after its figure. Nothing else on that server is touched."""
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="only the enqueue figures and the raw SQLite floor (~30 s)",
     )
     parser.add_argument(
-        "--db",
+        "--storage",
         metavar="URL",
         default=None,
         help="measure on this PostgreSQL server (postgresql://...; each figure in a schema of "

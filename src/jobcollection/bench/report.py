@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """The report the parsed options ask for (without its `seconds`)."""
     if args.server_figures:
         return {"machine": machine(), "server": server_figures(args.quick)}
-    databases.use(args.db)
+    databases.use(args.storage)
     backlog = args.backlog or default_backlog(args.quick)
     mine = enqueue_figures(args.quick) if args.enqueue_only else our_figures(args.quick, backlog)
     return {"machine": machine(), "storage": databases.kind(), "jobcollection": mine}
