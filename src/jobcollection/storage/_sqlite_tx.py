@@ -6,16 +6,16 @@ import functools
 import json
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from ..core.usual_job import UsualJob
 from . import _columns as cols
 from . import _sqlite_reads as reads
+from ._feed_rows import PendingRow, inserted_rows
 from ._sqlite_reads import by_status_index, marks
 from ._sqlite_workers import SqliteWorkers
 from .port import (
     NO_GUARD,
-    ChangeOp,
     Guard,
     JobDoc,
     LogEntry,
@@ -72,9 +72,7 @@ class SqliteTransaction(SqliteWorkers):
         self._conn = conn
         self.collection = collection
         # Feed rows to write; op "inserts" is a row standing for several inserted jobs.
-        self.changes: list[
-            tuple[str, str, ChangeOp | Literal["inserts"], str, str | None, str]
-        ] = []
+        self.changes: list[PendingRow] = []
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -253,21 +251,7 @@ class SqliteTransaction(SqliteWorkers):
         self._inserted([(row[2], "ready", row[1]) for row in rows])
 
     def _inserted(self, jobs: Sequence[tuple[str, str, str]]) -> None:
-        """Feed rows for inserted (type, status, id)s: one per type and status, with op
-        `inserts` and the ids comma-separated (schema 4); a lone job, or ids that contain a
-        comma (only an injected id factory makes those), get the usual one-job rows."""
-        by_kind: dict[tuple[str, str], list[str]] = {}
-        for job_type, status, job_id in jobs:
-            by_kind.setdefault((job_type, status), []).append(job_id)
-        collection = self.collection
-        for (job_type, status), ids in by_kind.items():
-            joined = ",".join(ids)
-            if len(ids) > 1 and joined.count(",") == len(ids) - 1:
-                self.changes.append((collection, joined, "inserts", job_type, status, "*"))
-            else:
-                self.changes += [
-                    (collection, job_id, "insert", job_type, status, "*") for job_id in ids
-                ]
+        self.changes += inserted_rows(self.collection, jobs)
 
     def update(
         self,

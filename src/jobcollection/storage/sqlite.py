@@ -17,17 +17,17 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
 
 from ..errors import StorageCorrupt, StorageError, StorageUnavailable
 from . import migrations
 from ._change_hub import ChangeHub
+from ._feed_rows import FeedRow, expand
 from ._sqlite_tx import SqliteTransaction
 from ._sqlite_users import SqliteUserStore
-from .port import Change, ChangeListener, ChangeOp
+from .port import Change, ChangeListener
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +173,13 @@ class SqliteStorage:
                 raise
             if recorded is not None:
                 last_seq, rows = recorded
-                self._hub.publish_lazily(last_seq, lambda: _expand(rows))
+                self._hub.publish_lazily(last_seq, lambda: expand(rows))
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
 
-    def _record(self, tx: SqliteTransaction) -> tuple[int, list[_FeedRow]] | None:
+    def _record(self, tx: SqliteTransaction) -> tuple[int, list[FeedRow]] | None:
         """Write the transaction's change-feed rows; the last sequence number and the rows
         with their numbers, or None when it changed nothing."""
         if not tx.changes:
@@ -257,25 +257,7 @@ def _changes_since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Chang
         "WHERE seq > ? ORDER BY seq LIMIT ?",
         (seq, limit),
     ).fetchall()
-    return _expand(rows)
-
-
-_FeedRow = tuple[int, str, str, ChangeOp | Literal["inserts"], str, str | None, str]
-
-
-def _expand(rows: Iterable[_FeedRow]) -> list[Change]:
-    """Feed rows as changes: one per job (an `inserts` row names several, comma-separated)."""
-    changes: list[Change] = []
-    for seq, collection, job_id, op, job_type, status, fields in rows:
-        names = tuple(fields.split(",")) if fields else ()
-        if op == "inserts":
-            changes += [
-                Change(seq, collection, one, "insert", job_type, status, names)
-                for one in job_id.split(",")
-            ]
-        else:
-            changes.append(Change(seq, collection, job_id, op, job_type, status, names))
-    return changes
+    return expand(rows)
 
 
 def _prune(conn: sqlite3.Connection, keep: int) -> None:

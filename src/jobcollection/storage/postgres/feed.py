@@ -37,14 +37,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 
 from ...errors import StorageError
 from .._change_hub import ChangeHub
-from ..port import Change, ChangeOp
+from .._feed_rows import expand
+from ..port import Change
 from . import queries as q
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,6 @@ CHANGES_KEPT = 100_000  # feed rows kept for subscribers catching up
 FOLLOW_ROWS = 10_000  # feed rows one read of the watcher takes
 _MAX_ROWS = 1 << q.ORDINAL_BITS
 
-FeedRow = tuple[int, str, str, ChangeOp | Literal["inserts"], str, str | None, str]
-
 
 def record(cur: psycopg.Cursor[Any], changes: list[tuple[Any, ...]]) -> None:
     """Write a transaction's feed rows and its notification (call it last, before COMMIT)."""
@@ -69,21 +67,6 @@ def record(cur: psycopg.Cursor[Any], changes: list[tuple[Any, ...]]) -> None:
         )
     columns = [list(column) for column in zip(*changes, strict=True)]
     cur.execute(q.RECORD, columns)
-
-
-def expand(rows: Iterable[FeedRow]) -> list[Change]:
-    """Feed rows as changes: one per job (an `inserts` row names several, comma-separated)."""
-    changes: list[Change] = []
-    for seq, collection, job_id, op, job_type, status, fields in rows:
-        names = tuple(fields.split(",")) if fields else ()
-        if op == "inserts":
-            changes += [
-                Change(seq, collection, one, "insert", job_type, status, names)
-                for one in job_id.split(",")
-            ]
-        else:
-            changes.append(Change(seq, collection, job_id, op, job_type, status, names))
-    return changes
 
 
 def changes_since(

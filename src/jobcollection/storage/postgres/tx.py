@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 
 from ...core.usual_job import UsualJob
 from .. import _columns as cols
-from ..port import NO_GUARD, ChangeOp, Guard, JobDoc, LogEntry, Page, Tally, TallyCursor
+from .._feed_rows import PendingRow, inserted_rows
+from ..port import NO_GUARD, Guard, JobDoc, LogEntry, Page, Tally, TallyCursor
 from . import queries as q
 from . import reads
 from .workers import PgWorkers
 
 _COPY_FROM = 8  # rows from which an insert goes by COPY
-FeedRow = tuple[str, str, ChangeOp | Literal["inserts"], str, str | None, str]
 
 
 class PgTransaction(PgWorkers):
@@ -25,7 +25,7 @@ class PgTransaction(PgWorkers):
     def __init__(self, cur: psycopg.Cursor[Any], collection: str) -> None:
         self._cur = cur
         self.collection = collection
-        self.changes: list[FeedRow] = []
+        self.changes: list[PendingRow] = []
 
     def _rows(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._cur.execute(sql, args).fetchall()
@@ -168,21 +168,7 @@ class PgTransaction(PgWorkers):
             self._cur.executemany(q.job_insert(columns), rows)
 
     def _inserted(self, jobs: Sequence[tuple[str, str, str]]) -> None:
-        """Feed rows for inserted (type, status, id)s: one per type and status, op `inserts`
-        with the ids comma-separated, as the SQLite adapter writes them; a lone job, or ids
-        containing a comma, get one-job rows."""
-        by_kind: dict[tuple[str, str], list[str]] = {}
-        for job_type, status, job_id in jobs:
-            by_kind.setdefault((job_type, status), []).append(job_id)
-        collection = self.collection
-        for (job_type, status), ids in by_kind.items():
-            joined = ",".join(ids)
-            if len(ids) > 1 and joined.count(",") == len(ids) - 1:
-                self.changes.append((collection, joined, "inserts", job_type, status, "*"))
-            else:
-                self.changes += [
-                    (collection, job_id, "insert", job_type, status, "*") for job_id in ids
-                ]
+        self.changes += inserted_rows(self.collection, jobs)
 
     def update(
         self,
