@@ -3,7 +3,7 @@
 A test that needs a database takes `db` (a database URL string, fresh for the test), or `dbs`
 (a factory: ``dbs("other")`` makes another fresh database) when it needs several; a module-
 scoped fixture takes `module_dbs`. Each is parametrized by `db_kind` over `KINDS`, so every
-such test runs once per kind of storage (ids ``[sqlite]``, later ``[postgres]``). The URL
+such test runs once per kind of storage (ids ``[sqlite]`` and ``[postgres]``). The URL
 works as ``JobCollection(root, db)``, ``--db URL`` and ``JOBCOLLECTION_DB=URL`` alike, so
 subprocesses (the CLI, `serve`, workers) are handed the same string.
 
@@ -12,8 +12,8 @@ write lock another process holds) are marked ``@pytest.mark.sqlite_only(reason=.
 keep their SQLite file, and if they take `db` it is a SQLite one only.
 
 Adding a kind of storage is one `register(StorageKind(...))` (e.g. from a module that
-`tests/conftest.py` imports), or listing it in `KINDS`: PostgreSQL's, `POSTGRES` (a schema
-per database, from `pg_support`), is defined here and waits to be listed. A kind's `create`
+`tests/conftest.py` imports), or listing it in `KINDS`, as `POSTGRES` (a schema per
+database, from `pg_support`) is. A kind's `create`
 makes an isolated database and drops it after; its `dump` reads every row of some tables (or
 all) through a connection of its own (tests compare such snapshots to show that a refused
 call changed nothing).
@@ -111,9 +111,9 @@ POSTGRES = StorageKind(
     owns=lambda url: url.startswith(_PG_SCHEMES),
 )
 
-# The kinds every test that takes `db` runs on. PostgreSQL is ready (POSTGRES above) but not
-# on yet: to run the suite on it too, this line becomes `[SQLITE, POSTGRES]`.
-KINDS: list[StorageKind] = [SQLITE]
+# The kinds every test that takes `db` runs on (PostgreSQL's skip without a server, and fail
+# under CI).
+KINDS: list[StorageKind] = [SQLITE, POSTGRES]
 
 
 def register(kind: StorageKind) -> None:

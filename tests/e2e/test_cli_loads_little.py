@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from jobcollection import Job, JobCollection
+from jobcollection.storage import sqlite_path
 
 HEAVY = (
     "asyncio",
@@ -40,7 +41,10 @@ def db(db: str) -> str:
 
 
 def _loaded(*argv: str) -> dict[str, object]:
-    probe = PROBE.format(heavy=json.dumps(HEAVY))
+    heavy = HEAVY
+    if not sqlite_path(argv[1]):  # psycopg imports asyncio itself (for its async API)
+        heavy = tuple(name for name in HEAVY if name != "asyncio")
+    probe = PROBE.format(heavy=json.dumps(heavy))
     done = subprocess.run(
         [sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=True
     )

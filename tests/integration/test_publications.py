@@ -412,6 +412,12 @@ async def test_many_subscribers_share_one_read(
     assert await asyncio.to_thread(entered.wait, 10)
     jc.pause_jobs([job_id])
     jc.resume_jobs([job_id])
+    # Both changes reach the engine before it is let go (on PostgreSQL they come back through
+    # the feed's watcher, a moment after the commit).
+    delivered = threading.Event()
+    if not live.storage.settle(delivered.set):
+        delivered.set()
+    assert await asyncio.to_thread(delivered.wait, 10)
     gate.set()
     await clients[0].view.flush()
     busy.stop()

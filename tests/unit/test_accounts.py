@@ -216,6 +216,19 @@ def test_one_user_with_two_addresses_differing_in_case_is_still_unique(
     assert login(accounts, options).user_id == "u1"
 
 
+@pytest.mark.parametrize("key", ["username", "email", "id"])
+def test_a_nul_character_in_the_user_is_an_unknown_user(
+    accounts: Accounts, storage: Storage, key: str
+) -> None:
+    """No account holds a NUL (PostgreSQL's text cannot): the same refusal as for a stranger,
+    not a storage error, and nothing written."""
+    accounts.add_user("bob", "pw")
+    before = snapshot(storage)
+    with raises(403, REFUSED):
+        login(accounts, {"user": {key: "bob\x00"}, "password": "pw"})
+    assert snapshot(storage) == before
+
+
 def test_unknown_user(accounts: Accounts) -> None:
     accounts.add_user("bob", "pw")
     with raises(403, REFUSED):

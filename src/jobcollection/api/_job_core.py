@@ -21,6 +21,7 @@ from ..core.constants import (
     JOB_RETRY_BACKOFF_METHODS,
 )
 from ..core.cron import parse_cron
+from ..core.document import check_type
 from ..core.params import to_duration_ms, to_ms
 from ..core.schedule import validate_schedule
 from ..errors import InvalidTransition, JobValidationError, ValidationError
@@ -70,8 +71,7 @@ def _count(value: object, field: str) -> int:
 
 def new_document(job_type: str, data: object, now: int) -> dict[str, Any]:
     """The document `new Job(root, type, data)` builds."""
-    if not isinstance(job_type, str) or not job_type:
-        raise JobValidationError("type", f"must be a non-empty string, got {job_type!r}")
+    check_type(job_type, "type")
     if not isinstance(data, dict):
         raise JobValidationError("data", f"must be a dict, got {type(data).__name__}")
     return {

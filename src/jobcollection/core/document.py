@@ -123,9 +123,17 @@ def check_string(value: object, field: str) -> str:
 
 
 def check_id(value: object, field: str) -> str:
-    """A job or run id: a non-empty string."""
+    """A job or run id: a non-empty string without NUL characters."""
     if not isinstance(value, str) or not value:
         raise JobValidationError(field, f"must be a non-empty string id, got {show(value)}")
+    return _no_nul(value, field)
+
+
+def _no_nul(value: str, field: str) -> str:
+    """Names and ids never hold a NUL character (PostgreSQL's text cannot store one, and a
+    name that holds one is a mistake on any storage)."""
+    if "\x00" in value:
+        raise JobValidationError(field, f"must not contain a NUL character, got {show(value)}")
     return value
 
 
@@ -243,10 +251,11 @@ def _integer_from(minimum: int, *, clamp: bool = False) -> Checker:
     return check
 
 
-def _check_type(value: object, field: str) -> str:
+def check_type(value: object, field: str) -> str:
+    """A job type: a non-empty string without NUL characters."""
     if not isinstance(value, str) or not value:
         raise JobValidationError(field, f"must be a non-empty string, got {show(value)}")
-    return value
+    return _no_nul(value, field)
 
 
 def _check_priority(value: object, field: str) -> int:
@@ -270,7 +279,7 @@ _JOB_DOC = _closed_object(
     {
         "_id": (_check_id_or_none, False),
         "runId": (_check_id_or_none, True),
-        "type": (_check_type, True),
+        "type": (check_type, True),
         "status": (one_of(JOB_STATUSES), True),
         "data": (check_plain_object, True),
         "result": (check_plain_object, False),

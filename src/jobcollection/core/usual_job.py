@@ -130,8 +130,8 @@ def usual_values(doc: object) -> UsualJob | None:
     ):
         return None
     if (
-        (run_id is None or (type(run_id) is str and run_id))
-        and (type(job_type) is str and job_type)
+        (run_id is None or (type(run_id) is str and run_id and "\x00" not in run_id))
+        and (type(job_type) is str and job_type and "\x00" not in job_type)
         and (type(status) is str and status in _STATUSES)
         and (type(backoff) is str and backoff in _BACKOFFS)
         and type(data) is dict
@@ -195,7 +195,7 @@ def _are_usual_ids(value: object) -> bool:
     if type(value) is not list:
         return False
     for item in value:
-        if type(item) is not str or not item:
+        if type(item) is not str or not item or "\x00" in item:
             return False
     return True
 

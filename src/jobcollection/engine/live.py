@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 from ..core.live import JobChange, LiveQuery, Query
@@ -207,8 +208,20 @@ class LiveQueries:
         return handle.stop
 
     def settle(self, callback: Callable[[], None]) -> bool:
-        """Whether changes noted so far are still being handled; if so, ``callback`` is called
-        (on the hub's thread) once every consumer got them. False: nothing is in flight."""
+        """Whether changes noted so far, or committed by this process and still on their way
+        from the storage, are being handled; if so, ``callback`` is called (on another thread)
+        once every consumer got them. False: nothing is in flight."""
+        if self._unsubscribe is not None and self.storage.settle(
+            partial(self._settle_after_feed, callback)
+        ):
+            return True
+        return self._settle_noted(callback)
+
+    def _settle_after_feed(self, callback: Callable[[], None]) -> None:
+        if not self._settle_noted(callback):
+            callback()
+
+    def _settle_noted(self, callback: Callable[[], None]) -> bool:
         with self._cond:
             if self._closed or not (self._busy or self._pending or self._news or self._joining):
                 return False

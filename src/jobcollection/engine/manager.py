@@ -75,8 +75,8 @@ class JobManager:
         id_factory: Callable[[], str] = random_id,
         scrub: Callable[[JobDoc], JobDoc] | None = None,
     ) -> None:
-        if not isinstance(root, str) or not root:
-            raise ValidationError("collection name must be a non-empty string")
+        if not isinstance(root, str) or not root or "\x00" in root:
+            raise ValidationError("collection name must be a non-empty string without NUL")
         self.storage = storage
         self.reader = JobReader(storage, root)
         self.live = LiveQueries(storage, root, self.reader)  # publications, observe, doorbell

@@ -282,6 +282,8 @@ class Accounts:
         return self._dummy
 
     def _find(self, key: str, value: str) -> UserRecord | None:
+        if "\x00" in value:  # no account holds one (PostgreSQL's text cannot)
+            return None
         if key == "id":
             return self.store.user_by_id(value)
         if key == "username":

@@ -278,6 +278,13 @@ class Storage(Protocol):
         """Call `listener` with every change of any process; returns an unsubscribe function."""
         ...
 
+    def settle(self, callback: Callable[[], None]) -> bool:
+        """Whether changes this process committed are still on their way to the listeners; if
+        so, `callback` is called (on any thread) once they were delivered, or once the feed
+        gave up waiting for them. False: every local change was delivered already (an adapter
+        that delivers local changes inside the write always answers False)."""
+        ...
+
     def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
         """Changes with a sequence number above `seq`, oldest first."""
         ...

@@ -233,6 +233,9 @@ class SqliteStorage:
     def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
         return self._hub.subscribe(listener)
 
+    def settle(self, callback: Callable[[], None]) -> bool:
+        return False  # local changes reach the listeners inside the write
+
     def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
         with self._translated():
             return _changes_since(self._read_conn, seq, limit)

@@ -29,7 +29,8 @@ thread per `PgStorage` (started by the first subscriber) LISTENs on its own conn
 reads the feed past what it delivered. When rows exist beyond the bound it retries soon
 (1 ms, doubling), and it polls every `POLL_S` anyway, the safety net for a lost notification
 (e.g. across a reconnect). Local writes are delivered the same way, never directly, so that
-the one order holds for every subscriber.
+the one order holds for every subscriber; `settle` lets a caller wait (boundedly) until this
+process's own writes went out — a server sends a method's changes before its result.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -55,18 +57,22 @@ RECONNECT_S = 0.5
 PRUNE_INTERVAL_S = 5.0
 CHANGES_KEPT = 100_000  # feed rows kept for subscribers catching up
 FOLLOW_ROWS = 10_000  # feed rows one read of the watcher takes
+SETTLE_MAX_S = 1.0  # how long `settle` waits for a local change held back by another writer
 _MAX_ROWS = 1 << q.ORDINAL_BITS
 
 
-def record(cur: psycopg.Cursor[Any], changes: list[tuple[Any, ...]]) -> None:
-    """Write a transaction's feed rows and its notification (call it last, before COMMIT)."""
+def record(cur: psycopg.Cursor[Any], changes: list[tuple[Any, ...]]) -> int:
+    """Write a transaction's feed rows and its notification (call it last, before COMMIT);
+    returns the last row's sequence number."""
     if len(changes) >= _MAX_ROWS:
         raise StorageError(
             f"one transaction changed {len(changes)} jobs; the change feed takes fewer than "
             f"{_MAX_ROWS} per transaction: change them in several"
         )
     columns = [list(column) for column in zip(*changes, strict=True)]
-    cur.execute(q.RECORD, columns)
+    row = cur.execute(q.RECORD, columns).fetchone()
+    assert row is not None
+    return (int(row[1]) << q.ORDINAL_BITS) + len(changes)
 
 
 def changes_since(
@@ -84,6 +90,8 @@ class FeedWatcher:
     """LISTENs for feed notifications and publishes every change, in feed order, to a hub."""
 
     def __init__(self, conninfo: str, hub: ChangeHub, name: str, connect_timeout: int) -> None:
+        self._waiting: list[tuple[int, float, Callable[[], None]]] = []  # (seq, deadline, call)
+        self._waiting_lock = threading.Lock()
         self._conninfo = conninfo
         self._connect_timeout = connect_timeout
         self._hub = hub
@@ -103,11 +111,37 @@ class FeedWatcher:
                     conn.execute(f"LISTEN {q.CHANNEL}")
                     self._follow(conn)
             except psycopg.Error as error:
+                self._release(everyone=True)  # the changes come after the reconnect
                 if not self._stop.is_set():
                     log.warning("change feed of %s: %s (reconnecting)", self._name, error)
                     self._stop.wait(RECONNECT_S)
             finally:
                 self._conn = None
+        self._release(everyone=True)
+
+    def settle(self, seq: int, callback: Callable[[], None]) -> bool:
+        """Call `callback` once the changes up to `seq` were published (or after
+        `SETTLE_MAX_S`, or when the feed breaks); False if they were already."""
+        with self._waiting_lock:
+            if seq <= self._hub.published_seq or self._stop.is_set():
+                return False
+            self._waiting.append((seq, time.monotonic() + SETTLE_MAX_S, callback))
+        return True
+
+    def _release(self, everyone: bool = False) -> None:
+        if not self._waiting:
+            return
+        published, now = self._hub.published_seq, time.monotonic()
+        with self._waiting_lock:
+            done = [w for w in self._waiting if everyone or w[0] <= published or w[1] <= now]
+            if not done:
+                return
+            self._waiting = [w for w in self._waiting if w not in done]
+        for _, _, callback in done:
+            try:
+                callback()
+            except Exception:
+                log.exception("settle callback %r failed", callback)
 
     def _follow(self, conn: psycopg.Connection[Any]) -> None:
         hub = self._hub
@@ -122,6 +156,7 @@ class FeedWatcher:
                     hub.publish(expand(found))
                 if len(found) < FOLLOW_ROWS:
                     break
+            self._release()
             if newest is not None and newest > hub.published_seq:
                 # Rows wait for an older transaction to end: look again soon.
                 held_wait = min(held_wait * 2, POLL_S) if held_wait else HELD_RETRY_S

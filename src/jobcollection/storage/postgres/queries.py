@@ -36,7 +36,7 @@ RECORD: Final = (
     f"SELECT (pg_current_xact_id()::text::bigint << {ORDINAL_BITS}) + o, c, j, op, t, s, f "
     "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
     "WITH ORDINALITY AS u(c, j, op, t, s, f, o) RETURNING 1) "
-    f"SELECT pg_notify('{CHANNEL}', '')"
+    f"SELECT pg_notify('{CHANNEL}', ''), pg_current_xact_id()::text::bigint"
 )
 # Every row below this is final: written by a transaction that has ended (see feed.py).
 _HORIZON: Final = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {ORDINAL_BITS})"

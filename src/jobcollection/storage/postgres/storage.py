@@ -24,9 +24,11 @@ from psycopg_pool import ConnectionPool
 
 from ...errors import (
     ConflictError,
+    JobCollectionError,
     StorageCorrupt,
     StorageError,
     StorageUnavailable,
+    ValidationError,
 )
 from .. import migrations
 from .._change_hub import ChangeHub
@@ -56,9 +58,13 @@ def describe(conninfo: str) -> str:
     return f"{host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"
 
 
-def translate(error: Exception, name: str) -> StorageError:
+def translate(error: Exception, name: str) -> JobCollectionError:
     """Name the problem with the database in words a user can act on."""
     text = (str(error).strip() or type(error).__name__).splitlines()[0]
+    if isinstance(error, psycopg.DataError) and "NUL" in text:  # refused before it was sent
+        return ValidationError(
+            "a text value holds a NUL character (\\u0000), which PostgreSQL cannot store"
+        )
     if isinstance(
         error,
         pg_errors.SerializationFailure | pg_errors.DeadlockDetected | pg_errors.LockNotAvailable,
@@ -137,6 +143,7 @@ class PgStorage:
         self._hub = ChangeHub()
         self._watcher: feed.FeedWatcher | None = None
         self._watch_lock = threading.Lock()
+        self._local_seq = 0  # the last change this process committed
         try:
             with psycopg.connect(
                 conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
@@ -196,11 +203,15 @@ class PgStorage:
     def write(self, collection: str) -> Iterator[PgTransaction]:
         # (Pipeline mode, BEGIN and the unread statements sent with the next read, measured no
         # faster here: a commit's fsync, not its round trips, sets the pace of one writer.)
-        with self._lock, self._transaction("BEGIN") as cur:
-            tx = PgTransaction(cur, collection)
-            yield tx
-            if tx.changes:
-                feed.record(cur, tx.changes)  # delivered to subscribers by the watcher
+        with self._lock:
+            seq = 0
+            with self._transaction("BEGIN") as cur:
+                tx = PgTransaction(cur, collection)
+                yield tx
+                if tx.changes:
+                    seq = feed.record(cur, tx.changes)  # delivered by the watcher
+            if seq:  # committed
+                self._local_seq = max(self._local_seq, seq)
 
     @contextmanager
     def read(self, collection: str) -> Iterator[PgTransaction]:
@@ -226,6 +237,10 @@ class PgStorage:
                     self._conninfo, self._hub, self.name, CONNECT_TIMEOUT_S
                 )
         return self._hub.subscribe(listener)
+
+    def settle(self, callback: Callable[[], None]) -> bool:
+        watcher = self._watcher
+        return watcher is not None and watcher.settle(self._local_seq, callback)
 
     def collections(self) -> list[str]:
         with self._transaction("BEGIN READ ONLY") as cur:
