@@ -9,7 +9,9 @@ subprocesses (the CLI, `serve`, workers) are handed the same string.
 
 Tests about SQLite itself (its files, WAL, PRAGMAs, its migrations, raw `sqlite3` access, the
 write lock another process holds) are marked ``@pytest.mark.sqlite_only(reason=...)``: they
-keep their SQLite file, and if they take `db` it is a SQLite one only.
+keep their SQLite file, and if they take `db` it is a SQLite one only. Tests about what only a
+client/server database has (a connection to lose, writers committing concurrently) are marked
+``@pytest.mark.postgres_only(reason=...)``.
 
 Adding a kind of storage is one `register(StorageKind(...))` (e.g. from a module that
 `tests/conftest.py` imports), or listing it in `KINDS`, as `POSTGRES` (a schema per
@@ -149,7 +151,12 @@ def dump_tables(url: str, tables: Sequence[str] | None = None) -> Rows:
 
 
 def kind_params(definition: pytest.Item) -> list[Any]:
-    kinds = [SQLITE] if definition.get_closest_marker("sqlite_only") else KINDS
+    if definition.get_closest_marker("sqlite_only"):
+        kinds = [SQLITE]
+    elif definition.get_closest_marker("postgres_only"):
+        kinds = [k for k in KINDS if k is not SQLITE]
+    else:
+        kinds = KINDS
     return [pytest.param(k.name, marks=k.marks, id=k.name) for k in kinds]
 
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import signal
 import socket
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -26,6 +23,7 @@ from urllib.parse import urlsplit
 
 from jobcollection.bench.pace import LATENCY_GAP_S, QUIET_GAP_S
 
+from ._process import PeerProcess
 from .probe import Probe, write_ns
 
 ADMIN_DSN = os.environ.get(
@@ -36,12 +34,10 @@ TIMEOUT_S = 120.0  # upper bound on any single wait (worker start, draining a qu
 # a missed wake-up shows in p99 instead of ending the run. Warm-up samples: TIMEOUT_S (the
 # first ones may race a worker still setting up its LISTEN).
 SAMPLE_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 10.0  # grace for a worker to stop before its process group is killed
 CONNECT_TIMEOUT_S = 2
 LATENCY_WARMUP = 10  # samples taken and discarded before the measured ones
 WAIT_POLL_S = 0.01  # how often this process looks for the worker's stamps / the settled queue
 BATCH = 1000  # jobs per call of a peer's batch-enqueue API
-_REPO_DIR = str(Path(__file__).resolve().parents[2])  # `benchmarks` imports from here
 
 
 # -- PostgreSQL: availability, a fresh database per run ---------------------------------------
@@ -154,59 +150,17 @@ def send_stamp(port: int, enqueued_at: float) -> None:
 # -- the worker subprocess --------------------------------------------------------------------
 
 
-class Worker:
-    """``python -m MODULE worker PEER DSN STATE EXPECT CONCURRENCY PORT`` in its own session."""
+class Worker(PeerProcess):
+    """``python -m MODULE worker PEER DSN STATE EXPECT CONCURRENCY PORT`` in a subprocess."""
 
     def __init__(self, module: str, peer: str, dsn: str, state: Path, expect: int, conc: int,
                  port: int) -> None:  # fmt: skip
         self.peer, self.state = peer, state
-        cmd = [sys.executable, "-m", module, "worker", peer, dsn, str(state), str(expect)]
-        paths = [_REPO_DIR, *filter(None, [os.environ.get("PYTHONPATH")])]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-        self._log_path = state / f"{peer}-worker.log"
-        self._log = self._log_path.open("wb")
-        try:
-            self.proc = subprocess.Popen(
-                [*cmd, str(conc), str(port)],
-                env=env,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except BaseException:
-            self._log.close()
-            raise
+        args = [module, "worker", peer, dsn, str(state), str(expect), str(conc), str(port)]
+        super().__init__(peer, args, state / f"{peer}-worker.log")
 
     def __enter__(self) -> Worker:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """SIGTERM (each peer's graceful stop), then SIGKILL to the process group."""
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    pass
-        finally:
-            try:  # the process group: also anything it started
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            if self.proc.poll() is None:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            self._log.close()
-
-    def log_tail(self) -> str:
-        return self._log_path.read_text(errors="replace")[-2000:]
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.peer} exited ({self.proc.returncode}):\n{self.log_tail()}")
 
     def wait_file(self, name: str, timeout: float = TIMEOUT_S) -> int:
         """Wait for the file ``name`` in the state directory; return the (first) integer in it."""
@@ -214,13 +168,7 @@ class Worker:
 
     def wait_ints(self, name: str, timeout: float = TIMEOUT_S) -> list[int]:
         """Wait for the file ``name`` in the state directory; return the integers in it."""
-        path, deadline = self.state / name, time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if path.exists():
-                return [int(v) for v in path.read_text().split()]
-            self.check_alive()
-            time.sleep(WAIT_POLL_S)
-        raise TimeoutError(f"{self.peer}: no {name!r} within {timeout} s\n{self.log_tail()}")
+        return [int(v) for v in self.wait_text(self.state / name, timeout, repr(name)).split()]
 
 
 # -- figures ----------------------------------------------------------------------------------

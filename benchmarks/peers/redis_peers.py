@@ -48,7 +48,7 @@ lost), and the claim is released.
 
 Every subprocess runs in its own session, is bounded by timeouts, and is always stopped: a
 graceful signal first (huey SIGINT, Celery SIGTERM), SIGKILL to its process group after
-``STOP_TIMEOUT_S``. If Redis is unreachable or a peer's packages are missing, that peer
+``_process.STOP_TIMEOUT_S``. If Redis is unreachable or a peer's packages are missing, that peer
 reports ``{"skipped": "<why>"}``.
 """
 
@@ -58,10 +58,8 @@ import argparse
 import importlib
 import json
 import logging
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,6 +73,7 @@ from typing import Any
 
 from jobcollection.bench.pace import LATENCY_GAP_S, QUIET_GAP_S
 
+from ._process import PeerProcess
 from .probe import Probe
 
 REDIS_HOST = "127.0.0.1"
@@ -94,14 +93,11 @@ CELERY_WORKER_OPTIONS = (
 )
 TIMEOUT_S = 120.0  # upper bound on any single wait (consumer start, draining a queue)
 SAMPLE_TIMEOUT_S = 5.0  # upper bound on one latency sample
-STOP_TIMEOUT_S = 10.0  # grace for a consumer to stop before it is killed
 CONNECT_TIMEOUT_S = 2.0
 LATENCY_WARMUP = 10  # samples taken and discarded before the measured ones
-WAIT_POLL_S = 0.01  # how often this process looks for the consumer's stamp files
 CLAIM_KEY = "jcbench:claim"  # marks a Redis database as in use by one benchmark run
 CLAIM_TTL_S = 1800
 _MODULE = "benchmarks.peers.redis_peers"
-_REPO_DIR = str(Path(__file__).resolve().parents[2])  # `benchmarks` imports from here
 
 
 # -- Redis: availability, a claimed database, a unique name ---------------------------------
@@ -186,67 +182,20 @@ def _slot() -> Iterator[_Slot]:
 # -- probes (in the consumer process) and the consumer process ------------------------------
 
 
-class _Consumer:
+class _Consumer(PeerProcess):
     """``python -m benchmarks.peers.redis_peers KIND DB NAME STATE EXPECT`` in a subprocess."""
 
     def __init__(self, kind: str, slot: _Slot, state: Path, expect: int, stop_signal: int) -> None:
-        self.kind, self.state, self._stop_signal = kind, state, stop_signal
-        cmd = [sys.executable, "-m", _MODULE, kind, str(slot.db), slot.name, str(state)]
-        paths = [_REPO_DIR, *filter(None, [os.environ.get("PYTHONPATH")])]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-        self._log_path = state / f"{kind}.log"
-        self._log = self._log_path.open("wb")
-        try:
-            self.proc = subprocess.Popen(
-                [*cmd, str(expect)],
-                env=env,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except BaseException:
-            self._log.close()
-            raise
+        self.kind, self.state = kind, state
+        args = [_MODULE, kind, str(slot.db), slot.name, str(state), str(expect)]
+        super().__init__(kind, args, state / f"{kind}.log", stop_signal)
 
     def __enter__(self) -> _Consumer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(self._stop_signal)
-                try:
-                    self.proc.wait(timeout=STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    pass
-        finally:
-            try:  # the process group: also anything it started
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            if self.proc.poll() is None:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            self._log.close()
-
-    def log_tail(self) -> str:
-        return self._log_path.read_text(errors="replace")[-2000:]
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.kind} exited ({self.proc.returncode}):\n{self.log_tail()}")
-
     def wait_ns(self, name: str, timeout: float = TIMEOUT_S) -> int:
         """Wait for the stamp file ``name``; return the stamp in it."""
-        path, deadline = self.state / name, time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if path.exists():
-                return int(path.read_text())
-            self.check_alive()
-            time.sleep(WAIT_POLL_S)
-        raise TimeoutError(f"{self.kind}: no {name!r} stamp within {timeout} s\n{self.log_tail()}")
+        return int(self.wait_text(self.state / name, timeout, f"{name!r} stamp"))
 
 
 # -- the two peers: tasks, consumer entry points -------------------------------------------

@@ -7,29 +7,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from contract_helpers import OpenStorage
 
 from jobcollection.storage import open_storage
 from jobcollection.storage.port import Storage
-from pg_support import fresh_database
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a fresh database of the adapter under test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobs.db'}"
-    else:
-        with fresh_database() as url:
-            yield url
+from storage_support import kind_of
 
 
 @pytest.fixture
-def adapter(database: str) -> str:
-    return "postgres" if database.startswith("postgresql") else "sqlite"
+def database(db: str) -> str:
+    """The URL of a fresh database of the adapter under test (the suite's `db`)."""
+    return db
+
+
+@pytest.fixture
+def adapter(db: str) -> str:
+    return kind_of(db).name
 
 
 @pytest.fixture

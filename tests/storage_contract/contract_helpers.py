@@ -60,6 +60,4 @@ CLAIMED = {"time": 5, "runId": "run1", "level": "info", "message": "Job Running"
 
 # A test about something only a client/server database has (a connection to lose, writers that
 # commit concurrently): it runs on PostgreSQL alone instead of skipping on SQLite.
-POSTGRES_ONLY = pytest.mark.parametrize(
-    "database", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
+POSTGRES_ONLY = pytest.mark.postgres_only(reason="a client/server database's connections")

@@ -1,18 +1,16 @@
-"""The engine and the Python API on PostgreSQL: save, work, complete, live queries, and a
+"""The engine and the Python API on each storage: save, work, complete, live queries, and a
 second collection object (another process, as far as the database can tell) seeing it all."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from jobcollection import Job, JobCollection
-from pg_support import fresh_database
 
-pytestmark = pytest.mark.postgres
 WAIT_S = 15.0
 
 
@@ -25,9 +23,9 @@ def wait_until(predicate: Callable[[], object], what: str) -> None:
 
 
 @pytest.fixture
-def db() -> Iterator[str]:
-    with fresh_database() as url:
-        yield url.replace("postgresql://", "postgresql+psycopg://", 1)
+def db(db: str) -> str:
+    """The suite's `db`; a PostgreSQL one in SQLAlchemy's spelling (`postgresql+psycopg://`)."""
+    return db.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 def test_save_work_complete_and_watch_across_collections(db: str) -> None:
