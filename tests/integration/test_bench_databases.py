@@ -3,7 +3,12 @@ after; the single-connection commit floor."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +66,28 @@ def test_without_a_server_the_databases_are_sqlite_files() -> None:
     assert databases.kind() == "sqlite"
     with databases.fresh() as path:
         assert path.endswith("bench.db")
+
+
+def test_a_terminated_bench_drops_its_schema(server: str, tmp_path: Path) -> None:
+    """SIGTERM (a CI timeout, `kill`) in the middle of a figure still drops its schema."""
+    before = _schemas(server)
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "jobcollection.bench", "--storage", server, "--quick"]
+    errors = tmp_path / "stderr.txt"
+    with errors.open("wb") as stderr:
+        bench = subprocess.Popen([*command, "--out", str(out)], stderr=stderr)
+    try:
+        deadline = time.monotonic() + 60
+        while not (_schemas(server) - before):
+            assert bench.poll() is None, errors.read_text()
+            assert time.monotonic() < deadline, "the bench made no schema within 60 s"
+            time.sleep(0.02)
+        made = _schemas(server) - before
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    assert not (made & _schemas(server))
+    assert not out.exists()

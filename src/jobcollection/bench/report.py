@@ -9,11 +9,14 @@ Other job queues are not measured here (the package imports none of them): the r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
+import signal
 import statistics
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from . import databases, ours
@@ -123,9 +126,28 @@ def emit(report: dict[str, Any], out_path: str | None) -> None:
             out.write(text + "\n")
 
 
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM ends the run as Ctrl-C would: the `finally`s run, so a figure's PostgreSQL
+    schema or temporary files are removed (a plain SIGTERM would leave them behind)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_and_emit(args: argparse.Namespace) -> None:
     started = time.time()
-    report = run(args)
+    with _terminate_as_exit():
+        report = run(args)
     report["seconds"] = round(time.time() - started, 1)
     emit(report, args.out)
 
