@@ -7,17 +7,21 @@ included, without changing anything.
 
 `copy --from URL --to URL [--force]` copies every collection (jobs with their logs), user and
 login token to another database, e.g. from SQLite to PostgreSQL, and checks the copy
-(`storage/transfer.py`). A target that holds anything is refused unless `--force`.
+(`storage/transfer.py`). A target that holds anything is refused unless `--force`. With
+`--live` the source may be in use: the copy then follows its changes until they stop for
+`--quiet-for` seconds (the operator stops the source's writers) and compares both sides
+(`storage/live_copy.py`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..storage import SchemaStatus, open_storage, schema_status, upgrade
+from ..storage.port import Storage
 from .errors import EXIT_OK, CommandFailed, UsageError
 from .status_line import StatusLine
 from .target import database_missing
@@ -49,7 +53,30 @@ def add_parser(
     copy.add_argument(
         "--force", action="store_true", help="copy into a target that already holds jobs or users"
     )
+    copy.add_argument(
+        "--live",
+        action="store_true",
+        help="the source is in use: after the copy, follow its changes until none came for "
+        "--quiet-for seconds (stop its servers and workers to switch), then compare both sides",
+    )
+    copy.add_argument(
+        "--quiet-for",
+        type=_seconds,
+        default=2.0,
+        metavar="S",
+        help="with --live: seconds without a change that end the copy (default 2)",
+    )
     copy.set_defaults(handler=cmd_db_copy, db=None)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600, got {text}")
+    return value
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -90,6 +117,10 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
         target = open_storage(args.target)
         try:
             held = transfer.target_contents(target)
+            if held is not None and args.live:
+                raise CommandFailed(
+                    f"--to {args.target}: a live copy needs an empty target; it holds {held}"
+                )
             if held is not None and not args.force:
                 raise CommandFailed(
                     f"--to {args.target}: the target is not empty ({held}); "
@@ -104,6 +135,8 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
                 bar = "#" * done + "-" * (20 - done)
                 status.show(f"copying {name!r}: [{bar}] {copied:,} / {total:,} jobs")
 
+            if args.live:
+                return _copy_live(source, target, args.quiet_for, status, progress)
             report = transfer.copy_database(source, target, progress=progress)
             status.show("")
         finally:
@@ -114,4 +147,31 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
         print(f"{name}: {count:,} job{'s' if count != 1 else ''}")
     print(f"users: {report.users}, login tokens: {report.tokens}")
     print(f"checked: every document read back, sha256 {report.checksum}")
+    return EXIT_OK
+
+
+def _copy_live(
+    source: Storage,
+    target: Storage,
+    quiet_for: float,
+    status: StatusLine,
+    progress: Callable[[str, int], None],
+) -> int:
+    from ..storage import live_copy
+
+    def following(changes: int, quiet: float) -> None:
+        status.show(
+            f"following the source: {changes:,} change{'s' if changes != 1 else ''} applied; "
+            f"quiet for {quiet:.1f} s of {quiet_for:g} (stop its servers and workers to switch)"
+        )
+
+    report = live_copy.copy_live(
+        source, target, quiet_s=quiet_for, progress=progress, following=following
+    )
+    status.show("")
+    for name, count in report.jobs.items():
+        print(f"{name}: {count:,} job{'s' if count != 1 else ''}")
+    print(f"changes followed after the snapshot: {report.changes:,}")
+    print(f"users: {len(target.users.list_users())}, login tokens: {len(target.users.tokens())}")
+    print(f"checked: both sides hold the same documents, digest {report.digest}")
     return EXIT_OK

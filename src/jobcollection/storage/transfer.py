@@ -76,7 +76,7 @@ def copy_database(
     source_digest, target_digest = hashlib.sha256(), hashlib.sha256()
     for name in names:
         copied = 0
-        for docs in _chunks(source, name):
+        for docs in documents(source, name):
             _digest(source_digest, name, docs)  # before the insert, which may add to them
             with target.write(name) as tx:
                 tx.insert(docs)
@@ -125,7 +125,7 @@ def _read_back(storage: Storage, name: str, ids: list[str]) -> list[JobDoc]:
     return docs
 
 
-def _chunks(storage: Storage, name: str) -> Iterator[list[JobDoc]]:
+def documents(storage: Storage, name: str) -> Iterator[list[JobDoc]]:
     """The collection's documents with their logs, in insertion order, CHUNK at a time (one
     read transaction each)."""
     after: int | None = None
