@@ -70,7 +70,14 @@ class ConflictError(StorageError):
 
 
 class StorageUnavailable(StorageError):
-    """The job database cannot be used right now (locked, read-only or missing)."""
+    """The job database cannot be used right now (locked, read-only or missing; a server that
+    is down or restarting). `transient`: the cause is expected to pass by itself (a lock held
+    by another process, a database server that cannot be reached), so trying again later may
+    succeed; a worker sends its outcomes again while it lasts."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class StorageCorrupt(StorageError):
