@@ -107,3 +107,12 @@ class RemoteError(JobCollectionError):
         if details:  # e.g. what a 404 server does serve, what a 403 refused caller lacks
             text = f"{reason}; {details} [{error}]"
         super().__init__(text)
+
+
+def transient(error: BaseException) -> bool:
+    """Whether a call failed because the database is unavailable for a while, so that the same
+    call may well succeed later: a transient `StorageUnavailable`, or a server's 503 (its
+    database is unavailable, or it is restarting and did not apply the call)."""
+    if isinstance(error, StorageUnavailable):
+        return error.transient
+    return isinstance(error, RemoteError) and error.error == 503

@@ -97,14 +97,21 @@ def during_outage(cluster: PgCluster, jc: JobCollection, pinger: DdpClient, url:
     assert ping(pinger, "down-2") < QUICK_S
 
 
-def test_postgresql_restarted_under_load_loses_no_job() -> None:
+@pytest.mark.parametrize("completes", ["returning", "calling-done"])
+def test_postgresql_restarted_under_load_loses_no_job(completes: str) -> None:
+    """The worker completes its jobs by returning (the queue sends the completion), or by
+    calling `job.done()` itself: a call that fails during the outage raises in the worker,
+    and the queue sends it again once the database is back."""
     completed: dict[str, int] = {}
     lock = threading.Lock()
 
-    def work(job: Any) -> dict[str, bool]:
+    def work(job: Any) -> dict[str, bool] | None:
         with lock:
             completed[job.doc["_id"]] = completed.get(job.doc["_id"], 0) + 1
-        return {"ok": True}  # the queue completes the job (sending it again while it must)
+        if completes == "returning":
+            return {"ok": True}
+        job.done({"ok": True})
+        return None
 
     with private_cluster() as cluster, JobCollection("queue", db=cluster.url) as jc:
         jc.allow(admin="anyone")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RemoteError, StorageUnavailable, ValidationError
+from ..errors import ValidationError, transient
 from .backend import ChildSpec
 from .job import AsyncJob, Job
 
@@ -50,14 +50,6 @@ FIRST_PAUSE_S = 0.1
 MAX_PAUSE_S = 2.0
 
 
-def unavailable(error: Exception) -> bool:
-    """Whether a call failed because the database is unavailable for a while (a server's 503
-    says so too: its database is, or the server is restarting and did not apply the call)."""
-    if isinstance(error, StorageUnavailable):
-        return error.transient
-    return isinstance(error, RemoteError) and error.error == 503
-
-
 def _pauses() -> Iterator[float]:
     """The waits between outcomes sent again during an outage (at most OUTAGE_S in all)."""
     deadline = time.monotonic() + OUTAGE_S
@@ -69,7 +61,7 @@ def _pauses() -> Iterator[float]:
 
 def _again(error: Exception, sent: int, pauses: Iterator[float]) -> float | None:
     """How long to wait before sending a call that failed (`sent` times) again; None: give up."""
-    if unavailable(error):
+    if transient(error):
         return next(pauses, None)
     return 0.0 if sent < ATTEMPTS else None
 
@@ -102,6 +94,21 @@ def _ids(jobs: Sequence[Job] | Sequence[AsyncJob]) -> str:
     return ", ".join(str(job.id) for job in jobs)
 
 
+def resend(jobs: Sequence[Job]) -> list[str]:
+    """Send again the outcomes the worker sent itself (`job.done()`, `job.fail()`) that failed
+    because the database was unavailable (`JobCore.unsent`): what it meant, not what it
+    returned or raised after. Returns the lines to report."""
+    problems: list[str] = []
+    for job in jobs:
+        call, job.unsent = job.unsent, None
+        if call is not None:
+            error = _attempt(call, [job], problems)
+            job.finished = True  # settled: sent, or reported below
+            if error is not None:
+                problems.append(unrecorded(job, None, error))
+    return problems
+
+
 def settle(jobs: Sequence[Job], ok: bool, outcome: Any) -> list[str]:
     """Finish what the worker left unfinished: its return value completes, its error fails.
 
@@ -110,10 +117,10 @@ def settle(jobs: Sequence[Job], ok: bool, outcome: Any) -> list[str]:
     policy. Returns the lines to report, naming the jobs: outcomes sent again, and outcomes
     that could not be recorded at all.
     """
+    problems = resend(jobs)
     pending = [job for job in jobs if not job.finished]
     if not pending:
-        return []
-    problems: list[str] = []
+        return problems
     if ok:
         complete: Callable[[], object]
         if len(pending) > 1:  # one transaction for the whole batch
@@ -156,6 +163,19 @@ async def _attempt_async(
         await asyncio.sleep(pause)
 
 
+async def resend_async(jobs: Sequence[AsyncJob]) -> list[str]:
+    """The coroutine twin of `resend`."""
+    problems: list[str] = []
+    for job in jobs:
+        call, job.unsent = job.unsent, None
+        if call is not None:
+            error = await _attempt_async(call, [job], problems)
+            job.finished = True
+            if error is not None:
+                problems.append(unrecorded(job, None, error))
+    return problems
+
+
 async def run_async(fn: WorkerFn, jobs: Sequence[AsyncJob], batch: bool) -> list[str]:
     """The coroutine-worker twin of `run_sync`: settles its jobs, returns what to report."""
     try:
@@ -167,10 +187,10 @@ async def run_async(fn: WorkerFn, jobs: Sequence[AsyncJob], batch: bool) -> list
         ok, outcome = False, cancelled  # the job's own cancellation of something it awaited
     except BaseException as raised:  # see call_worker
         ok, outcome = False, raised
+    problems = await resend_async(jobs)
     pending = [job for job in jobs if not job.finished]
     if not pending:
-        return []
-    problems: list[str] = []
+        return problems
     if ok:
         complete: Callable[[], Awaitable[object]]
         if len(pending) > 1:
