@@ -371,11 +371,11 @@ class JobManager:
         hosted = self.liveness.hosted
 
         def both(op: Op, _: object) -> set[str]:
-            _work.fail_expired(op)
-            fail_orphans(op)
-            given, run_ids = self.claims.give_back_unknown(op)
+            given, run_ids = self.claims.give_back_unknown(op)  # first: they never ran
             if given:
                 log.warning("%s: %d jobs claimed by calls that failed given back", self.root, given)
+            _work.fail_expired(op)
+            fail_orphans(op)
             self.claims.prune(op, hosted)
             _control.ready(op, [])
             return run_ids
