@@ -161,6 +161,8 @@ class PgStorage:
                 cur.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
+                if conn.closed:  # the server went away mid-transaction: do not wait for another
+                    self._connections.broken()
                 raise
             finally:
                 self._connections.give_back(conn, pool)
