@@ -70,7 +70,14 @@ class ConflictError(StorageError):
 
 
 class StorageUnavailable(StorageError):
-    """The job database cannot be used right now (locked, read-only or missing)."""
+    """The job database cannot be used right now (locked, read-only or missing; a server that
+    is down or restarting). `transient`: the cause is expected to pass by itself (a lock held
+    by another process, a database server that cannot be reached), so trying again later may
+    succeed; a worker sends its outcomes again while it lasts."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class StorageCorrupt(StorageError):
@@ -100,3 +107,12 @@ class RemoteError(JobCollectionError):
         if details:  # e.g. what a 404 server does serve, what a 403 refused caller lacks
             text = f"{reason}; {details} [{error}]"
         super().__init__(text)
+
+
+def transient(error: BaseException) -> bool:
+    """Whether a call failed because the database is unavailable for a while, so that the same
+    call may well succeed later: a transient `StorageUnavailable`, or a server's 503 (its
+    database is unavailable, or it is restarting and did not apply the call)."""
+    if isinstance(error, StorageUnavailable):
+        return error.transient
+    return isinstance(error, RemoteError) and error.error == 503

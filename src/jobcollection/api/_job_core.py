@@ -7,7 +7,7 @@ builder methods change it locally, operations send the same method calls with th
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, Self
 
@@ -24,7 +24,7 @@ from ..core.cron import parse_cron
 from ..core.document import check_type
 from ..core.params import to_duration_ms, to_ms
 from ..core.schedule import validate_schedule
-from ..errors import InvalidTransition, JobValidationError, ValidationError
+from ..errors import InvalidTransition, JobValidationError, ValidationError, transient
 from ._collection_flows import ready_options, restart_options
 from ._drive import Flow
 
@@ -94,6 +94,9 @@ class JobCore:
     ) -> None:
         self._jc = jc
         self.finished = False  # a worker called done() or fail() on this run
+        # A done() or fail() that failed because the database was unavailable for a while:
+        # the call to make again (the queue does, see `_runners.resend`).
+        self.unsent: Callable[[], Any] | None = None
         self.strict = False  # a queue's callback_strict: finishing twice raises
         if isinstance(type_or_doc, dict):
             self.doc: dict[str, Any] = type_or_doc
@@ -226,6 +229,12 @@ class JobCore:
         if self.id is None:
             raise ValidationError(f"{self.type} job is not saved yet")
         return str(self.id)
+
+    def _not_sent(self, error: Exception, call: Callable[[], Any]) -> None:
+        """A done() or fail() raised: the run is not finished; `call` makes it again."""
+        self.finished = False
+        if transient(error):
+            self.unsent = call
 
     def _finish(self) -> None:
         if self.finished and self.strict:

@@ -10,10 +10,11 @@ import asyncio
 import functools
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ValidationError
+from ..errors import ValidationError, transient
 from .backend import ChildSpec
 from .job import AsyncJob, Job
 
@@ -40,15 +41,37 @@ def call_worker(fn: WorkerFn, jobs: Sequence[Job], batch: bool) -> tuple[bool, A
 # unknown", a locked database) is sent once more: a second completion of one run cannot
 # happen (the run id guards it), and a job left running by a living worker would stay so.
 ATTEMPTS = 2
+# While the database is unavailable for a while (down, restarting, locked: a transient
+# `StorageUnavailable` here, a 503 from a server), an outcome is sent again and again, further
+# and further apart, for up to OUTAGE_S: the worker's slot waits for the database rather than
+# leave its job running for good.
+OUTAGE_S = 60.0
+FIRST_PAUSE_S = 0.1
+MAX_PAUSE_S = 2.0
+
+
+def _pauses() -> Iterator[float]:
+    """The waits between outcomes sent again during an outage (at most OUTAGE_S in all)."""
+    deadline = time.monotonic() + OUTAGE_S
+    pause = FIRST_PAUSE_S
+    while time.monotonic() + pause <= deadline:
+        yield pause
+        pause = min(pause * 2, MAX_PAUSE_S)
+
+
+def _again(error: Exception, sent: int, pauses: Iterator[float]) -> float | None:
+    """How long to wait before sending a call that failed (`sent` times) again; None: give up."""
+    if transient(error):
+        return next(pauses, None)
+    return 0.0 if sent < ATTEMPTS else None
 
 
 def _attempt(call: Callable[[], object], jobs: Sequence[Job], notes: list[str]) -> Exception | None:
-    """Call `call` (a completion or failure of `jobs`) up to ATTEMPTS times; the last error.
-    A call sent again is noted in `notes` (the queue reports it)."""
-    error: Exception | None = None
-    for _ in range(ATTEMPTS):
-        if error is not None:
-            notes.append(f"job {_ids(jobs)}: {error}; sent again")
+    """Call `call` (a completion or failure of `jobs`), again as `_again` says; the last
+    error. The first call sent again is noted in `notes` (the queue reports it)."""
+    pauses = _pauses()
+    sent = 0
+    while True:
         for job in jobs:
             job.finished = False  # a done() or fail() that raised marked it finished: it is not
         try:
@@ -58,11 +81,32 @@ def _attempt(call: Callable[[], object], jobs: Sequence[Job], notes: list[str]) 
             return refused
         except Exception as failed:
             error = failed
-    return error
+        sent += 1
+        pause = _again(error, sent, pauses)
+        if pause is None:
+            return error
+        if sent == 1:
+            notes.append(f"job {_ids(jobs)}: {error}; sent again")
+        time.sleep(pause)
 
 
 def _ids(jobs: Sequence[Job] | Sequence[AsyncJob]) -> str:
     return ", ".join(str(job.id) for job in jobs)
+
+
+def resend(jobs: Sequence[Job]) -> list[str]:
+    """Send again the outcomes the worker sent itself (`job.done()`, `job.fail()`) that failed
+    because the database was unavailable (`JobCore.unsent`): what it meant, not what it
+    returned or raised after. Returns the lines to report."""
+    problems: list[str] = []
+    for job in jobs:
+        call, job.unsent = job.unsent, None
+        if call is not None:
+            error = _attempt(call, [job], problems)
+            job.finished = True  # settled: sent, or reported below
+            if error is not None:
+                problems.append(unrecorded(job, None, error))
+    return problems
 
 
 def settle(jobs: Sequence[Job], ok: bool, outcome: Any) -> list[str]:
@@ -73,10 +117,10 @@ def settle(jobs: Sequence[Job], ok: bool, outcome: Any) -> list[str]:
     policy. Returns the lines to report, naming the jobs: outcomes sent again, and outcomes
     that could not be recorded at all.
     """
+    problems = resend(jobs)
     pending = [job for job in jobs if not job.finished]
     if not pending:
-        return []
-    problems: list[str] = []
+        return problems
     if ok:
         complete: Callable[[], object]
         if len(pending) > 1:  # one transaction for the whole batch
@@ -98,10 +142,9 @@ async def _attempt_async(
     call: Callable[[], Awaitable[object]], jobs: Sequence[AsyncJob], notes: list[str]
 ) -> Exception | None:
     """The coroutine twin of `_attempt`."""
-    error: Exception | None = None
-    for _ in range(ATTEMPTS):
-        if error is not None:
-            notes.append(f"job {_ids(jobs)}: {error}; sent again")
+    pauses = _pauses()
+    sent = 0
+    while True:
         for job in jobs:
             job.finished = False
         try:
@@ -111,7 +154,26 @@ async def _attempt_async(
             return refused
         except Exception as failed:
             error = failed
-    return error
+        sent += 1
+        pause = _again(error, sent, pauses)
+        if pause is None:
+            return error
+        if sent == 1:
+            notes.append(f"job {_ids(jobs)}: {error}; sent again")
+        await asyncio.sleep(pause)
+
+
+async def resend_async(jobs: Sequence[AsyncJob]) -> list[str]:
+    """The coroutine twin of `resend`."""
+    problems: list[str] = []
+    for job in jobs:
+        call, job.unsent = job.unsent, None
+        if call is not None:
+            error = await _attempt_async(call, [job], problems)
+            job.finished = True
+            if error is not None:
+                problems.append(unrecorded(job, None, error))
+    return problems
 
 
 async def run_async(fn: WorkerFn, jobs: Sequence[AsyncJob], batch: bool) -> list[str]:
@@ -125,10 +187,10 @@ async def run_async(fn: WorkerFn, jobs: Sequence[AsyncJob], batch: bool) -> list
         ok, outcome = False, cancelled  # the job's own cancellation of something it awaited
     except BaseException as raised:  # see call_worker
         ok, outcome = False, raised
+    problems = await resend_async(jobs)
     pending = [job for job in jobs if not job.finished]
     if not pending:
-        return []
-    problems: list[str] = []
+        return problems
     if ok:
         complete: Callable[[], Awaitable[object]]
         if len(pending) > 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from ._drive import adrive, drive
@@ -51,10 +52,18 @@ class Job(JobCore):
     def done(
         self, result: object = None, repeat_id: bool = False, delay_deps: int | None = None
     ) -> bool | str:
-        return drive(self.done_flow(result, repeat_id, delay_deps), self._jc.call)
+        try:
+            return drive(self.done_flow(result, repeat_id, delay_deps), self._jc.call)
+        except Exception as failed:
+            self._not_sent(failed, partial(self.done, result, repeat_id, delay_deps))
+            raise
 
     def fail(self, error: object = None, fatal: bool = False) -> bool:
-        return drive(self.fail_flow(error, fatal), self._jc.call)
+        try:
+            return drive(self.fail_flow(error, fatal), self._jc.call)
+        except Exception as failed:
+            self._not_sent(failed, partial(self.fail, error, fatal))
+            raise
 
     def pause(self) -> bool:
         return drive(self.pause_flow(), self._jc.call)
@@ -118,10 +127,18 @@ class AsyncJob(JobCore):
     async def done(
         self, result: object = None, repeat_id: bool = False, delay_deps: int | None = None
     ) -> bool | str:
-        return await adrive(self.done_flow(result, repeat_id, delay_deps), self._jc.call)
+        try:
+            return await adrive(self.done_flow(result, repeat_id, delay_deps), self._jc.call)
+        except Exception as failed:
+            self._not_sent(failed, partial(self.done, result, repeat_id, delay_deps))
+            raise
 
     async def fail(self, error: object = None, fatal: bool = False) -> bool:
-        return await adrive(self.fail_flow(error, fatal), self._jc.call)
+        try:
+            return await adrive(self.fail_flow(error, fatal), self._jc.call)
+        except Exception as failed:
+            self._not_sent(failed, partial(self.fail, error, fatal))
+            raise
 
     async def pause(self) -> bool:
         return await adrive(self.pause_flow(), self._jc.call)

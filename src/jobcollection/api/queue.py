@@ -293,6 +293,8 @@ class AsyncJobQueue:
             try:
                 ok, outcome = call_worker(o.worker, jobs, self._batch)
                 pending = [job for job in jobs if not job.finished] if ok else []
+                if any(job.unsent for job in jobs):  # settle() sends those again first
+                    pending = []
                 go_on = not (self._paused or self._stopping or self._queue or o.prefetch)
                 claimed = None
                 if go_on and pending:

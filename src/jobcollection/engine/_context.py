@@ -19,6 +19,8 @@ class Op:
     wakeups: list[int] = field(default_factory=list)
     worker: WorkerRef | None = None  # whom claims are recorded for (None: no worker)
     enrolled: list[WorkerRef] = field(default_factory=list)  # registered by this op
+    # (worker id or None, job id, run id; None: an adoption) of every claim it made (_claims)
+    claimed: list[tuple[str | None, str, str | None]] = field(default_factory=list)
 
     def wake_at(self, when: int) -> None:
         """Ask the scheduler to look again at `when` (a job becomes due or expires)."""

@@ -35,8 +35,10 @@ def get_work(op: Op, p: GetWorkParams) -> list[JobDoc]:
     log = rules.entry(op.now, "Job Running", run_id=run_id)
     worker = None if op.worker is None else op.worker.id
     docs = op.tx.claim(p.types, p.max_jobs, fields, log, worker)
-    if docs and worker is not None:
-        op.enroll_worker()
+    if docs:
+        op.claimed.extend((worker, doc["_id"], run_id) for doc in docs)
+        if worker is not None:
+            op.enroll_worker()
     for doc in docs:
         doc.pop("failures", None)
         doc.pop("_private", None)
@@ -77,6 +79,7 @@ def _adopt(op: Op, job_id: str) -> None:
     (a connection that dropped, then came back as a new one) takes the job over: its
     heartbeat guards the job from now on, and the old claimant's lapse will not fail it."""
     if op.worker is not None and op.tx.adopt(job_id, op.worker.id):
+        op.claimed.append((op.worker.id, job_id, None))
         op.enroll_worker()
 
 
@@ -201,7 +204,8 @@ def fail_expired(op: Op) -> int:
     return sum(fail_run(op, doc, err, False) for doc in op.tx.expired(op.now))
 
 
-def fail_all_running(op: Op) -> int:
-    """At the end of a server shutdown, running jobs are failed (not fatally)."""
+def fail_all_running(op: Op, running: Sequence[JobDoc]) -> int:
+    """At the end of a server shutdown, the jobs running through this process are failed (not
+    fatally): `running`, found by `_claims.Claims.running_here`."""
     err = {"value": "Running at Job Server shutdown."}
-    return sum(fail_run(op, doc, err, False) for doc in op.tx.find(statuses=_RUNNING))
+    return sum(fail_run(op, doc, err, False) for doc in running)

@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from ..core.live import JobChange, LiveQuery, Query
 from ..core.selector import parse_selector
+from ..errors import StorageError
 from ..storage.port import Change, JobDoc, Storage
 from .reader import JobReader
 from .ready_types import ReadyNews, ReadyTypes
@@ -38,6 +39,19 @@ from .ready_types import ReadyNews, ReadyTypes
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S: Final = 0.05  # a failed re-read (database busy) is tried again this much later
+
+
+def _merged(older: dict[str, ReadyNews], newer: dict[str, ReadyNews]) -> dict[str, ReadyNews]:
+    """News of two batches of changes, as if they were one."""
+    merged = dict(older)
+    for job_type, seen in newer.items():
+        before = merged.get(job_type)
+        merged[job_type] = (
+            seen
+            if before is None
+            else ReadyNews(before.gained or seen.gained, before.lost or seen.lost)
+        )
+    return merged
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,6 +157,7 @@ class LiveQueries:
         self._ready_callbacks: tuple[tuple[frozenset[str], Callable[[], None]], ...] = ()
         self._busy = False
         self._closed = False
+        self._failing = False  # the last read failed (see `_failed`)
         self._thread: threading.Thread | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -329,11 +344,16 @@ class LiveQueries:
                 bells = list(self._bells)
                 self._busy = True
             try:
-                if news and bells:
-                    self._ring(news, bells)
+                retry = False
+                if news and bells and not self._ring(news, bells):
+                    with self._cond:  # try again a little later (the database is unavailable)
+                        self._news = _merged(news, self._news)
+                    retry = True
                 if pending and queries and not self._apply(list(pending), queries):
                     with self._cond:  # try again a little later (the database is busy)
                         self._pending = {**pending, **self._pending}
+                    retry = True
+                if retry:
                     time.sleep(RETRY_AFTER_S)
                 for handle in joining:
                     self._start(handle)
@@ -352,12 +372,28 @@ class LiveQueries:
             except Exception:
                 log.exception("%s: settle callback %r failed", self.root, callback)
 
-    def _ring(self, news: dict[str, ReadyNews], bells: list[LiveHandle]) -> None:
+    def _failed(self, what: str, error: Exception) -> None:
+        """Report a read that failed (it is tried again): the first failure of a series with
+        its reason, the next ones quietly (a database that is down fails every retry)."""
+        if isinstance(error, StorageError):
+            level = logging.DEBUG if self._failing else logging.WARNING
+            log.log(level, "%s: %s failed (retrying): %s", self.root, what, error)
+        else:
+            log.exception("%s: %s failed; retrying", self.root, what)
+        self._failing = True
+
+    def _ring(self, news: dict[str, ReadyNews], bells: list[LiveHandle]) -> bool:
+        """Ring the bells of the types whose state flipped; False if the read failed."""
         watched: dict[LiveHandle, frozenset[str]] = {}
         for handle in bells:
             assert isinstance(handle.key, frozenset)
             watched[handle] = handle.key
-        flipped = self.ready_types.recheck(news, set().union(*watched.values()))
+        try:
+            flipped = self.ready_types.recheck(news, set().union(*watched.values()))
+        except StorageError as error:
+            self._failed("looking for ready jobs", error)
+            return False
+        self._failing = False
         for handle, types in watched.items():
             changes = [
                 JobChange("added", t, {}) if flipped[t] else JobChange("removed", t, None)
@@ -365,15 +401,17 @@ class LiveQueries:
             ]
             if changes:
                 handle.deliver(LiveBatch(changes))
+        return True
 
     def _apply(self, ids: list[str], queries: list[_Query]) -> bool:
         """Re-read the changed jobs once and feed every query; False if the read failed."""
         shapes = list(dict.fromkeys(query.key.shape for query in queries))
         try:
             fresh = self._read_changed(ids, any(shape.with_logs for shape in shapes))
-        except Exception:
-            log.exception("%s: re-reading %d changed jobs failed; retrying", self.root, len(ids))
+        except Exception as error:
+            self._failed(f"re-reading {len(ids)} changed jobs", error)
             return False
+        self._failing = False
         shaped = {shape: self._shaped(shape, fresh, len(shapes) > 1) for shape in shapes}
         for query in queries:
             docs = shaped[query.key.shape]

@@ -44,6 +44,7 @@ from ._batches import (
     run_calls,
     unstorable_result,
 )
+from ._claims import Claims
 from ._combiner import Combiner, Request
 from ._context import Op
 from ._liveness import Liveness, fail_orphans
@@ -90,6 +91,7 @@ class JobManager:
         self.call_log = CallLog()
         self.permissions = Permissions()  # checked by the server for remote calls only
         self.liveness = Liveness(self)  # before the scheduler, whose thread tends it
+        self.claims = Claims()  # what was claimed through this process (see _claims)
         self.scheduler = Scheduler(self, DEFAULT_PROMOTE_INTERVAL_MS)
         # Worker threads finishing batches at once share one transaction (see _combiner).
         self._combiner: Combiner[Completion, Outcome] = Combiner(self._complete_and_claim_all)
@@ -213,9 +215,17 @@ class JobManager:
 
     def run(self, operation: Operation, parsed: Any, worker: WorkerRef | None = None) -> Any:
         """Run one operation in a write transaction and pass its wake-up times on."""
-        with self.storage.write(self.root) as tx:
-            op = Op(tx, self.clock.now_ms(), self.new_id, worker=worker)
-            result = operation(op, parsed)
+        op: Op | None = None
+        try:
+            with self.storage.write(self.root) as tx:
+                op = Op(tx, self.clock.now_ms(), self.new_id, worker=worker)
+                result = operation(op, parsed)
+        except BaseException:
+            if op is not None and op.claimed and self.claims.unknown(op.claimed):
+                self.scheduler.wake_at(self.clock.now_ms())  # the next sweep gives them back
+            raise
+        if op.claimed:
+            self.claims.record(op.claimed)
         for ref in op.enrolled:
             ref.enrolled = True
         for when in op.wakeups:
@@ -336,7 +346,12 @@ class JobManager:
 
     def finish_shutdown(self) -> None:
         """The shutdown deadline passed: fail what still runs, close the call log."""
-        count = self.run(lambda op, _: _work.fail_all_running(op), None)
+        hosted = self.liveness.hosted
+
+        def fail_running(op: Op, _: object) -> int:
+            return _work.fail_all_running(op, self.claims.running_here(op, hosted))
+
+        count = self.run(fail_running, None)
         if count:
             log.warning("%s: failed %d running jobs at job server shutdown", self.root, count)
         self.call_log.close()
@@ -353,12 +368,19 @@ class JobManager:
         if self.stopped:
             return
 
-        def both(op: Op, _: object) -> None:
+        hosted = self.liveness.hosted
+
+        def both(op: Op, _: object) -> set[str]:
+            given, run_ids = self.claims.give_back_unknown(op)  # first: they never ran
+            if given:
+                log.warning("%s: %d jobs claimed by calls that failed given back", self.root, given)
             _work.fail_expired(op)
             fail_orphans(op)
+            self.claims.prune(op, hosted)
             _control.ready(op, [])
+            return run_ids
 
-        self.run(both, None)
+        self.claims.forget(self.run(both, None))
 
     def next_wakeup(self) -> int | None:
         with self.storage.read(self.root) as tx:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ..errors import StorageError
 from ..storage.port import Change
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class Scheduler:
         return min(max((min(times) - now) / 1000, 0.0), _MAX_SLEEP_S)
 
     def _run(self) -> None:
+        failing = False  # the last tick failed: a database that is down fails every retry
         while True:
             self._event.wait(self._sleep_seconds(self._manager.clock.now_ms()))
             self._event.clear()
@@ -103,6 +105,12 @@ class Scheduler:
                 break
             try:
                 self._tick()
+                failing = False
+            except StorageError as error:  # e.g. the database is down: quietly after the first
+                level = logging.DEBUG if failing else logging.WARNING
+                log.log(level, "%s: scheduler tick failed: %s", self._manager.root, error)
+                failing = True
+                time.sleep(0.1)
             except Exception:
                 log.exception("%s: scheduler tick failed", self._manager.root)
                 time.sleep(0.1)

@@ -58,7 +58,8 @@ def translate(error: sqlite3.Error, path: str) -> StorageError:
     if "locked" in text or "busy" in text:
         return StorageUnavailable(
             f"database {path} is locked by another connection "
-            f"(gave up after {BUSY_TIMEOUT_MS} ms): {text}"
+            f"(gave up after {BUSY_TIMEOUT_MS} ms): {text}",
+            transient=True,
         )
     if "readonly" in text or "read-only" in text:
         return StorageUnavailable(f"database {path} is read-only: {text}")

@@ -102,6 +102,7 @@ class FeedWatcher:
         self._thread.start()
 
     def _run(self) -> None:
+        failing = False  # (one warning per outage, not one per attempt)
         while not self._stop.is_set():
             try:
                 with psycopg.connect(
@@ -109,11 +110,16 @@ class FeedWatcher:
                 ) as conn:
                     self._conn = conn
                     conn.execute(f"LISTEN {q.CHANNEL}")
+                    if failing:
+                        log.warning("change feed of %s: reconnected", self._name)
+                        failing = False
                     self._follow(conn)
             except psycopg.Error as error:
                 self._release(everyone=True)  # the changes come after the reconnect
                 if not self._stop.is_set():
-                    log.warning("change feed of %s: %s (reconnecting)", self._name, error)
+                    level = logging.DEBUG if failing else logging.WARNING
+                    log.log(level, "change feed of %s: %s (reconnecting)", self._name, error)
+                    failing = True
                     self._stop.wait(RECONNECT_S)
             finally:
                 self._conn = None

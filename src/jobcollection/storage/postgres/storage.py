@@ -35,6 +35,7 @@ from .._change_hub import ChangeHub
 from ..port import Change, ChangeListener
 from . import feed
 from . import queries as q
+from .connections import CONNECT_TIMEOUT_S, POOL_SIZE, Connections, first_line
 from .tx import PgTransaction
 from .users import PgUserStore
 
@@ -42,9 +43,6 @@ log = logging.getLogger(__name__)
 
 DIALECT = "postgres"
 SCHEMA_VERSION = 1  # = migrations.latest(DIALECT), without reading the files at import
-POOL_SIZE = 8
-CONNECT_TIMEOUT_S = 5
-POOL_WAIT_S = 5.0  # how long a caller waits for a pooled connection before giving up
 
 
 def describe(conninfo: str) -> str:
@@ -60,7 +58,7 @@ def describe(conninfo: str) -> str:
 
 def translate(error: Exception, name: str) -> JobCollectionError:
     """Name the problem with the database in words a user can act on."""
-    text = (str(error).strip() or type(error).__name__).splitlines()[0]
+    text = first_line(error)
     if isinstance(error, psycopg.DataError) and "NUL" in text:  # refused before it was sent
         return ValidationError(
             "a text value holds a NUL character (\\u0000), which PostgreSQL cannot store"
@@ -73,7 +71,9 @@ def translate(error: Exception, name: str) -> JobCollectionError:
     if isinstance(error, pg_errors.InsufficientPrivilege | pg_errors.ReadOnlySqlTransaction):
         return StorageUnavailable(f"PostgreSQL database {name} refuses this: {text}")
     if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
-        return StorageUnavailable(f"PostgreSQL database {name} is unavailable: {text}")
+        return StorageUnavailable(
+            f"PostgreSQL database {name} is unavailable: {text}", transient=True
+        )
     if isinstance(error, pg_errors.UndefinedTable | pg_errors.UndefinedColumn):
         return StorageCorrupt(f"PostgreSQL database {name} lacks jobcollection's tables: {text}")
     return StorageError(f"PostgreSQL database {name}: {text}")
@@ -118,10 +118,6 @@ def migrate(conn: psycopg.Connection[Any], name: str) -> None:
         conn.execute(q.UNLOCK, (q.MIGRATION_LOCK,))
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    conn.execute("SET synchronous_commit = on")
-
-
 def _rollback(conn: psycopg.Connection[Any]) -> None:
     """End a failed transaction; a broken connection is left for the pool to discard."""
     if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
@@ -151,51 +147,47 @@ class PgStorage:
                 migrate(conn, self.name)
         except psycopg.Error as error:
             raise translate(error, self.name) from error
-        self._pool = ConnectionPool(
-            conninfo,
-            min_size=1,
-            max_size=POOL_SIZE,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-            configure=_configure,
-            timeout=POOL_WAIT_S,
-            name=f"jobcollection {self.name}",
-            open=False,
-        )
-        self._pool.open(wait=False)
+        self._connections = Connections(conninfo, self.name)
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[psycopg.Cursor[Any]]:
         """A cursor inside one transaction on a pooled connection: committed when the block
         ends, rolled back when it raises; driver errors translated."""
         try:
-            conn = self._begin(begin)
+            conn, pool = self._begin(begin)
             try:
                 cur = conn.cursor()
                 yield cur
                 cur.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
+                if conn.closed:  # the server went away mid-transaction: do not wait for another
+                    self._connections.broken()
                 raise
             finally:
-                self._pool.putconn(conn)
+                self._connections.give_back(conn, pool)
         except psycopg.Error as error:
             raise translate(error, self.name) from error
 
-    def _begin(self, begin: str) -> psycopg.Connection[Any]:
-        """A pooled connection in a new transaction. A connection the server dropped while it
-        sat in the pool (a restart, an idle timeout) fails at BEGIN, before anything was done:
-        it is discarded and another one tried, so only a server that is still down fails."""
+    def _begin(self, begin: str) -> tuple[psycopg.Connection[Any], ConnectionPool | None]:
+        """A connection in a new transaction, and the pool it goes back to (`Connections`).
+        A connection the server dropped while it sat in the pool (a restart, an idle timeout)
+        fails at BEGIN, before anything was done: it is discarded and another one tried, so
+        only a server that is still down fails (at once, with `StorageUnavailable`, while the
+        outage lasts: see `connections`)."""
+        connections = self._connections
         for attempt in range(POOL_SIZE + 1):
-            conn = self._pool.getconn()
+            conn, pool = connections.get()
             try:
                 conn.execute(begin)
-                return conn
+                return conn, pool
             except psycopg.OperationalError:
-                self._pool.putconn(conn)  # broken: the pool discards it
+                connections.give_back(conn, pool)  # broken: the pool discards it
                 if attempt == POOL_SIZE or not conn.closed:
                     raise
+                connections.broken()
             except BaseException:
-                self._pool.putconn(conn)
+                connections.give_back(conn, pool)
                 raise
         raise AssertionError("unreachable")
 
@@ -259,8 +251,8 @@ class PgStorage:
             watcher, self._watcher = self._watcher, None
         if watcher is not None:
             try:
-                with self._pool.connection(timeout=1.0) as conn:
+                with self._connections.pool.connection(timeout=1.0) as conn:
                     watcher.stop(conn)
             except psycopg.Error:
                 watcher.stop()
-        self._pool.close()
+        self._connections.close()
