@@ -82,6 +82,17 @@ def final_states(rows: list[Row], submitted: Submitted) -> list[str]:
     lost = sorted(submitted.acknowledged - ids)
     if lost:
         problems.append(f"{len(lost)} acknowledged jobs are not in the database: {_examples(lost)}")
+    # every job is one the submitter saved (or one of a save whose outcome it never learnt),
+    # or a repeat: none was saved twice
+    strays = [
+        row.id
+        for row in rows
+        if row.repeated == 0
+        and row.id not in submitted.acknowledged
+        and row.n not in submitted.unknown_units
+    ]
+    if strays:
+        problems.append(f"{len(strays)} jobs in the database nobody saved: {_examples(strays)}")
     wrong = [
         f"{row.id} ({row.kind}) {row.status}"
         for row in rows
@@ -121,6 +132,16 @@ def runs_once(rows: list[Row], runs: Counter[tuple[str, str]]) -> list[str]:
     twice = [f"{job}/{run} x{times}" for (job, run), times in runs.items() if times > 1]
     if twice:
         problems.append(f"{len(twice)} runs executed more than once: {_examples(twice)}")
+    # a run ends once: two failures of one run (two servers' workTimeout sweeps, a rescue
+    # and a sweep) would be two entries with its runId
+    failed_twice = [
+        f"{r.id}/{run}"
+        for r in rows
+        for run, times in Counter(f.get("runId") for f in json.loads(r.failures or "[]")).items()
+        if times > 1
+    ]
+    if failed_twice:
+        problems.append(f"{len(failed_twice)} runs failed twice: {_examples(failed_twice)}")
     unrun = [r.id for r in rows if r.status == "completed" and (r.id, r.run_id) not in runs]
     if unrun:
         problems.append(
