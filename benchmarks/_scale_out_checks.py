@@ -61,6 +61,17 @@ def unfinished(db: str, root: str, now_ms: int) -> int:
     return int(row[0])
 
 
+def describe_unfinished(db: str, root: str, now_ms: int) -> str:
+    """The jobs `unfinished` counts, a few of them shown."""
+    rows = [
+        f"{r.id} ({r.kind}, unit {r.n}) {r.status} depends={r.depends}"
+        for r in read_rows(db, root)
+        if r.status in ("ready", "running")
+        or (r.status == "waiting" and r.kind not in CANCELLED_KINDS)
+    ]
+    return f"{len(rows)} jobs have not ended: {_examples(rows)}"
+
+
 def read_runs(folder: Path) -> Counter[tuple[str, str]]:
     """(job id, run id) -> how many times a worker started it."""
     runs: Counter[tuple[str, str]] = Counter()

@@ -86,6 +86,7 @@ class Submitter:
         self.backlog = backlog
         self.ran = ran
         self.out = Submitted()
+        self.saving: JobCollection | None = None  # the collection a save call is in flight on
         self.thread = threading.Thread(target=self._run, name="scale-out-submit", daemon=True)
 
     def start(self) -> None:
@@ -119,6 +120,7 @@ class Submitter:
 
     def _save(self, jc: JobCollection, jobs: list[Job], units: list[int]) -> bool:
         """One save call; False when nothing is known to be saved."""
+        self.saving = jc
         try:
             ids = jc.save_jobs(jobs)
         except ConnectionClosed:  # the server died with the call: saved or not, unknown
@@ -127,6 +129,8 @@ class Submitter:
         except JobCollectionError as error:
             self.out.refused.append(f"{type(error).__name__}: {error}")
             return False
+        finally:
+            self.saving = None
         for job_id in ids:
             assert job_id is not None
             self.out.acknowledged.add(job_id)

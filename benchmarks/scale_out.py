@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ WORK_TIMEOUT_MS = 3000
 CONCURRENCY = 4
 BACKLOG = 1500
 RESTART_AFTER_S = 1.0
+SAVE_IN_FLIGHT_WAIT_S = 1.0
 SETTLE_S = 30  # for the subscribers' views to reach the final statuses
 CLIENT = {"backoff_initial": 0.05, "backoff_max": 0.5}
 # the failures a run may end with, as their `value` says (anything else is shown as it is)
@@ -113,6 +115,7 @@ class Subscriber:
 class Trial:
     server: str
     at_runs: int
+    during_save: bool = False
     running_at_kill: int = 0
     down_s: float = 0.0
     runs_at_restart: dict[str, int] = field(default_factory=dict)
@@ -155,8 +158,13 @@ def _sql_count(db: str, query: str) -> int:
     return int(row[0])
 
 
-def _kill_trial(server: Server, counter: RunCounter, db: str) -> Trial:
-    trial = Trial(server.name, counter.count())
+def _kill_trial(server: Server, counter: RunCounter, db: str, saving: Callable[[], bool]) -> Trial:
+    """Kill `server` with SIGKILL, preferably while a save is in flight on it (waiting for
+    one at most a second), and serve it again on its port a second later."""
+    until = time.monotonic() + SAVE_IN_FLIGHT_WAIT_S
+    while not saving() and time.monotonic() < until:
+        time.sleep(0.001)
+    trial = Trial(server.name, counter.count(), during_save=saving())
     server.kill9()
     killed = time.monotonic()
     running = f"SELECT count(*) FROM jobs WHERE collection = '{ROOT}' AND status = 'running'"
@@ -195,12 +203,18 @@ def campaign(
         for k in range(kill_trials):
             share = jobs * (k + 1) // (kill_trials + 1)
             deadline.wait(lambda s=share: counter.count() >= s, f"{share} runs", 0.05)
-            out.trials.append(_kill_trial(servers[k % len(servers)], counter, db))
+            index = k % len(servers)
+            on_it = lambda i=index: submitter.saving is savers[i]  # noqa: E731
+            out.trials.append(_kill_trial(servers[index], counter, db, on_it))
         deadline.wait(submitter.out.done.is_set, "the saves")
         if submitter.out.error is not None:
             raise submitter.out.error
         now_ms = lambda: time.time_ns() // 1_000_000  # noqa: E731
-        deadline.wait(lambda: checks.unfinished(db, ROOT, now_ms()) == 0, "every job to end", 0.2)
+        try:
+            deadline.wait(lambda: checks.unfinished(db, ROOT, now_ms()) == 0, "every job", 0.2)
+        except TimeoutError as error:
+            stuck = checks.describe_unfinished(db, ROOT, now_ms())
+            raise TimeoutError(f"{error}: {stuck}") from None
         out.elapsed_s = time.monotonic() - submitter.out.started
         out.recovered = _cancel_unknown_delayed(db, savers[0], submitter)
         deadline.wait(lambda: checks.unfinished(db, ROOT, now_ms()) == 0, "the last cancels", 0.2)
@@ -296,8 +310,10 @@ def report(out: Outcome, jobs: int, kill_trials: int) -> str:
     ]
     for trial in out.trials:
         lines.append(
-            f"kill -9 {trial.server} after {trial.at_runs} runs: {trial.running_at_kill} jobs"
-            f" running then; served again on its port {trial.down_s:.1f} s later"
+            f"kill -9 {trial.server} after {trial.at_runs} runs"
+            f"{' (a save in flight on it)' if trial.during_save else ''}:"
+            f" {trial.running_at_kill} jobs running then; served again on its port"
+            f" {trial.down_s:.1f} s later"
         )
     if out.reconnected:
         lines.append(f"runs after the restart, per worker file: {out.reconnected}")
