@@ -312,7 +312,7 @@ def report(out: Outcome, jobs: int, kill_trials: int) -> str:
         lines.append(
             f"kill -9 {trial.server} after {trial.at_runs} runs"
             f"{' (a save in flight on it)' if trial.during_save else ''}:"
-            f" {trial.running_at_kill} jobs running then; served again on its port"
+            f" {trial.running_at_kill} jobs running (on all servers) then; served again on its port"
             f" {trial.down_s:.1f} s later"
         )
     if out.reconnected:
