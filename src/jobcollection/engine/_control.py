@@ -159,7 +159,7 @@ def check_antecedents(op: Op, doc: JobDoc) -> bool:
     was missing, failed or cancelled. False when the job was cancelled."""
     if not doc["depends"]:
         return True
-    stored = op.tx.get(doc["depends"])
+    stored = op.tx.get_antecedents(doc["depends"])
     found = {d["_id"] for d in stored}
     problems = [
         f"Antecedent job {antecedent} missing at save"

@@ -79,6 +79,9 @@ class SqliteTransaction(SqliteWorkers):
     def get(self, ids: Sequence[str]) -> list[JobDoc]:
         return self.find(ids=ids)
 
+    def get_antecedents(self, ids: Sequence[str]) -> list[JobDoc]:
+        return self.find(ids=ids)  # SQLite's write transactions never overlap
+
     def ready_types(self, types: Collection[str]) -> set[str]:
         sql = "SELECT 1 FROM jobs WHERE collection = ? AND status = 'ready' AND type = ? LIMIT 1"
         execute = self._conn.execute

@@ -93,6 +93,14 @@ class Transaction(Protocol):
         """Documents with these ids, in insertion order (missing ids are skipped)."""
         ...
 
+    def get_antecedents(self, ids: Sequence[str]) -> list[JobDoc]:
+        """As `get`, for a job being saved with these antecedents: none of them may change in
+        another process' transaction until this one ends, so that a completion, cancel or
+        removal committed meanwhile elsewhere either comes before (and is seen here) or waits
+        (and then sees the new dependent). An adapter whose write transactions never overlap
+        has nothing more to do; PostgreSQL locks the rows (FOR SHARE)."""
+        ...
+
     def find(
         self,
         *,

@@ -35,6 +35,13 @@ class PgTransaction(PgWorkers):
     def get(self, ids: Sequence[str]) -> list[JobDoc]:
         return self.find(ids=ids)
 
+    def get_antecedents(self, ids: Sequence[str]) -> list[JobDoc]:
+        # FOR SHARE: another process' update or delete of an antecedent (its completion,
+        # cancel, removal) waits for this transaction, then finds the dependent it stored;
+        # one committed first is read here (READ COMMITTED reads the latest row it locks).
+        sql = q.find(ids=True, statuses=False, types=False, limit=False) + " FOR SHARE"
+        return [cols.row_to_doc(row) for row in self._rows(sql, [self.collection, list(ids)])]
+
     def ready_types(self, types: Collection[str]) -> set[str]:
         return {row[0] for row in self._rows(q.READY_TYPES, [list(types), self.collection])}
 
