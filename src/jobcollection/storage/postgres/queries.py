@@ -52,6 +52,7 @@ FOLLOW: Final = (
     f"WHERE seq > %s AND seq < {_HORIZON} ORDER BY seq LIMIT %s) AS f ON true"
 )
 LAST_SEQ: Final = f"SELECT max(seq) FROM changes WHERE seq < {_HORIZON}"
+HORIZON: Final = f"SELECT {_HORIZON}"
 PRUNE: Final = (
     "DELETE FROM changes WHERE seq < (SELECT seq FROM changes ORDER BY seq DESC OFFSET %s LIMIT 1)"
 )

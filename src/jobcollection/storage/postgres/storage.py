@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -240,11 +241,29 @@ class PgStorage:
 
     def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
         with self._transaction("BEGIN READ ONLY") as cur:
+            self._await_own_writes(cur)
             return feed.changes_since(cur, seq, limit)
 
     def last_seq(self) -> int:
         with self._transaction("BEGIN READ ONLY") as cur:
+            self._await_own_writes(cur)
             return feed.last_seq(cur)
+
+    def _await_own_writes(self, cur: psycopg.Cursor[Any]) -> None:
+        """Read your own writes in the feed: a change this process committed becomes final
+        (readable) once every older transaction on the server has ended, usually within a
+        millisecond; wait for that, at most `feed.SETTLE_MAX_S` (a long transaction elsewhere
+        holds the feed back: the reader then gets what is final)."""
+        own = self._local_seq
+        if not own:
+            return
+        pause, deadline = 0.0005, time.monotonic() + feed.SETTLE_MAX_S
+        while True:
+            row = cur.execute(q.HORIZON).fetchone()
+            if row is None or row[0] > own or time.monotonic() >= deadline:
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def close(self) -> None:
         with self._watch_lock:
