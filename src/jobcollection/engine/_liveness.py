@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core.workers import LOST_KEPT_MS, WORKER_LOST, WorkerRecord
+from ..errors import StorageError
 from ..storage.port import JobDoc, Transaction
 from . import _work
 from ._context import Op
@@ -104,6 +105,10 @@ class Liveness:
         self._hosted: dict[str, WorkerRecord] = {}
         self._next_beat: int | None = None
         self._next_look = 0
+        # Storage outages seen from here: since when it fails (None: it works), and the last
+        # one that ended (start, end), during which nobody's heartbeat could be written.
+        self._down_since: int | None = None
+        self._last_outage: tuple[int, int] | None = None
 
     @property
     def hosted(self) -> frozenset[str]:
@@ -169,13 +174,15 @@ class Liveness:
         with self._lock:
             beat_due = self._next_beat is not None and self._next_beat <= now
         if beat_due:
-            self._beat()
+            self._storage(now, self._beat())
         comeback = now + POLL_MS
         if rescuing:
             if now >= self._next_look:
                 try:
                     deadline = self._look(now)
+                    self._storage(now, True)
                 except Exception as error:  # e.g. a locked database: look again in a second
+                    self._storage(now, not isinstance(error, StorageError))
                     root = self._manager.root
                     log.warning("%s: looking for lost workers failed: %s", root, error)
                     deadline = None
@@ -188,13 +195,34 @@ class Liveness:
                 comeback = min(comeback, self._next_beat)
         return comeback
 
-    def _beat(self) -> None:
+    def _storage(self, now: int, worked: bool) -> None:
+        """Note whether the storage worked just now (see `_blinded`)."""
+        if not worked:
+            if self._down_since is None:
+                self._down_since = now
+        elif self._down_since is not None:
+            self._last_outage = (self._down_since, now)
+            self._down_since = None
+
+    def _blinded(self, worker: WorkerRecord, now: int) -> bool:
+        """Whether a lapsed worker may have missed its heartbeats only because the storage
+        was down (for everyone): it had not lapsed when the outage began, and has not had its
+        whole lapse to beat again since it ended. It is not taken for lost before that."""
+        if self._down_since is not None:
+            return True
+        if self._last_outage is None:
+            return False
+        start, end = self._last_outage
+        return worker.expires >= start and now < end + worker.lost_after
+
+    def _beat(self) -> bool:
+        """Renew the hosted workers; False if the storage failed."""
         manager = self._manager
         with self._lock:
             records = list(self._hosted.values())
             self._next_beat = manager.clock.now_ms() + self._interval() if records else None
         if not records:
-            return
+            return True
 
         def renew(op: Op, _: object) -> list[str]:
             lost = {w.id for w in op.tx.lapsed_workers(op.now) if w.status == "lost"}
@@ -208,7 +236,7 @@ class Liveness:
             revived = manager.run(renew, None)
         except Exception as error:  # the next beat tries again; the lapse is three beats away
             log.warning("%s: renewing %d workers failed: %s", manager.root, len(records), error)
-            return
+            return not isinstance(error, StorageError)
         for worker_id in revived:
             log.warning(
                 "%s: worker %s was taken for lost (silent too long) and its running jobs "
@@ -216,6 +244,7 @@ class Liveness:
                 manager.root,
                 worker_id,
             )
+        return True
 
     def _look(self, now: int) -> int | None:
         """Rescue lapsed workers' jobs if there is anything to rescue (a read first: most
@@ -224,6 +253,9 @@ class Liveness:
         spared = self.hosted
         with manager.storage.read(manager.root) as tx:
             lapsed = [w for w in tx.lapsed_workers(now) if w.id not in spared]
+            blinded = frozenset(w.id for w in lapsed if self._blinded(w, now))
+            spared |= blinded
+            lapsed = [w for w in lapsed if w.id not in blinded]
             needed = bool(lapsed) and _needs_rescue(tx, lapsed, now)
             deadline = tx.next_worker_deadline()
         if needed:
