@@ -340,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
                 db, folder, args.jobs, args.kill_trials, node=not args.no_node, timeout_s=timeout
             )
         except TimeoutError as error:
-            print(f"scale-out: FAILED: {error} (logs: {folder})", file=sys.stderr)
+            where = f"logs: {folder}" if args.keep else "--keep DIR keeps the logs"
+            print(f"scale-out: FAILED: {error} ({where})", file=sys.stderr)
             return 1
     print(report(out, args.jobs, args.kill_trials))
     return 1 if out.problems else 0
