@@ -112,6 +112,8 @@ class Fleet:
         self.servers = [Server(f"server{i}", db, folder) for i in range(servers)]
         self.workers: list[subprocess.Popen[bytes]] = []
         self.served_by: dict[str, str] = {}  # a worker's run file -> its server's name
+        # (a worker's name, the file saying when it connected, what such a line holds)
+        self._connections: list[tuple[str, Path, str]] = []
         self._files: list[object] = []
 
     def start_servers(self) -> None:
@@ -124,8 +126,10 @@ class Fleet:
         command = [sys.executable, "-m", "jobcollection", "worker", "--server", server.url]
         command += ["--collection", ROOT, "--type", TYPE, "--concurrency", str(concurrency)]
         command += ["--work-timeout", str(work_timeout_ms)]
-        command += ["--log-level", "error", "scale_out_worker:work"]
-        log = (self.folder / f"py-{server.name}-{len(self.workers)}.log").open("wb")
+        command += ["--log-level", "info", "scale_out_worker:work"]  # info: its reconnections
+        path = self.folder / f"py-{server.name}-{len(self.workers)}.log"
+        self._connections.append((f"{server.name} python", path, "DDP client: reconnected"))
+        log = path.open("wb")
         self._files.append(log)
         env = clean_env(SCALE_OUT_RUNS=str(self.runs), PYTHONUNBUFFERED="1")
         worker = subprocess.Popen(command, cwd=HERE, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -145,10 +149,22 @@ class Fleet:
         err = (self.folder / f"{name}.err").open("wb")
         self._files += [out, err]
         self.served_by[f"{name}.runs"] = server.name
+        self._connections.append((f"{server.name} node", self.runs / f"{name}.runs", "connected"))
         command = [node, str(NODE_WORKER), f"{server.url}/websocket", ROOT, TYPE]
         command += [str(concurrency), str(work_timeout_ms)]
         env = clean_env(NODE_PATH=str(modules))
         self.workers.append(subprocess.Popen(command, stdout=out, stderr=err, env=env))
+
+    def reconnections(self) -> dict[str, int]:
+        """Each worker's reconnections so far (node: connections after the first)."""
+        found = {}
+        for name, path, mark in self._connections:
+            lines = path.read_text(errors="replace").splitlines()
+            if mark == "connected":  # node: a line of its own, the first one included
+                found[name] = sum(1 for line in lines if line == mark) - 1
+            else:
+                found[name] = sum(1 for line in lines if mark in line)
+        return found
 
     def dead_workers(self) -> list[str]:
         return [" ".join(map(str, w.args[:4])) for w in self.workers if w.poll() is not None]

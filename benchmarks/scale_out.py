@@ -57,6 +57,7 @@ BACKLOG = 1500
 RESTART_AFTER_S = 1.0
 SAVE_IN_FLIGHT_WAIT_S = 1.0
 SETTLE_S = 30  # for the subscribers' views to reach the final statuses
+RECONNECT_S = 20  # for the workers of a killed server to be back
 CLIENT = {"backoff_initial": 0.05, "backoff_max": 0.5}
 # the failures a run may end with, as their `value` says (anything else is shown as it is)
 CAUSES = ("failOnce", "workTimeout", "Worker lost", "reply was lost", "shutdown")
@@ -134,6 +135,7 @@ class Outcome:
     unknown_found: int = 0
     recovered: int = 0
     reconnected: dict[str, int] = field(default_factory=dict)
+    reconnections: dict[str, int] = field(default_factory=dict)
     changes_seen: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -218,6 +220,7 @@ def campaign(
         out.elapsed_s = time.monotonic() - submitter.out.started
         out.recovered = _cancel_unknown_delayed(db, savers[0], submitter)
         deadline.wait(lambda: checks.unfinished(db, ROOT, now_ms()) == 0, "the last cancels", 0.2)
+        out.problems += _reconnected(fleet, out.trials)
         rows = checks.read_rows(db, ROOT)
         runs = checks.read_runs(fleet.runs)
         _measure(out, rows, runs, fleet, counter)
@@ -242,6 +245,27 @@ def campaign(
         for jc in savers:
             jc.close()
         fleet.close()
+
+
+def _reconnected(fleet: Fleet, trials: list[Trial]) -> list[str]:
+    """Each worker of a killed server reconnected by itself after each kill (given RECONNECT_S
+    more: the work may have ended before a worker's backoff let it try again). More
+    reconnections (a connection dropped otherwise) are shown in the report, not failed."""
+    kills = Counter(trial.server for trial in trials)
+
+    def want(name: str) -> int:
+        return kills[name.split(" ")[0]]
+
+    settle = Deadline(RECONNECT_S)
+    try:
+        settle.wait(lambda: all(n >= want(w) for w, n in fleet.reconnections().items()), "")
+    except TimeoutError:
+        pass  # said below
+    return [
+        f"worker {name} reconnected {times} times, its server was killed {want(name)} times"
+        for name, times in fleet.reconnections().items()
+        if times < want(name)
+    ]
 
 
 def _stats(jc: JobCollection) -> dict[str, int]:
@@ -283,6 +307,7 @@ def _measure(
             value = str(failure.get("value"))
             causes[next((c for c in CAUSES if c in value), value[:60])] += 1
     out.failures = dict(causes)
+    out.reconnections = fleet.reconnections()
     out.unknown_found = sum(1 for row in rows if row.n in out.submitted.unknown_units)
     counter.count()
     for trial in out.trials:
@@ -317,6 +342,7 @@ def report(out: Outcome, jobs: int, kill_trials: int) -> str:
         )
     if out.reconnected:
         lines.append(f"runs after the restart, per worker file: {out.reconnected}")
+    lines.append(f"reconnections, per worker: {out.reconnections}")
     lines += [f"PROBLEM: {p}" for p in out.problems] or ["every promise kept"]
     return "\n".join(lines)
 
@@ -340,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                 db, folder, args.jobs, args.kill_trials, node=not args.no_node, timeout_s=timeout
             )
         except TimeoutError as error:
-            print(f"scale-out: FAILED: {error} (logs: {folder})", file=sys.stderr)
+            where = f"logs: {folder}" if args.keep else "--keep DIR keeps the logs"
+            print(f"scale-out: FAILED: {error} ({where})", file=sys.stderr)
             return 1
     print(report(out, args.jobs, args.kill_trials))
     return 1 if out.problems else 0

@@ -47,7 +47,7 @@ def test_three_servers_on_one_database_keep_every_promise_through_a_kill(
     assert out.failures.get("failOnce", 0) > JOBS * 0.1, shown  # each retried, then completed
     (trial,) = out.trials
     assert trial.down_s > 0
-    # the killed server's Python and node workers found it again and went on working
-    back = {name: runs for name, runs in out.reconnected.items() if name.startswith(trial.server)}
-    assert len(back) == (2 if node else 1), shown
-    assert all(runs > 0 for runs in back.values()), shown
+    # the killed server's Python and node workers found it again by themselves
+    killed = {name: n for name, n in out.reconnections.items() if name.startswith(trial.server)}
+    assert len(killed) == (2 if node else 1), shown
+    assert all(times >= 1 for times in killed.values()), shown
