@@ -61,17 +61,27 @@ SETTLE_MAX_S = 1.0  # how long `settle` waits for a local change held back by an
 _MAX_ROWS = 1 << q.ORDINAL_BITS
 
 
-def record(cur: psycopg.Cursor[Any], changes: list[tuple[Any, ...]]) -> int:
-    """Write a transaction's feed rows and its notification (call it last, before COMMIT);
-    returns the last row's sequence number."""
+def record(cur: psycopg.Cursor[Any], changes: list[tuple[Any, ...]], notify: bool = True) -> int:
+    """Write a transaction's feed rows and (`notify`) its notification (call it last, before
+    COMMIT); returns the last row's sequence number."""
+    sql = q.RECORD if notify else q.RECORD_QUIET
+    row = cur.execute(sql, record_args(changes)).fetchone()
+    assert row is not None
+    return last_seq_of(row, changes)
+
+
+def record_args(changes: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """The parameters of `q.RECORD` (also the last ones of `q.job_insert_recorded`)."""
     if len(changes) >= _MAX_ROWS:
         raise StorageError(
             f"one transaction changed {len(changes)} jobs; the change feed takes fewer than "
             f"{_MAX_ROWS} per transaction: change them in several"
         )
-    columns = [list(column) for column in zip(*changes, strict=True)]
-    row = cur.execute(q.RECORD, columns).fetchone()
-    assert row is not None
+    return [list(column) for column in zip(*changes, strict=True)]
+
+
+def last_seq_of(row: tuple[Any, ...], changes: list[tuple[Any, ...]]) -> int:
+    """The sequence number of a transaction's last feed row, from `RECORD`'s result row."""
     return (int(row[1]) << q.ORDINAL_BITS) + len(changes)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,6 +35,7 @@ from .._change_hub import ChangeHub
 from ..port import Change, ChangeListener
 from . import feed
 from . import queries as q
+from .notify import Notifier
 from .tx import PgTransaction
 from .users import PgUserStore
 
@@ -132,6 +133,41 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
         pass
 
 
+class _Opener:
+    """A write transaction's connection, taken when its first statement goes out."""
+
+    def __init__(self, storage: PgStorage) -> None:
+        self._storage = storage
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def begin(self) -> psycopg.Cursor[Any]:
+        assert self.conn is None
+        self.conn = self._storage._begin("BEGIN")
+        return self.conn.cursor()
+
+    def alone(self, sql: str, args: Sequence[Any]) -> tuple[Any, ...]:
+        assert self.conn is None
+        pool = self._storage._pool
+        conn = self.conn = pool.getconn()
+        try:
+            row = conn.execute(sql, args).fetchone()
+        except psycopg.OperationalError as error:
+            if not conn.closed:
+                raise
+            # A connection the server dropped while it sat in the pool: the statement never
+            # ran (what `_begin` retries). Once more on a fresh connection; should that find
+            # the row already there, the first attempt did run: its error stands.
+            self.conn = None
+            pool.putconn(conn)
+            conn = self.conn = pool.getconn()
+            try:
+                row = conn.execute(sql, args).fetchone()
+            except psycopg.IntegrityError:
+                raise error from None
+        assert row is not None
+        return tuple(row)
+
+
 class PgStorage:
     """Implements `storage.port.Storage` on one PostgreSQL database."""
 
@@ -162,6 +198,11 @@ class PgStorage:
             open=False,
         )
         self._pool.open(wait=False)
+        self._notifier = Notifier(self._notify)
+
+    def _notify(self) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(q.NOTIFY)
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[psycopg.Cursor[Any]]:
@@ -202,16 +243,29 @@ class PgStorage:
     @contextmanager
     def write(self, collection: str) -> Iterator[PgTransaction]:
         # (Pipeline mode, BEGIN and the unread statements sent with the next read, measured no
-        # faster here: a commit's fsync, not its round trips, sets the pace of one writer.)
+        # faster here: psycopg's pipeline costs more Python time than the round trips it
+        # saves on a local server. Fewer statements do help: see `PgTransaction`.)
         with self._lock:
-            seq = 0
-            with self._transaction("BEGIN") as cur:
-                tx = PgTransaction(cur, collection)
-                yield tx
-                if tx.changes:
-                    seq = feed.record(cur, tx.changes)  # delivered by the watcher
+            opener = _Opener(self)
+            try:
+                try:
+                    tx = PgTransaction(None, collection, opener)
+                    yield tx
+                    notify = not tx.changes or self._notifier.claim()
+                    seq = tx.commit(notify)  # its feed rows are delivered by the watcher
+                except BaseException:
+                    if opener.conn is not None:
+                        _rollback(opener.conn)
+                    raise
+                finally:
+                    if opener.conn is not None:
+                        self._pool.putconn(opener.conn)
+            except psycopg.Error as error:
+                raise translate(error, self.name) from error
             if seq:  # committed
                 self._local_seq = max(self._local_seq, seq)
+                if not notify:
+                    self._notifier.owe()
 
     @contextmanager
     def read(self, collection: str) -> Iterator[PgTransaction]:
@@ -240,7 +294,10 @@ class PgStorage:
 
     def settle(self, callback: Callable[[], None]) -> bool:
         watcher = self._watcher
-        return watcher is not None and watcher.settle(self._local_seq, callback)
+        if watcher is None or not watcher.settle(self._local_seq, callback):
+            return False
+        self._notifier.hurry()  # a quiet write's notification: now, not after the gap
+        return True
 
     def collections(self) -> list[str]:
         with self._transaction("BEGIN READ ONLY") as cur:
@@ -255,6 +312,7 @@ class PgStorage:
             return feed.last_seq(cur)
 
     def close(self) -> None:
+        self._notifier.close()
         with self._watch_lock:
             watcher, self._watcher = self._watcher, None
         if watcher is not None:
