@@ -265,7 +265,10 @@ class PgStorage:
             if seq:  # committed
                 self._local_seq = max(self._local_seq, seq)
                 if not notify:
-                    self._notifier.owe()
+                    self._notifier.owe()  # other processes learn of it within the gap...
+                    watcher = self._watcher
+                    if watcher is not None:
+                        watcher.poke()  # ...this one's subscribers at once
 
     @contextmanager
     def read(self, collection: str) -> Iterator[PgTransaction]:
