@@ -5,8 +5,10 @@ A notification costs a commit dearly (measured: a lone job insert with its feed 
 about half as often with `pg_notify` in it), and every LISTENing process wakes for each one
 and reads the feed. One per `GAP_S` is enough: a listener wakes at most `GAP_S` after any
 commit (when the writer was not idle before it; the first write after a pause notifies at
-once), and reads everything committed up to then. The watcher's poll (`feed.POLL_S`) remains
-the safety net should a notification be lost anyway (a dropped connection).
+once), and reads everything committed up to then. The writer's own process does not wait: a
+write that did not notify wakes its watcher directly (`FeedWatcher.poke`). The watcher's poll
+(`feed.POLL_S`) remains the safety net should a notification be lost anyway (a dropped
+connection).
 """
 
 from __future__ import annotations
@@ -62,8 +64,7 @@ class Notifier:
             self._deliver()
 
     def hurry(self) -> None:
-        """Send what is owed now rather than at the end of the gap (someone waits for it:
-        a server holds a method's result until its changes went out, see `settle`)."""
+        """Send what is owed now rather than at the end of the gap."""
         with self._cond:
             if self._owed:
                 self._last = float("-inf")

@@ -296,11 +296,9 @@ class PgStorage:
         return self._hub.subscribe(listener)
 
     def settle(self, callback: Callable[[], None]) -> bool:
+        # (A write that did not notify pokes the watcher: no need to hurry its notification.)
         watcher = self._watcher
-        if watcher is None or not watcher.settle(self._local_seq, callback):
-            return False
-        self._notifier.hurry()  # a quiet write's notification: now, not after the gap
-        return True
+        return watcher is not None and watcher.settle(self._local_seq, callback)
 
     def collections(self) -> list[str]:
         with self._transaction("BEGIN READ ONLY") as cur:
