@@ -189,6 +189,8 @@ class FeedWatcher:
 
     def _wait(self, conn: psycopg.Connection[Any], timeout: float) -> None:
         """Until a notification arrives, `poke` is called, or `timeout` passes."""
+        if sum(1 for _ in conn.notifies(timeout=0)):  # one came with the last query
+            return
         wake = self._wake_in.fileno()
         ready, _, _ = select.select([conn.fileno(), wake], [], [], timeout)
         if wake in ready:
