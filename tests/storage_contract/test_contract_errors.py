@@ -37,6 +37,18 @@ def test_a_failed_write_is_our_error_and_writes_nothing(storage: Storage) -> Non
     assert ids(storage) == ["a", "c"]
 
 
+def test_a_lone_insert_that_fails_is_our_error_and_writes_nothing(storage: Storage) -> None:
+    with storage.write("q") as tx:
+        tx.insert([job("a")])
+    with pytest.raises(StorageError) as info, storage.write("q") as tx:
+        tx.insert([job("a", "u")])  # the id is taken (the write's only statement)
+    assert type(info.value).__module__ == "jobcollection.errors"
+    assert [c.job_id for c in storage.changes_since(0)] == ["a"]
+    with storage.write("q") as tx:
+        tx.insert([job("b")])
+    assert ids(storage) == ["a", "b"]
+
+
 def _label_newer(database: str, adapter: str, version: int) -> None:
     if adapter == "sqlite":
         conn = sqlite3.connect(database.removeprefix("sqlite:///"))
@@ -87,6 +99,7 @@ def test_a_lost_connection_is_unavailable_then_the_pool_reconnects(
         def write_while_dropped() -> None:
             with storage.write("q") as tx:
                 tx.insert([job("b")])
+                assert [doc["_id"] for doc in tx.get(["b"])] == ["b"]  # sent: the tx has begun
                 drop_connections()  # in the middle of one: it fails, nothing is written
                 tx.insert([job("c")])
 

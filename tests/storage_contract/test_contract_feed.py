@@ -198,3 +198,30 @@ def test_concurrent_writers_every_change_once_in_the_feed_order(
     for index in range(len(writers)):  # each writer's changes in its own order
         mine = [i for i in got if i.startswith(f"w{index}-")]
         assert mine == sorted(mine)
+
+
+@POSTGRES_ONLY
+def test_writes_that_did_not_notify_reach_subscribers_here_at_once_elsewhere_soon(
+    adapter: str,
+    storage: Storage,
+    open_storage_again: OpenStorage,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Notifications are rate-limited (postgres/notify.py): a write soon after another one
+    commits without its own. This process's subscribers are woken directly; another
+    process's by the trailing notification (the watchers' safety-net poll is off here)."""
+    from jobcollection.storage.postgres import feed
+
+    monkeypatch.setattr(feed, "POLL_S", 60.0)
+    here, elsewhere = Collector(), Collector()
+    storage.subscribe(here)
+    open_storage_again().subscribe(elsewhere)
+    notifier = storage._notifier  # type: ignore[attr-defined]
+    notifier._gap_s = 60.0  # no trailing notification during this part
+    for name in ("a", "b", "c"):
+        with storage.write("q") as tx:
+            tx.insert([job(name)])
+    assert here.wait_for(3, timeout=5) == ["a", "b", "c"]
+    assert elsewhere.wait_for(1, timeout=5)[:1] == ["a"]
+    notifier.hurry()  # the one owed for "b" and "c", now
+    assert elsewhere.wait_for(3, timeout=5) == ["a", "b", "c"]

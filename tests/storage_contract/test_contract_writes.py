@@ -182,3 +182,39 @@ def test_a_large_insert_stores_what_single_inserts_store(storage: Storage) -> No
     for key, doc in single.items():
         assert doc == {**batch[key.removeprefix("one-")], "_id": key}
     assert logs == {"b00": docs[0]["log"], "b10": []}
+
+
+def test_dependents_of_completed_jobs_count_those_added_in_the_same_transaction(
+    storage: Storage,
+) -> None:
+    done_log = {"time": 9, "runId": "run1", "level": "success", "message": "Job completed"}
+    with storage.write("q") as tx:
+        tx.insert([job("a"), job("b"), job("c", status="waiting", depends=["b"])])
+        tx.claim(["t"], 2, RUNNING, CLAIMED)
+    with storage.write("q") as tx:
+        assert sorted(tx.complete(["a", "b"], "run1", {}, 9, done_log)) == [("a", 0), ("b", 0)]
+        assert tx.dependents(["a"]) == []
+        assert [d["_id"] for d in tx.dependents(["a", "b"])] == ["c"]
+        tx.insert([job("d", status="waiting", depends=["a"])])  # after the completion
+        assert [d["_id"] for d in tx.dependents(["a"])] == ["d"]
+        tx.update(["c"], {"depends": ["a"]})
+        assert [d["_id"] for d in tx.dependents(["a"])] == ["c", "d"]
+    with storage.read("q") as tx:
+        assert tx.log_of(["a"])["a"][-1] == done_log
+
+
+def test_a_write_of_one_job_alone_commits_it_with_its_change(storage: Storage) -> None:
+    with storage.write("q") as tx:
+        tx.insert([job("a")])
+    with storage.write("q") as tx:
+        pass  # nothing written: nothing to commit
+    assert statuses(storage, "a") == {"a": "ready"}
+    assert [(c.job_id, c.op) for c in storage.changes_since(0)] == [("a", "insert")]
+    with storage.write("q") as tx:
+        tx.insert([job("b")])
+        assert [d["_id"] for d in tx.get(["a", "b"])] == ["a", "b"]  # the insert went first
+    with storage.write("q") as tx:
+        tx.insert([job("c")])
+        tx.insert([job("d", "u")])
+    assert statuses(storage, "b", "c", "d") == {"b": "ready", "c": "ready", "d": "ready"}
+    assert [c.job_id for c in storage.changes_since(0)] == ["a", "b", "c", "d"]

@@ -24,18 +24,23 @@ Bounds: `xid < 2**39` (550 billion transactions on the server) and fewer than `2
 feed rows per transaction (a transaction writing more is refused with `StorageError`); then
 `seq` fits a signed 64-bit integer.
 
-Delivery to `subscribe`rs: writers `pg_notify` once per transaction (delivered at commit); a
-thread per `PgStorage` (started by the first subscriber) LISTENs on its own connection and
-reads the feed past what it delivered. When rows exist beyond the bound it retries soon
-(1 ms, doubling), and it polls every `POLL_S` anyway, the safety net for a lost notification
-(e.g. across a reconnect). Local writes are delivered the same way, never directly, so that
+Delivery to `subscribe`rs: writers `pg_notify` (delivered at commit), at most once per few ms
+per process with a trailing NOTIFY for the writes in between (`notify.py`); a thread per
+`PgStorage` (started by the first subscriber) LISTENs on its own connection and reads the
+feed past what it delivered (a local write that did not notify wakes it at once, `poke`).
+When rows exist beyond the bound it retries soon (1 ms, doubling), and it polls every `POLL_S`
+anyway, the safety net for a lost notification (e.g. across a reconnect). Local writes are
+delivered the same way (read from the feed), never directly, so that
 the one order holds for every subscriber; `settle` lets a caller wait (boundedly) until this
 process's own writes went out — a server sends a method's changes before its result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -61,17 +66,27 @@ SETTLE_MAX_S = 1.0  # how long `settle` waits for a local change held back by an
 _MAX_ROWS = 1 << q.ORDINAL_BITS
 
 
-def record(cur: psycopg.Cursor[Any], changes: list[tuple[Any, ...]]) -> int:
-    """Write a transaction's feed rows and its notification (call it last, before COMMIT);
-    returns the last row's sequence number."""
+def record(cur: psycopg.Cursor[Any], changes: list[tuple[Any, ...]], notify: bool = True) -> int:
+    """Write a transaction's feed rows and (`notify`) its notification (call it last, before
+    COMMIT); returns the last row's sequence number."""
+    sql = q.RECORD if notify else q.RECORD_QUIET
+    row = cur.execute(sql, record_args(changes)).fetchone()
+    assert row is not None
+    return last_seq_of(row, changes)
+
+
+def record_args(changes: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """The parameters of `q.RECORD` (also the last ones of `q.job_insert_recorded`)."""
     if len(changes) >= _MAX_ROWS:
         raise StorageError(
             f"one transaction changed {len(changes)} jobs; the change feed takes fewer than "
             f"{_MAX_ROWS} per transaction: change them in several"
         )
-    columns = [list(column) for column in zip(*changes, strict=True)]
-    row = cur.execute(q.RECORD, columns).fetchone()
-    assert row is not None
+    return [list(column) for column in zip(*changes, strict=True)]
+
+
+def last_seq_of(row: tuple[Any, ...], changes: list[tuple[Any, ...]]) -> int:
+    """The sequence number of a transaction's last feed row, from `RECORD`'s result row."""
     return (int(row[1]) << q.ORDINAL_BITS) + len(changes)
 
 
@@ -98,6 +113,10 @@ class FeedWatcher:
         self._name = name
         self._stop = threading.Event()
         self._conn: psycopg.Connection[Any] | None = None
+        # `poke` wakes the watcher from this process (a local write that did not notify).
+        self._wake_in, self._wake_out = socket.socketpair()
+        self._wake_in.setblocking(False)
+        self._wake_out.setblocking(False)
         self._thread = threading.Thread(target=self._run, name="jobcollection-pg-feed", daemon=True)
         self._thread.start()
 
@@ -172,8 +191,25 @@ class FeedWatcher:
             if wrote and time.monotonic() - last_prune >= PRUNE_INTERVAL_S:
                 conn.execute(q.PRUNE, (CHANGES_KEPT,))
                 wrote, last_prune = False, time.monotonic()
-            for _ in conn.notifies(timeout=wait, stop_after=1):
-                pass
+            self._wait(conn, wait)
+
+    def _wait(self, conn: psycopg.Connection[Any], timeout: float) -> None:
+        """Until a notification arrives, `poke` is called, or `timeout` passes."""
+        if sum(1 for _ in conn.notifies(timeout=0)):  # one came with the last query
+            return
+        wake = self._wake_in.fileno()
+        ready, _, _ = select.select([conn.fileno(), wake], [], [], timeout)
+        if wake in ready:
+            with contextlib.suppress(OSError):
+                while self._wake_in.recv(4096):
+                    pass
+        for _ in conn.notifies(timeout=0):  # consumed: each wakes the watcher once
+            pass
+
+    def poke(self) -> None:
+        """Look at the feed now: this process committed a change without notifying."""
+        with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
+            self._wake_out.send(b"x")
 
     def stop(self, wake: psycopg.Connection[Any] | None = None) -> None:
         self._stop.set()
@@ -182,4 +218,8 @@ class FeedWatcher:
                 wake.execute(f"NOTIFY {q.CHANNEL}")
             except psycopg.Error:
                 pass
+        self.poke()
         self._thread.join(timeout=2)
+        if not self._thread.is_alive():
+            self._wake_in.close()
+            self._wake_out.close()

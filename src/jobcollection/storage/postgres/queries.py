@@ -31,13 +31,18 @@ USERS_LOCK_KEY: Final = 0x6A6F6275736572  # "jobuser": account writes check then
 CHANNEL: Final = "jobcollection_feed"
 ORDINAL_BITS: Final = 24  # feed rows per transaction: fewer than 2**24
 # A transaction's feed rows and its one notification, in one statement at commit.
-RECORD: Final = (
-    "WITH written AS (INSERT INTO changes (seq, collection, job_id, op, type, status, fields) "
+_RECORD_TAIL: Final = (
+    "written AS (INSERT INTO changes (seq, collection, job_id, op, type, status, fields) "
     f"SELECT (pg_current_xact_id()::text::bigint << {ORDINAL_BITS}) + o, c, j, op, t, s, f "
     "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
     "WITH ORDINALITY AS u(c, j, op, t, s, f, o) RETURNING 1) "
     f"SELECT pg_notify('{CHANNEL}', ''), pg_current_xact_id()::text::bigint"
 )
+RECORD: Final = "WITH " + _RECORD_TAIL
+# The same without the notification (one follows, see notify.py).
+_QUIET_TAIL: Final = _RECORD_TAIL.replace(f"pg_notify('{CHANNEL}', '')", "NULL")
+RECORD_QUIET: Final = "WITH " + _QUIET_TAIL
+NOTIFY: Final = f"NOTIFY {CHANNEL}"
 # Every row below this is final: written by a transaction that has ended (see feed.py).
 _HORIZON: Final = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {ORDINAL_BITS})"
 CHANGES_SINCE: Final = (
@@ -106,12 +111,17 @@ _TOTAL: Final = (
     "CASE WHEN coalesce(progress::json->>'total', '0')::numeric = 0 THEN '1' "
     "ELSE progress::json->>'total' END"
 )
+# Completion, its log entry and whether each job has dependents, in one statement (one
+# round trip): parameters result, now, collection, ids, run id, the log entry.
 COMPLETE: Final = (
-    "UPDATE jobs SET status = 'completed', result = %s, updated = %s, "
+    "WITH done AS (UPDATE jobs SET status = 'completed', result = %s, updated = %s, "
     f"progress = '{{\"completed\":' || {_TOTAL} || ',\"total\":' || {_TOTAL} "
     "|| ',\"percent\":100}' "
     "WHERE collection = %s AND id = ANY(%s::text[]) AND status = 'running' AND run_id = %s "
-    "RETURNING id, type, repeats, seq"
+    "RETURNING id, type, repeats, seq), "
+    "logged AS (INSERT INTO job_log (job_id, entries) SELECT id, %s FROM done) "
+    "SELECT id, type, repeats, "
+    "EXISTS (SELECT 1 FROM job_deps WHERE antecedent = done.id), seq FROM done"
 )
 
 # Claim order (docs/jobs.md, "Runs"): priority, retryUntil, after, then insertion order.
@@ -123,6 +133,15 @@ def job_insert(columns: tuple[str, ...]) -> str:
     """The INSERT of a job row with these columns (the others are NULL)."""
     marks = ", ".join(["%s"] * len(columns))
     return f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({marks})"
+
+
+@functools.cache
+def job_insert_recorded(columns: tuple[str, ...], notify: bool) -> str:
+    """One job row, its feed rows and the notification in one statement: a transaction of
+    its own (autocommit), one round trip. Parameters: the row's values, then `RECORD`'s."""
+    marks = ", ".join(["%s"] * len(columns))
+    insert = f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({marks})"
+    return f"WITH inserted AS ({insert}), {_RECORD_TAIL if notify else _QUIET_TAIL}"
 
 
 # Columns of `jobs` that are integers (the others an insert writes are text).
@@ -154,17 +173,21 @@ def claim(fields: tuple[str, ...]) -> str:
     Per type (LATERAL), the best `limit` ready jobs straight off `jobs_ready`, locked with
     SKIP LOCKED so that concurrent claimers never wait for, nor take, each other's rows; of
     those, the best `limit` are updated. (With several types, rows of the other candidates
-    stay locked until this short transaction commits; others skip them meanwhile.)
-    Parameters: the field values, worker, types, collection, limit, limit."""
+    stay locked until this short transaction commits; others skip them meanwhile.) The run's
+    log entry is appended by the same statement.
+    Parameters: the field values, worker, types, collection, limit, limit, the log entry."""
     sets = ", ".join(f"{cols.COLUMN_OF[key]} = %s" for key in fields)
     return (
+        "WITH claimed AS ("
         f"UPDATE jobs SET {sets}, worker_id = %s, retries = retries - 1, retried = retried + 1 "
         "WHERE seq IN (SELECT best.seq FROM unnest(%s::text[]) AS wanted(type) "
         "CROSS JOIN LATERAL (SELECT seq, priority, retry_until, after FROM jobs "
         "WHERE collection = %s AND type = wanted.type AND status = 'ready' "
         f"ORDER BY {CLAIM_ORDER} LIMIT %s FOR UPDATE SKIP LOCKED) AS best "
         f"ORDER BY {CLAIM_ORDER} LIMIT %s) "
-        f"RETURNING priority, retry_until, after, seq, {SELECT_LIST}"
+        f"RETURNING priority, retry_until, after, seq AS claim_seq, {SELECT_LIST}), "
+        "logged AS (INSERT INTO job_log (job_id, entries) SELECT id, %s FROM claimed) "
+        "SELECT * FROM claimed"
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,6 +37,7 @@ from ..port import Change, ChangeListener
 from . import feed
 from . import queries as q
 from .connections import CONNECT_TIMEOUT_S, POOL_SIZE, Connections, first_line
+from .notify import Notifier
 from .tx import PgTransaction
 from .users import PgUserStore
 
@@ -129,6 +130,45 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
         pass
 
 
+class _Opener:
+    """A write transaction's connection, taken when its first statement goes out."""
+
+    def __init__(self, storage: PgStorage) -> None:
+        self._storage = storage
+        self.conn: psycopg.Connection[Any] | None = None
+        self.pool: ConnectionPool | None = None
+
+    def begin(self) -> psycopg.Cursor[Any]:
+        assert self.conn is None
+        self.conn, self.pool = self._storage._begin("BEGIN")
+        return self.conn.cursor()
+
+    def alone(self, sql: str, args: Sequence[Any]) -> tuple[Any, ...]:
+        assert self.conn is None
+        connections = self._storage._connections
+        conn, self.pool = connections.get()
+        self.conn = conn
+        try:
+            row = conn.execute(sql, args).fetchone()
+        except psycopg.OperationalError as error:
+            if not conn.closed:
+                raise
+            # A connection the server dropped while it sat in the pool: the statement never
+            # ran (what `_begin` retries). Once more on a fresh connection; should that find
+            # the row already there, the first attempt did run: its error stands.
+            self.conn = None
+            connections.give_back(conn, self.pool)
+            connections.broken()
+            conn, self.pool = connections.get()
+            self.conn = conn
+            try:
+                row = conn.execute(sql, args).fetchone()
+            except psycopg.IntegrityError:
+                raise error from None
+        assert row is not None
+        return tuple(row)
+
+
 class PgStorage:
     """Implements `storage.port.Storage` on one PostgreSQL database."""
 
@@ -149,6 +189,14 @@ class PgStorage:
         except psycopg.Error as error:
             raise translate(error, self.name) from error
         self._connections = Connections(conninfo, self.name)
+        self._notifier = Notifier(self._notify)
+
+    def _notify(self) -> None:
+        conn, pool = self._connections.get()
+        try:
+            conn.execute(q.NOTIFY)
+        finally:
+            self._connections.give_back(conn, pool)
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[psycopg.Cursor[Any]]:
@@ -195,16 +243,34 @@ class PgStorage:
     @contextmanager
     def write(self, collection: str) -> Iterator[PgTransaction]:
         # (Pipeline mode, BEGIN and the unread statements sent with the next read, measured no
-        # faster here: a commit's fsync, not its round trips, sets the pace of one writer.)
+        # faster here: psycopg's pipeline costs more Python time than the round trips it
+        # saves on a local server. Fewer statements do help: see `PgTransaction`.)
         with self._lock:
-            seq = 0
-            with self._transaction("BEGIN") as cur:
-                tx = PgTransaction(cur, collection)
-                yield tx
-                if tx.changes:
-                    seq = feed.record(cur, tx.changes)  # delivered by the watcher
+            opener = _Opener(self)
+            try:
+                try:
+                    tx = PgTransaction(None, collection, opener)
+                    yield tx
+                    notify = not tx.changes or self._notifier.claim()
+                    seq = tx.commit(notify)  # its feed rows are delivered by the watcher
+                except BaseException:
+                    if opener.conn is not None:
+                        _rollback(opener.conn)
+                        if opener.conn.closed:  # the server went away mid-transaction
+                            self._connections.broken()
+                    raise
+                finally:
+                    if opener.conn is not None:
+                        self._connections.give_back(opener.conn, opener.pool)
+            except psycopg.Error as error:
+                raise translate(error, self.name) from error
             if seq:  # committed
                 self._local_seq = max(self._local_seq, seq)
+                if not notify:
+                    self._notifier.owe()  # other processes learn of it within the gap...
+                    watcher = self._watcher
+                    if watcher is not None:
+                        watcher.poke()  # ...this one's subscribers at once
 
     @contextmanager
     def read(self, collection: str) -> Iterator[PgTransaction]:
@@ -232,6 +298,7 @@ class PgStorage:
         return self._hub.subscribe(listener)
 
     def settle(self, callback: Callable[[], None]) -> bool:
+        # (A write that did not notify pokes the watcher: no need to hurry its notification.)
         watcher = self._watcher
         return watcher is not None and watcher.settle(self._local_seq, callback)
 
@@ -266,6 +333,7 @@ class PgStorage:
             pause = min(pause * 2, 0.05)
 
     def close(self) -> None:
+        self._notifier.close()
         with self._watch_lock:
             watcher, self._watcher = self._watcher, None
         if watcher is not None:

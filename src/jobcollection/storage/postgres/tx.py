@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
@@ -11,21 +11,74 @@ from ...core.usual_job import UsualJob
 from .. import _columns as cols
 from .._feed_rows import PendingRow, inserted_rows
 from ..port import NO_GUARD, Guard, JobDoc, LogEntry, Page, Tally, TallyCursor
+from . import feed, reads
 from . import queries as q
-from . import reads
 from .workers import PgWorkers
 
 _COPY_FROM = 8  # rows from which an insert goes by COPY
 
 
+class Opener(Protocol):
+    """Where a lazily opened write transaction gets its connection (see `PgStorage.write`)."""
+
+    def begin(self) -> psycopg.Cursor[Any]:
+        """A cursor on a pooled connection in a new transaction (BEGIN sent)."""
+        ...
+
+    def alone(self, sql: str, args: Sequence[Any]) -> tuple[Any, ...]:
+        """Run one statement as a transaction of its own (autocommit); its first row."""
+        ...
+
+
 class PgTransaction(PgWorkers):
     """Implements `storage.port.Transaction`; collects the change-feed rows it causes (written
-    by the storage at commit, see `feed.py`)."""
+    at commit, see `feed.py`).
 
-    def __init__(self, cur: psycopg.Cursor[Any], collection: str) -> None:
-        self._cur = cur
+    A write transaction opens lazily (`opener`): BEGIN goes out with the first statement, and
+    a transaction that only inserts one job sends nothing until `commit`, which then inserts
+    it with its feed row and notification in one statement (one round trip, as a lone
+    autocommit INSERT: the usual `save`)."""
+
+    def __init__(
+        self, cur: psycopg.Cursor[Any] | None, collection: str, opener: Opener | None = None
+    ) -> None:
+        self._open_cur = cur
+        self._opener = opener
+        self._deferred: tuple[tuple[str, ...], tuple[Any, ...]] | None = None  # a job row
         self.collection = collection
         self.changes: list[PendingRow] = []
+        # Jobs this transaction completed that had no dependents then; forgotten whenever
+        # it adds dependencies itself.
+        self._no_dependents: set[str] = set()
+
+    @property
+    def _cur(self) -> psycopg.Cursor[Any]:
+        """The cursor, in the transaction (begun now if it was not, the deferred row sent)."""
+        cur = self._open_cur
+        if cur is None:
+            assert self._opener is not None
+            cur = self._open_cur = self._opener.begin()
+            if self._deferred is not None:
+                columns, row = self._deferred
+                self._deferred = None
+                cur.execute(q.job_insert(columns), row)
+        return cur
+
+    def commit(self, notify: bool = True) -> int:
+        """Record the feed rows (with the notification unless not `notify`) and commit; the
+        last feed row's sequence number (0: none)."""
+        cur = self._open_cur
+        if cur is None:  # nothing sent yet
+            if self._deferred is None:
+                return 0  # nothing written: nothing to commit
+            assert self._opener is not None
+            columns, row = self._deferred
+            args = [*row, *feed.record_args(self.changes)]
+            found = self._opener.alone(q.job_insert_recorded(columns, notify), args)
+            return feed.last_seq_of(found, self.changes)
+        seq = feed.record(cur, self.changes, notify) if self.changes else 0
+        cur.execute("COMMIT")
+        return seq
 
     def _rows(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._cur.execute(sql, args).fetchall()
@@ -115,6 +168,8 @@ class PgTransaction(PgWorkers):
         return logs
 
     def dependents(self, ids: Collection[str]) -> list[JobDoc]:
+        if self._no_dependents.issuperset(ids):  # as `complete` found them, just before
+            return []
         rows = self._rows(q.DEPENDENTS, [self.collection, list(ids)])
         return [cols.row_to_doc(row) for row in rows]
 
@@ -143,6 +198,7 @@ class PgTransaction(PgWorkers):
             self._insert_rows(columns, rows)
         deps = [(a, d["_id"]) for d in docs for a in d["depends"]]
         if deps:
+            self._no_dependents.clear()
             self._cur.execute(q.DEPS_ADD, [[a for a, _ in deps], [j for _, j in deps]])
         self._inserted([(d["type"], d["status"], d["_id"]) for d in docs])
 
@@ -170,6 +226,9 @@ class PgTransaction(PgWorkers):
                         copy.write_row(row)
                 return
         if len(rows) == 1:
+            if self._open_cur is None and self._deferred is None and not self.changes:
+                self._deferred = (columns, rows[0])  # sent with the commit, or the next one
+                return
             self._cur.execute(q.job_insert(columns), rows[0])
         else:
             self._cur.executemany(q.job_insert(columns), rows)
@@ -215,21 +274,24 @@ class PgTransaction(PgWorkers):
         self._cur.execute(q.DEPS_DROP, [job_ids])
         pairs = [(a, i) for i in job_ids for a in depends]
         if pairs:
+            self._no_dependents.clear()
             self._cur.execute(q.DEPS_ADD, [[a for a, _ in pairs], [i for _, i in pairs]])
 
     def complete(
         self, job_ids: Sequence[str], run_id: str, result: Any, now: int, log: LogEntry
     ) -> list[tuple[str, int]]:
         args = [cols.encode("result", result), now, self.collection, list(job_ids), run_id]
+        args.append(cols.log_text([log]))
         rows = _in_insertion_order(self._rows(q.COMPLETE, args))
         if not rows:
             return []
-        self._cur.execute(q.LOG_APPEND, [[row[0] for row in rows], cols.log_text([log])])
         fields = "status,result,updated,progress"
         self.changes.extend(
-            (self.collection, job_id, "update", t, "completed", fields) for job_id, t, _, _ in rows
+            (self.collection, job_id, "update", t, "completed", fields)
+            for job_id, t, _, _, _ in rows
         )
-        return [(job_id, int(repeats)) for job_id, _, repeats, _ in rows]
+        self._no_dependents.update(job_id for job_id, _, _, has, _ in rows if not has)
+        return [(job_id, int(repeats)) for job_id, _, repeats, _, _ in rows]
 
     def claim(
         self,
@@ -243,12 +305,11 @@ class PgTransaction(PgWorkers):
         if not unique or limit <= 0:
             return []
         args: list[Any] = [cols.encode(key, value) for key, value in fields.items()]
-        args += [worker, unique, self.collection, limit, limit]
+        args += [worker, unique, self.collection, limit, limit, cols.log_text([log])]
         rows = sorted(self._rows(q.claim(tuple(fields)), args), key=lambda row: row[:4])
         docs = [cols.row_to_doc(row[4:]) for row in rows]
         if not docs:
             return []
-        self._cur.execute(q.LOG_APPEND, [[d["_id"] for d in docs], cols.log_text([log])])
         changed = ",".join((*fields, "retries", "retried"))
         self.changes.extend(
             (self.collection, d["_id"], "update", d["type"], d["status"], changed) for d in docs

@@ -92,8 +92,11 @@ def _record(row: Sequence[Any], running: int = 0) -> WorkerRecord:
 class PgWorkers:
     """The registry part of `PgTransaction` (the `Transaction` port's worker methods)."""
 
-    _cur: psycopg.Cursor[Any]
     collection: str
+
+    @property
+    def _cur(self) -> psycopg.Cursor[Any]:  # the transaction's (see PgTransaction)
+        raise NotImplementedError
 
     def put_worker(self, record: WorkerRecord) -> None:
         self._cur.execute(
