@@ -111,8 +111,8 @@ _TOTAL: Final = (
     "CASE WHEN coalesce(progress::json->>'total', '0')::numeric = 0 THEN '1' "
     "ELSE progress::json->>'total' END"
 )
-# Completion, its log entry and whether each job has dependents, in one statement (one
-# round trip): parameters result, now, collection, ids, run id, the log entry.
+# Completion and its log entry in one statement (one round trip): parameters result, now,
+# collection, ids, run id, the log entry. (Its dependents are a statement of their own: see tx.)
 COMPLETE: Final = (
     "WITH done AS (UPDATE jobs SET status = 'completed', result = %s, updated = %s, "
     f"progress = '{{\"completed\":' || {_TOTAL} || ',\"total\":' || {_TOTAL} "
@@ -120,8 +120,7 @@ COMPLETE: Final = (
     "WHERE collection = %s AND id = ANY(%s::text[]) AND status = 'running' AND run_id = %s "
     "RETURNING id, type, repeats, seq), "
     "logged AS (INSERT INTO job_log (job_id, entries) SELECT id, %s FROM done) "
-    "SELECT id, type, repeats, "
-    "EXISTS (SELECT 1 FROM job_deps WHERE antecedent = done.id), seq FROM done"
+    "SELECT id, type, repeats, seq FROM done"
 )
 
 # Claim order (docs/jobs.md, "Runs"): priority, retryUntil, after, then insertion order.

@@ -47,9 +47,6 @@ class PgTransaction(PgWorkers):
         self._deferred: tuple[tuple[str, ...], tuple[Any, ...]] | None = None  # a job row
         self.collection = collection
         self.changes: list[PendingRow] = []
-        # Jobs this transaction completed that had no dependents then; forgotten whenever
-        # it adds dependencies itself.
-        self._no_dependents: set[str] = set()
 
     @property
     def _cur(self) -> psycopg.Cursor[Any]:
@@ -168,8 +165,9 @@ class PgTransaction(PgWorkers):
         return logs
 
     def dependents(self, ids: Collection[str]) -> list[JobDoc]:
-        if self._no_dependents.issuperset(ids):  # as `complete` found them, just before
-            return []
+        # (Always a statement of its own, after the completion: a dependent saved by another
+        # process holds its antecedent FOR SHARE, so the completion's UPDATE waits for that
+        # save to commit; only a statement started after the wait sees its job_deps row.)
         rows = self._rows(q.DEPENDENTS, [self.collection, list(ids)])
         return [cols.row_to_doc(row) for row in rows]
 
@@ -198,7 +196,6 @@ class PgTransaction(PgWorkers):
             self._insert_rows(columns, rows)
         deps = [(a, d["_id"]) for d in docs for a in d["depends"]]
         if deps:
-            self._no_dependents.clear()
             self._cur.execute(q.DEPS_ADD, [[a for a, _ in deps], [j for _, j in deps]])
         self._inserted([(d["type"], d["status"], d["_id"]) for d in docs])
 
@@ -274,7 +271,6 @@ class PgTransaction(PgWorkers):
         self._cur.execute(q.DEPS_DROP, [job_ids])
         pairs = [(a, i) for i in job_ids for a in depends]
         if pairs:
-            self._no_dependents.clear()
             self._cur.execute(q.DEPS_ADD, [[a for a, _ in pairs], [i for _, i in pairs]])
 
     def complete(
@@ -287,11 +283,9 @@ class PgTransaction(PgWorkers):
             return []
         fields = "status,result,updated,progress"
         self.changes.extend(
-            (self.collection, job_id, "update", t, "completed", fields)
-            for job_id, t, _, _, _ in rows
+            (self.collection, job_id, "update", t, "completed", fields) for job_id, t, _, _ in rows
         )
-        self._no_dependents.update(job_id for job_id, _, _, has, _ in rows if not has)
-        return [(job_id, int(repeats)) for job_id, _, repeats, _, _ in rows]
+        return [(job_id, int(repeats)) for job_id, _, repeats, _ in rows]
 
     def claim(
         self,
