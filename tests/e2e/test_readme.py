@@ -64,6 +64,7 @@ MARKERS = {
     "node": "require('meteor-job')",
     "server": "server = Server(emails)",
     "connect": 'jobs = connect(f"ws://127.0.0.1:{port}", "myJobQueue",',
+    "scale": 'jobcollection db copy --from jobcollection.db --to "$DATABASE_URL"',
 }
 
 
@@ -388,3 +389,31 @@ def test_connect_block(
     assert re.search(rf"^changed {job['_id']} \(.*'status'", printed, flags=re.M), printed
     assert "failed:" not in printed
     assert server.stop() == 0, server.output()
+
+
+# -- Scaling out -------------------------------------------------------------------------------
+
+
+@pytest.mark.sqlite_only(reason="the block copies the SQLite file jobcollection.db itself")
+def test_scale_out_block_copies_then_serves_the_postgres_database(
+    tmp_path: Path, background: Callable[..., Background]
+) -> None:
+    from pg_support import fresh_database
+
+    with JobCollection("queue", str(tmp_path / "jobcollection.db")) as jc:
+        jc.job("greet", {"name": "Ada"}).save()
+    with fresh_database() as url:
+        port = free_port()
+        env = environment(port, DATABASE_URL=url)
+        add_ada(tmp_path, env, str(tmp_path / "jobcollection.db"))
+        copy, serve = block("scale").text.strip().splitlines()
+        done = run(["bash", "-e", "-c", copy], tmp_path, env)
+        assert "queue: 1 job" in done.stdout
+        server = background(["bash", "-c", serve], tmp_path, env, "serve")
+        server.wait_for(f"serving queue at ws://127.0.0.1:{port}/websocket")
+        token = login(port)  # ada came with the copy
+        status, body = http(f"http://127.0.0.1:{port}/api/queue/startJobServer", [], token)
+        assert (status, body) == (200, {"result": True})  # and is admin there
+        assert server.stop() == 0, server.output()
+        ((job,),) = [jobs_in(url)]
+        assert (job["type"], job["data"]) == ("greet", {"name": "Ada"})
