@@ -214,3 +214,10 @@ def find(ids: bool, statuses: bool, types: bool, limit: bool) -> str:
             where.append(f"{column} = ANY(%s::text[])")
     sql = f"SELECT {SELECT_LIST} FROM jobs WHERE {' AND '.join(where)} ORDER BY seq"
     return sql + " LIMIT %s" if limit else sql
+
+
+# A dependent's save reads its antecedents locked (see `PgTransaction.get_antecedents`).
+LOCK_ANTECEDENTS: Final = (
+    f"SELECT {SELECT_LIST}, seq FROM jobs WHERE collection = %s AND id = ANY(%s::text[]) "
+    "ORDER BY id FOR SHARE"
+)

@@ -89,8 +89,10 @@ class PgTransaction(PgWorkers):
         # FOR SHARE: another process' update or delete of an antecedent (its completion,
         # cancel, removal) waits for this transaction, then finds the dependent it stored;
         # one committed first is read here (READ COMMITTED reads the latest row it locks).
-        sql = q.find(ids=True, statuses=False, types=False, limit=False) + " FOR SHARE"
-        return [cols.row_to_doc(row) for row in self._rows(sql, [self.collection, list(ids)])]
+        # The rows are locked in id order, the order a batch completion's UPDATE takes them
+        # in (off the id index), so the two never wait for each other in a cycle.
+        rows = self._rows(q.LOCK_ANTECEDENTS, [self.collection, list(ids)])
+        return [cols.row_to_doc(row[:-1]) for row in sorted(rows, key=lambda row: row[-1])]
 
     def ready_types(self, types: Collection[str]) -> set[str]:
         return {row[0] for row in self._rows(q.READY_TYPES, [list(types), self.collection])}
