@@ -462,7 +462,10 @@ def test_queue_without_polling_is_triggered_by_the_subscription(
 ) -> None:
     with NodeProcess("queue_trigger.js", served, "nudge", "5", env=node_env()) as watcher:
         watcher.wait_for("ready")
-        ids = [Job(jc, "nudge", {"i": i}).save() for i in range(5)]  # from this other process
+        # From this other process, due a moment later: they become ready well after the queue's
+        # first getWork (sent as it starts) came back empty, so only a trigger can start them
+        # (saved ready at once, that first call could sometimes take them itself).
+        ids = [Job(jc, "nudge", {"i": i}).delay(300).save() for i in range(5)]
         run = watcher.finish()
     run.ok()
     end = run.one("end")
