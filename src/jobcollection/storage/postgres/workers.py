@@ -9,6 +9,7 @@ Running jobs are found through `jobs_claimant` (collection, worker_id) WHERE sta
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -95,8 +96,9 @@ class PgWorkers:
     collection: str
 
     @property
-    def _cur(self) -> psycopg.Cursor[Any]:  # the transaction's (see PgTransaction)
-        raise NotImplementedError
+    @abstractmethod
+    def _cur(self) -> psycopg.Cursor[Any]:
+        """The transaction's cursor (PgTransaction's)."""
 
     def put_worker(self, record: WorkerRecord) -> None:
         self._cur.execute(
