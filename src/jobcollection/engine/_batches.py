@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..core import ejson
+from ..core import ejson, rules
 from ..core import ids as core_ids
 from ..core.ids import random_id
 from ..core.params import DoneParams, GetWorkParams
 from ..core.storable import unstorable_value
 from ..errors import JobCollectionError
-from ..storage.port import JobDoc
+from ..storage.port import JobDoc, LogEntry, RunEnd, SharedClaim
 from . import _control, _work
 from ._combiner import Request
 from ._context import Op
@@ -116,6 +116,75 @@ def complete_then_claim(
     stopped: bool,
 ) -> Outcome:
     """Complete runs (consecutive ones sharing runId and result in one statement), then claim."""
+    outcomes = _complete(op, runs)
+    op.worker = worker  # one transaction may serve several callers (see `Combiner`)
+    claimed = [] if claim is None or stopped else _work.get_work(op, claim)
+    return outcomes, claimed
+
+
+def complete_and_claim_together(
+    op: Op, works: Sequence[Completion], stopped: bool
+) -> list[Outcome] | None:
+    """Several callers' completions and claims by one `Transaction.complete_and_claim` (where
+    that saves round trips), then the runs it leaves (repeats, dependents, a stale run) by
+    `complete_runs`. None: the storage has no such step, or the callers claim differently (by
+    type, work timeout or worker); nothing was done then."""
+    if not op.tx.completes_and_claims_at_once:
+        return None
+    claims = [(n, claim) for n, (_, claim, _) in enumerate(works) if claim and not stopped]
+    if len({(tuple(c.types), c.work_timeout, _worker_id(works[n][2])) for n, c in claims}) > 1:
+        return None
+    ends: list[RunEnd] = []
+    entries: dict[str, LogEntry] = {}
+    for runs, _, _ in works:
+        for job_id, run_id, result in runs:
+            log = entries.get(run_id) or entries.setdefault(
+                run_id, rules.entry(op.now, "Job Completed", "success", run_id)
+            )
+            ends.append(RunEnd(job_id, run_id, result, log))
+    shared: SharedClaim | None = None
+    run_ids = [op.new_id() for _ in claims]
+    worker = works[claims[0][0]][2] if claims else None
+    if claims:
+        first = claims[0][1]
+        shared = SharedClaim(
+            types=first.types,
+            limits=[claim.max_jobs for _, claim in claims],
+            run_ids=run_ids,
+            logs=[rules.entry(op.now, "Job Running", run_id=run_id) for run_id in run_ids],
+            fields=_work.claim_fields(op, first, run_ids[0]),
+            worker=_worker_id(worker),
+        )
+        # Should the call raise, its claims may have committed: known by their run ids.
+        op.claimed += [(shared.worker, "", run_id) for run_id in run_ids]
+    step = op.tx.complete_and_claim(ends, op.now, shared)
+    del op.claimed[len(op.claimed) - len(run_ids) :]
+    assert step is not None
+    done, jobs = step
+    finished = set(done)
+    outcomes: list[Outcome] = [({}, []) for _ in works]
+    op.worker = worker
+    for (n, claim), docs, run_id in zip(claims, jobs, run_ids, strict=True):
+        outcomes[n][1].extend(_work.claimed(op, claim, docs, run_id))
+    for (runs, _, _), (results, _) in zip(works, outcomes, strict=True):
+        left = []
+        for job_id, run_id, result in runs:
+            if job_id in finished:
+                finished.discard(job_id)  # (a job listed twice completes once)
+                results[job_id] = True
+            else:
+                left.append((job_id, run_id, result))
+        results.update(_complete(op, left))
+    return outcomes
+
+
+def _worker_id(worker: WorkerRef | None) -> str | None:
+    # (A local queue's calls each bring a ref of their own; a connection's share one.)
+    return None if worker is None else worker.id
+
+
+def _complete(op: Op, runs: Sequence[tuple[str, str, object]]) -> dict[str, bool | str]:
+    """Complete runs, consecutive ones sharing runId and result in one statement."""
     groups: list[tuple[str, object, list[str]]] = []
     for job_id, run_id, result in runs:
         if groups and groups[-1][0] == run_id and same_result(groups[-1][1], result):
@@ -126,9 +195,7 @@ def complete_then_claim(
     for run_id, result, ids in groups:
         assert isinstance(result, dict)
         outcomes.update(_work.complete_runs(op, ids, run_id, result))
-    op.worker = worker  # one transaction may serve several callers (see `Combiner`)
-    claimed = [] if claim is None or stopped else _work.get_work(op, claim)
-    return outcomes, claimed
+    return outcomes
 
 
 def unstorable_result(

@@ -25,20 +25,32 @@ _RUNNING = (Status.RUNNING,)
 
 def get_work(op: Op, p: GetWorkParams) -> list[JobDoc]:
     run_id = op.new_id()
+    log = rules.entry(op.now, "Job Running", run_id=run_id)
+    worker = None if op.worker is None else op.worker.id
+    docs = op.tx.claim(p.types, p.max_jobs, claim_fields(op, p, run_id), log, worker)
+    return claimed(op, p, docs, run_id)
+
+
+def claim_fields(op: Op, p: GetWorkParams, run_id: str) -> dict[str, Any]:
+    """What a claim sets on the jobs it takes."""
     fields: dict[str, Any] = {"status": Status.RUNNING.value, "runId": run_id, "updated": op.now}
     if p.work_timeout is not None:
         expires = min(op.now + p.work_timeout, FOREVER_DATE)
         fields.update(workTimeout=p.work_timeout, expiresAfter=expires)
-        op.wake_at(op.now + p.work_timeout + 1)
     else:
         fields.update(workTimeout=UNSET, expiresAfter=UNSET)
-    log = rules.entry(op.now, "Job Running", run_id=run_id)
-    worker = None if op.worker is None else op.worker.id
-    docs = op.tx.claim(p.types, p.max_jobs, fields, log, worker)
+    return fields
+
+
+def claimed(op: Op, p: GetWorkParams, docs: list[JobDoc], run_id: str) -> list[JobDoc]:
+    """A claim's jobs as `getWork` returns them, the claim recorded (`op.worker`'s)."""
     if docs:
+        worker = None if op.worker is None else op.worker.id
         op.claimed.extend((worker, doc["_id"], run_id) for doc in docs)
         if worker is not None:
             op.enroll_worker()
+    if p.work_timeout is not None:
+        op.wake_at(op.now + p.work_timeout + 1)
     for doc in docs:
         doc.pop("failures", None)
         doc.pop("_private", None)

@@ -38,6 +38,7 @@ from ._batches import (
     Completion,
     Operation,
     Outcome,
+    complete_and_claim_together,
     complete_then_claim,
     plain_runs,
     random_ids,
@@ -303,7 +304,11 @@ class JobManager:
         request must not fail the others'."""
 
         def serve(op: Op, batch: list[Request[Completion, Outcome]]) -> list[Outcome]:
-            return [complete_then_claim(op, *request.work, self.stopped) for request in batch]
+            works = [request.work for request in batch]
+            together = complete_and_claim_together(op, works, self.stopped)
+            if together is not None:
+                return together
+            return [complete_then_claim(op, *work, self.stopped) for work in works]
 
         def serve_named(batch: list[Request[Completion, Outcome]]) -> list[Outcome]:
             with naming_unstorable(lambda: unstorable_result(batch)):

@@ -66,6 +66,30 @@ NO_GUARD: Final = Guard()
 ChangeListener = Callable[[Sequence[Change]], None]
 
 
+class RunEnd(NamedTuple):
+    """A run to complete (`Transaction.complete_and_claim`): the job, its run, the result, and
+    the run's "Job Completed" log entry."""
+
+    job_id: str
+    run_id: str
+    result: Any
+    log: LogEntry
+
+
+class SharedClaim(NamedTuple):
+    """One claim made for several callers at once (`Transaction.complete_and_claim`): the
+    best `sum(limits)` ready jobs of `types`, caller i getting the next `limits[i]` of them in
+    claim order, each under `run_ids[i]` with log entry `logs[i]`. `fields` are what `claim`
+    sets, their runId replaced by each caller's."""
+
+    types: Sequence[str]
+    limits: Sequence[int]
+    run_ids: Sequence[str]
+    logs: Sequence[LogEntry]
+    fields: Mapping[str, Any]
+    worker: str | None
+
+
 class Page(NamedTuple):
     """One chunk of a keyset read (`Transaction.page`): the documents in the order asked, the
     insertion number (`seq`) of each, and where the next chunk starts (None: nothing left)."""
@@ -199,6 +223,20 @@ class Transaction(Protocol):
     ) -> list[JobDoc]:
         """Atomically move up to `limit` ready jobs of `types` to running, best first,
         recording `worker` as their claimant (None: claimed without a worker)."""
+        ...
+
+    # Whether `complete_and_claim` saves anything over `complete` and `claim` (round trips to
+    # a database server); where it does not, the engine calls those.
+    completes_and_claims_at_once: bool
+
+    def complete_and_claim(
+        self, runs: Sequence[RunEnd], now: int, claim: SharedClaim | None
+    ) -> tuple[list[str], list[list[JobDoc]]] | None:
+        """A worker loop's step where a round trip is dear: complete the runs of jobs that
+        need nothing more (running under that run id, no repeats left, no dependents), then
+        make `claim`; return the ids completed (the other runs are left as they were, for
+        `complete`) and each caller's claimed jobs. None (without `completes_and_claims_at_once`):
+        not done."""
         ...
 
     def remove(self, ids: Sequence[str], statuses: Collection[str]) -> list[str]:

@@ -96,9 +96,12 @@ LOG_APPEND: Final = "INSERT INTO job_log (job_id, entries) SELECT unnest(%s::tex
 LOG_APPEND_EACH: Final = (
     "INSERT INTO job_log (job_id, entries) SELECT * FROM unnest(%s::text[], %s::text[])"
 )
+# A dependency stored marks its antecedent (`has_dependents`, see postgres_002.sql).
 DEPS_ADD: Final = (
-    "INSERT INTO job_deps (antecedent, job_id) SELECT * FROM unnest(%s::text[], %s::text[]) "
-    "ON CONFLICT DO NOTHING"
+    "WITH added AS (INSERT INTO job_deps (antecedent, job_id) "
+    "SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING RETURNING antecedent) "
+    "UPDATE jobs SET has_dependents = true "
+    "WHERE id IN (SELECT antecedent FROM added) AND NOT has_dependents"
 )
 DEPS_DROP: Final = "DELETE FROM job_deps WHERE job_id = ANY(%s::text[])"
 LOGS_DROP: Final = "DELETE FROM job_log WHERE job_id = ANY(%s::text[])"
@@ -219,5 +222,73 @@ def find(ids: bool, statuses: bool, types: bool, limit: bool) -> str:
 # A dependent's save reads its antecedents locked (see `PgTransaction.get_antecedents`).
 LOCK_ANTECEDENTS: Final = (
     f"SELECT {SELECT_LIST}, seq FROM jobs WHERE collection = %s AND id = ANY(%s::text[]) "
-    "ORDER BY id FOR SHARE"
+    "ORDER BY id FOR NO KEY UPDATE"
 )
+
+
+@functools.cache
+def complete_and_claim(fields: tuple[str, ...], feed: bool, notify: bool) -> str:
+    """A worker loop's step in one statement: complete runs, claim the next jobs for several
+    callers, their log entries, and (`feed`) their feed rows and (`notify`) the notification:
+    alone, one round trip and one commit.
+
+    Completes only the jobs that need nothing more (no repeats left, no dependents: neither
+    marked nor stored), each under its own run id and result, taking the rows in id order (the
+    caller sorts them), as a dependent's save locks its antecedents; the others are left as
+    they are (for `COMPLETE`). The claim is `claim`'s, for `sum(limits)` jobs; claimed row n
+    goes to caller `owner[n]`, with that caller's run id and log entry.
+    Parameters (named): now, result_value (the completion fields) ..., see `PgTransaction`."""
+    sets = "".join(f"{cols.COLUMN_OF[key]} = %(f_{key})s, " for key in fields)
+    done = (
+        "done AS (UPDATE jobs AS j SET status = 'completed', result = r.result, "
+        f"updated = %(now)s, progress = '{{\"completed\":' || {_TOTAL} || ',\"total\":' || "
+        f"{_TOTAL} || ',\"percent\":100}}' "
+        "FROM unnest(%(ids)s::text[], %(runs)s::text[], %(results)s::text[], %(done_logs)s::int[]) "
+        "AS r(id, run_id, result, entry) "
+        "WHERE j.collection = %(collection)s AND j.id = r.id AND j.status = 'running' "
+        "AND j.run_id = r.run_id AND j.repeats = 0 AND NOT j.has_dependents "
+        "AND NOT EXISTS (SELECT 1 FROM job_deps AS d WHERE d.antecedent = j.id) "
+        "RETURNING j.id, j.type, j.seq, r.entry), "
+        "done_logged AS (INSERT INTO job_log (job_id, entries) "
+        "SELECT id, (%(logs)s::text[])[entry] FROM done), "
+    )
+    claim = (
+        "best AS (SELECT seq, row_number() OVER (ORDER BY priority, retry_until, after, seq) "
+        "AS n FROM (SELECT b.* FROM unnest(%(types)s::text[]) AS wanted(type) "
+        "CROSS JOIN LATERAL (SELECT seq, priority, retry_until, after FROM jobs "
+        "WHERE collection = %(collection)s AND type = wanted.type AND status = 'ready' "
+        f"ORDER BY {CLAIM_ORDER} LIMIT %(limit)s FOR UPDATE SKIP LOCKED) AS b "
+        f"ORDER BY {CLAIM_ORDER} LIMIT %(limit)s) AS c), "
+        f"claimed AS (UPDATE jobs SET {sets}"
+        "run_id = (%(run_ids)s::text[])[(%(owner)s::int[])[best.n]], worker_id = %(worker)s, "
+        "retries = retries - 1, retried = retried + 1 FROM best WHERE jobs.seq = best.seq "
+        f"RETURNING best.n, {QUALIFIED.replace('j.', 'jobs.')}), "
+        "claim_logged AS (INSERT INTO job_log (job_id, entries) "
+        "SELECT id, (%(logs)s::text[])[(%(claim_logs)s::int[])[(%(owner)s::int[])[n]]] "
+        "FROM claimed), "
+    )
+    written = ""
+    if feed:
+        written = (
+            "written AS (INSERT INTO changes (seq, collection, job_id, op, type, status, fields) "
+            f"SELECT (pg_current_xact_id()::text::bigint << {ORDINAL_BITS}) "
+            "+ row_number() OVER (ORDER BY k, o), %(collection)s, id, 'update', type, s, f "
+            "FROM (SELECT 0 AS k, seq AS o, id, type, 'completed' AS s, %(done_fields)s AS f "
+            "FROM done UNION ALL SELECT 1, n, id, type, 'running', %(claim_fields)s "
+            "FROM claimed) AS u RETURNING 1), "
+        )
+    signal = (
+        f"CASE WHEN EXISTS (SELECT 1 FROM written) THEN pg_notify('{CHANNEL}', '') END"
+        if feed and notify
+        else "NULL"
+    )
+    head = (
+        "head AS (SELECT (SELECT array_agg(id ORDER BY seq) FROM done) AS done_ids, "
+        "(SELECT array_agg(type ORDER BY seq) FROM done) AS done_types, "
+        f"pg_current_xact_id()::text::bigint AS xid, {signal} AS signal) "
+    )
+    return (
+        f"WITH {done}{claim}{written}{head}"
+        "SELECT head.done_ids, head.done_types, head.xid, head.signal, c.* "
+        "FROM head LEFT JOIN claimed AS c ON true"
+    )

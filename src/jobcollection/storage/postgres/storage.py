@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -44,7 +44,7 @@ from .users import PgUserStore
 log = logging.getLogger(__name__)
 
 DIALECT = "postgres"
-SCHEMA_VERSION = 1  # = migrations.latest(DIALECT), without reading the files at import
+SCHEMA_VERSION = 2  # = migrations.latest(DIALECT), without reading the files at import
 
 
 def describe(conninfo: str) -> str:
@@ -139,9 +139,19 @@ class _Opener:
         self.pool: ConnectionPool | None = None
 
     def begin(self) -> psycopg.Cursor[Any]:
-        assert self.conn is None
-        self.conn, self.pool = self._storage._begin("BEGIN")
+        if self.conn is None:
+            self.conn, self.pool = self._storage._begin("BEGIN")
+        else:  # after a statement that was a transaction of its own (`alone_once`)
+            self.conn.execute("BEGIN")
         return self.conn.cursor()
+
+    def alone_once(self, sql: str, args: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        assert self.conn is None
+        self.conn, self.pool = self._storage._connections.get()
+        return self.conn.execute(sql, args).fetchall()
+
+    def notification_due(self) -> bool:
+        return self._storage._notifier.claim()
 
     def alone(self, sql: str, args: Sequence[Any]) -> tuple[Any, ...]:
         assert self.conn is None
@@ -266,7 +276,7 @@ class PgStorage:
                 raise translate(error, self.name) from error
             if seq:  # committed
                 self._local_seq = max(self._local_seq, seq)
-                if not notify:
+                if not notify or tx.owes_notification:
                     self._notifier.owe()  # other processes learn of it within the gap...
                     watcher = self._watcher
                     if watcher is not None:

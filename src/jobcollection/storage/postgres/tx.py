@@ -10,7 +10,17 @@ import psycopg
 from ...core.usual_job import UsualJob
 from .. import _columns as cols
 from .._feed_rows import PendingRow, inserted_rows
-from ..port import NO_GUARD, Guard, JobDoc, LogEntry, Page, Tally, TallyCursor
+from ..port import (
+    NO_GUARD,
+    Guard,
+    JobDoc,
+    LogEntry,
+    Page,
+    RunEnd,
+    SharedClaim,
+    Tally,
+    TallyCursor,
+)
 from . import feed, reads
 from . import queries as q
 from .workers import PgWorkers
@@ -27,6 +37,14 @@ class Opener(Protocol):
 
     def alone(self, sql: str, args: Sequence[Any]) -> tuple[Any, ...]:
         """Run one statement as a transaction of its own (autocommit); its first row."""
+        ...
+
+    def alone_once(self, sql: str, args: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one statement as a transaction of its own, never twice (its rows)."""
+        ...
+
+    def notification_due(self) -> bool:
+        """Whether a commit now should notify the other processes (`notify.Notifier.claim`)."""
         ...
 
 
@@ -47,6 +65,10 @@ class PgTransaction(PgWorkers):
         self._deferred: tuple[tuple[str, ...], tuple[Any, ...]] | None = None  # a job row
         self.collection = collection
         self.changes: list[PendingRow] = []
+        # A statement that was a transaction of its own (`complete_and_claim`): the last feed
+        # row it wrote, and whether it left its notification owed.
+        self.committed_seq = 0
+        self.owes_notification = False
 
     @property
     def _cur(self) -> psycopg.Cursor[Any]:
@@ -67,7 +89,7 @@ class PgTransaction(PgWorkers):
         cur = self._open_cur
         if cur is None:  # nothing sent yet
             if self._deferred is None:
-                return 0  # nothing written: nothing to commit
+                return self.committed_seq  # nothing (more) written: nothing to commit
             assert self._opener is not None
             columns, row = self._deferred
             args = [*row, *feed.record_args(self.changes)]
@@ -75,7 +97,7 @@ class PgTransaction(PgWorkers):
             return feed.last_seq_of(found, self.changes)
         seq = feed.record(cur, self.changes, notify) if self.changes else 0
         cur.execute("COMMIT")
-        return seq
+        return max(seq, self.committed_seq)
 
     def _rows(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._cur.execute(sql, args).fetchall()
@@ -283,9 +305,9 @@ class PgTransaction(PgWorkers):
         rows = _in_insertion_order(self._rows(q.COMPLETE, args))
         if not rows:
             return []
-        fields = "status,result,updated,progress"
         self.changes.extend(
-            (self.collection, job_id, "update", t, "completed", fields) for job_id, t, _, _ in rows
+            (self.collection, job_id, "update", t, "completed", _DONE_FIELDS)
+            for job_id, t, _, _ in rows
         )
         return [(job_id, int(repeats)) for job_id, _, repeats, _ in rows]
 
@@ -312,6 +334,74 @@ class PgTransaction(PgWorkers):
         )
         return docs
 
+    completes_and_claims_at_once = True
+
+    def complete_and_claim(
+        self, runs: Sequence[RunEnd], now: int, claim: SharedClaim | None
+    ) -> tuple[list[str], list[list[JobDoc]]]:
+        # One statement (`q.complete_and_claim`). First in a transaction, it is a transaction
+        # of its own, with its feed rows: one round trip and one commit, where `complete`,
+        # `dependents`, `claim` and the commit cost five. (Not retried on a connection lost
+        # under it: it may have committed; the engine gives such claims back, see _claims.)
+        runs = sorted(runs, key=lambda run: run.job_id)  # rows locked in id order
+        texts: dict[str, int] = {}  # log entry text -> its position (1-based) in `logs`
+        done_logs = [_position(texts, cols.log_text([run.log])) for run in runs]
+        args: dict[str, Any] = {
+            "now": now,
+            "collection": self.collection,
+            "ids": [run.job_id for run in runs],
+            "runs": [run.run_id for run in runs],
+            "results": [cols.encode("result", run.result) for run in runs],
+            "done_logs": done_logs,
+            "done_fields": _DONE_FIELDS,
+        }
+        fields: tuple[str, ...] = ()
+        if claim is None or not claim.types or sum(claim.limits) <= 0:
+            args.update(types=[], limit=0, run_ids=[], owner=[], claim_logs=[], worker=None)
+            args["claim_fields"] = ""
+        else:
+            fields = tuple(key for key in claim.fields if key != "runId")
+            args.update({f"f_{key}": cols.encode(key, claim.fields[key]) for key in fields})
+            args.update(
+                types=list(dict.fromkeys(claim.types)),
+                limit=sum(claim.limits),
+                run_ids=list(claim.run_ids),
+                owner=[n for n, limit in enumerate(claim.limits, 1) for _ in range(limit)],
+                claim_logs=[_position(texts, cols.log_text([log])) for log in claim.logs],
+                worker=claim.worker,
+                claim_fields=",".join((*claim.fields, "retries", "retried")),
+            )
+        args["logs"] = list(texts)
+        alone = self._open_cur is None and self._deferred is None and not self.changes
+        if alone:
+            assert self._opener is not None
+            notify = self._opener.notification_due()
+            sql = q.complete_and_claim(fields, True, notify)
+            rows = self._opener.alone_once(sql, args)
+        else:  # inside a transaction: its feed rows are written at commit
+            notify = False
+            rows = self._cur.execute(q.complete_and_claim(fields, False, False), args).fetchall()
+        head, claimed = rows[0], sorted((r for r in rows if r[4] is not None), key=_claim_order)
+        done_ids: list[str] = list(head[0] or ())
+        callers: list[list[JobDoc]] = [[] for _ in claim.limits] if claim is not None else []
+        owner = args["owner"]
+        for row in claimed:
+            callers[owner[row[4] - 1] - 1].append(cols.row_to_doc(row[5:]))
+        if alone:
+            written = len(done_ids) + len(claimed)
+            if written:
+                self.committed_seq = (int(head[2]) << q.ORDINAL_BITS) + written
+                self.owes_notification = not notify
+        else:
+            done = zip(done_ids, head[1] or (), strict=True)
+            self.changes += [
+                (self.collection, i, "update", t, "completed", _DONE_FIELDS) for i, t in done
+            ]
+            self.changes += [
+                (self.collection, r[5], "update", r[6], r[7], args["claim_fields"]) for r in claimed
+            ]
+        return done_ids, callers
+
     def remove(self, ids: Sequence[str], statuses: Collection[str]) -> list[str]:
         if not ids:
             return []
@@ -324,6 +414,18 @@ class PgTransaction(PgWorkers):
             self._cur.execute(q.DEPS_DROP, [gone])
         self.changes.extend((self.collection, i, "remove", t, None, "") for i, t, _ in removed)
         return gone
+
+
+_DONE_FIELDS = "status,result,updated,progress"
+
+
+def _position(positions: dict[str, int], text: str) -> int:
+    """The 1-based position of `text` among the distinct texts seen so far (added if new)."""
+    return positions.setdefault(text, len(positions) + 1)
+
+
+def _claim_order(row: tuple[Any, ...]) -> int:
+    return int(row[4])
 
 
 def _in_insertion_order(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
