@@ -20,7 +20,7 @@ SAMPLES = 20
 
 @pytest.fixture(scope="module")
 def served(module_dbs: Databases) -> Iterator[bench.ServerProcess]:
-    server = bench.ServerProcess(module_dbs("bench"))  # typed Path; a URL string works too
+    server = bench.ServerProcess(module_dbs("bench"))
     try:
         yield server
     finally:

@@ -193,3 +193,15 @@ def test_a_dependent_saved_meanwhile_leaves_its_antecedent_to_the_full_completio
 def _step(storage: Storage, ends: list[RunEnd]) -> Any:
     with storage.write("q") as tx:
         return tx.complete_and_claim(ends, 7, None)
+
+
+@COMBINES
+def test_shares_follow_the_limits_however_large(storage: Storage) -> None:
+    """A caller that wants nothing gets nothing; a limit far beyond the jobs there are (a
+    worker may ask for any number) costs nothing for its size."""
+    with storage.write("q") as tx:
+        tx.insert([job(f"n{k}") for k in range(3)])
+    with storage.write("q") as tx:
+        _, callers = tx.complete_and_claim([], 7, shared([0, 2**40, 5]))
+    assert [[d["_id"] for d in jobs] for jobs in callers] == [[], ["n0", "n1", "n2"], []]
+    assert {d["runId"] for d in callers[1]} == {"r2"}

@@ -109,9 +109,10 @@ def server_figures(quick: bool) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The report the parsed options ask for (without its `seconds`)."""
-    if args.server_figures:
-        return {"machine": machine(), "server": server_figures(args.quick)}
     databases.use(args.storage)
+    if args.server_figures:
+        server = server_figures(args.quick)
+        return {"machine": machine(), "storage": databases.kind(), "server": server}
     backlog = args.backlog or default_backlog(args.quick)
     mine = enqueue_figures(args.quick) if args.enqueue_only else our_figures(args.quick, backlog)
     return {"machine": machine(), "storage": databases.kind(), "jobcollection": mine}

@@ -23,7 +23,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from ..api.collection import JobCollection
 from ..api.job import Job
+from . import databases
 from .pace import LATENCY_GAP_S, QUIET_GAP_S
 
 _URL_LINE = re.compile(r"at (ws://\S+)/websocket")
@@ -45,8 +45,8 @@ _NODE_SCRIPT = Path(__file__).with_name("node") / "remote_worker.js"
 class ServerProcess:
     """`jobcollection serve` on a fresh database, everything allowed to anyone."""
 
-    def __init__(self, db: Path) -> None:
-        self.db = db
+    def __init__(self, db: str) -> None:
+        self.db = db  # a SQLite path or a PostgreSQL URL (`databases.fresh`)
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -54,7 +54,7 @@ class ServerProcess:
                 "jobcollection",
                 "serve",
                 "--db",
-                str(db),
+                db,
                 "--port",
                 "0",
                 "--allow",
@@ -90,8 +90,8 @@ class ServerProcess:
 
 @contextmanager
 def _server() -> Iterator[ServerProcess]:
-    with tempfile.TemporaryDirectory(prefix="jc-server-bench-") as tmp:
-        server = ServerProcess(Path(tmp) / "bench.db")
+    with databases.fresh() as db:
+        server = ServerProcess(db)
         try:
             yield server
         finally:
@@ -138,7 +138,7 @@ def method_round_trip(server: ServerProcess, n: int = 3000) -> dict[str, float]:
     return _percentiles(asyncio.run(_round_trips(server.ws_url, str(job.doc["_id"]), n)))
 
 
-async def _fan_out(url: str, db: Path, subscribers: int, changes: int) -> list[float]:
+async def _fan_out(url: str, db: str, subscribers: int, changes: int) -> list[float]:
     clients = [await _ddp(url) for _ in range(subscribers)]
     selector = {"type": "fanout"}
     for ws in clients:

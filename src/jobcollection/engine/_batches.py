@@ -174,7 +174,7 @@ def complete_and_claim_together(
                 results[job_id] = True
             else:
                 left.append((job_id, run_id, result))
-        results.update(_complete(op, left))
+        results.update(_complete(op, left, in_one_step=False))
     return outcomes
 
 
@@ -183,8 +183,11 @@ def _worker_id(worker: WorkerRef | None) -> str | None:
     return None if worker is None else worker.id
 
 
-def _complete(op: Op, runs: Sequence[tuple[str, str, object]]) -> dict[str, bool | str]:
-    """Complete runs, consecutive ones sharing runId and result in one statement."""
+def _complete(
+    op: Op, runs: Sequence[tuple[str, str, object]], in_one_step: bool = True
+) -> dict[str, bool | str]:
+    """Complete runs, consecutive ones sharing runId and result in one statement (for
+    `in_one_step`, see `_work.complete_runs`)."""
     groups: list[tuple[str, object, list[str]]] = []
     for job_id, run_id, result in runs:
         if groups and groups[-1][0] == run_id and same_result(groups[-1][1], result):
@@ -194,7 +197,7 @@ def _complete(op: Op, runs: Sequence[tuple[str, str, object]]) -> dict[str, bool
     outcomes: dict[str, bool | str] = {}
     for run_id, result, ids in groups:
         assert isinstance(result, dict)
-        outcomes.update(_work.complete_runs(op, ids, run_id, result))
+        outcomes.update(_work.complete_runs(op, ids, run_id, result, None, in_one_step))
     return outcomes
 
 

@@ -16,7 +16,7 @@ from ..core.params import (
     LogParams,
     ProgressParams,
 )
-from ..storage.port import UNSET, Guard, JobDoc
+from ..storage.port import UNSET, Guard, JobDoc, RunEnd, SharedClaim
 from . import _control
 from ._context import Op
 
@@ -27,7 +27,16 @@ def get_work(op: Op, p: GetWorkParams) -> list[JobDoc]:
     run_id = op.new_id()
     log = rules.entry(op.now, "Job Running", run_id=run_id)
     worker = None if op.worker is None else op.worker.id
-    docs = op.tx.claim(p.types, p.max_jobs, claim_fields(op, p, run_id), log, worker)
+    fields = claim_fields(op, p, run_id)
+    if op.tx.completes_and_claims_at_once:  # one statement, alone: one round trip
+        shared = SharedClaim(p.types, [p.max_jobs], [run_id], [log], fields, worker)
+        op.claimed.append((worker, "", run_id))  # (its fate is unknown should it raise)
+        step = op.tx.complete_and_claim((), op.now, shared)
+        op.claimed.pop()
+        assert step is not None
+        docs = step[1][0]
+    else:
+        docs = op.tx.claim(p.types, p.max_jobs, fields, log, worker)
     return claimed(op, p, docs, run_id)
 
 
@@ -132,19 +141,35 @@ def jobs_done(op: Op, calls: Sequence[DoneParams]) -> list[bool | str]:
 
 
 def complete_runs(
-    op: Op, ids: Sequence[str], run_id: str, result: dict[str, Any], delay: int | None = None
+    op: Op,
+    ids: Sequence[str],
+    run_id: str,
+    result: dict[str, Any],
+    delay: int | None = None,
+    in_one_step: bool = True,
 ) -> dict[str, bool | str]:
-    """Complete jobs of one run with one result; per job: True, or the repeat's new id."""
+    """Complete jobs of one run with one result; per job: True, or the repeat's new id.
+    Where the storage does it in one statement (and `in_one_step`: the caller did not just try
+    that), the jobs that need nothing more go first by `complete_and_claim`."""
     log = rules.entry(op.now, "Job Completed", "success", run_id)
+    outcomes: dict[str, bool | str] = {}
+    if in_one_step and op.tx.completes_and_claims_at_once:
+        ends = [RunEnd(job_id, run_id, result, log) for job_id in ids]
+        step = op.tx.complete_and_claim(ends, op.now, None)
+        assert step is not None
+        outcomes = dict.fromkeys(step[0], True)
+        ids = [job_id for job_id in ids if job_id not in outcomes]
+        if not ids:
+            return outcomes
     completed = op.tx.complete(ids, run_id, result, op.now, log)
-    outcomes: dict[str, bool | str] = {job_id: True for job_id, _ in completed}
+    outcomes.update((job_id, True) for job_id, _ in completed)
     repeating = [job_id for job_id, repeats in completed if repeats > 0]
     for doc in op.tx.get(repeating) if repeating else ():
         new_id = _repeat(op, doc)
         if new_id:
             outcomes[doc["_id"]] = new_id
     if completed:
-        _resolve_dependents(op, list(outcomes), delay)
+        _resolve_dependents(op, [job_id for job_id, _ in completed], delay)
     return outcomes
 
 

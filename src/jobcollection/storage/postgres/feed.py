@@ -63,6 +63,10 @@ PRUNE_INTERVAL_S = 5.0
 CHANGES_KEPT = 100_000  # feed rows kept for subscribers catching up
 FOLLOW_ROWS = 10_000  # feed rows one read of the watcher takes
 SETTLE_MAX_S = 1.0  # how long `settle` waits for a local change held back by another writer
+# After a read that found changes, the next waits this long: under a stream of writes each read
+# takes several transactions' rows at once, instead of one read (and a server round trip) per
+# commit; a quiet feed is read at once when woken.
+BUSY_GAP_S = 0.002
 _MAX_ROWS = 1 << q.ORDINAL_BITS
 
 
@@ -171,13 +175,19 @@ class FeedWatcher:
     def _follow(self, conn: psycopg.Connection[Any]) -> None:
         hub = self._hub
         held_wait, last_prune, wrote = 0.0, time.monotonic(), False
+        busy_until = 0.0  # no read before this: the last one found rows (see BUSY_GAP_S)
         while not self._stop.is_set():
+            pause = busy_until - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            busy_until = 0.0
             while True:  # drain: everything final past what was delivered
                 rows = conn.execute(q.FOLLOW, (hub.published_seq, FOLLOW_ROWS)).fetchall()
                 newest = rows[0][0] if rows else None
                 found = [row[1:] for row in rows if row[1] is not None]
                 if found:
                     wrote = True
+                    busy_until = time.monotonic() + BUSY_GAP_S
                     hub.publish(expand(found))
                 if len(found) < FOLLOW_ROWS:
                     break

@@ -226,6 +226,10 @@ LOCK_ANTECEDENTS: Final = (
 )
 
 
+# The caller claimed row n goes to: callers' limits as cumulative `bounds` (1-based).
+_OWNER: Final = "(SELECT count(*) FROM unnest(%(bounds)s::bigint[]) AS b WHERE b < best.n) + 1"
+
+
 @functools.cache
 def complete_and_claim(fields: tuple[str, ...], feed: bool, notify: bool) -> str:
     """A worker loop's step in one statement: complete runs, claim the next jobs for several
@@ -236,7 +240,7 @@ def complete_and_claim(fields: tuple[str, ...], feed: bool, notify: bool) -> str
     marked nor stored), each under its own run id and result, taking the rows in id order (the
     caller sorts them), as a dependent's save locks its antecedents; the others are left as
     they are (for `COMPLETE`). The claim is `claim`'s, for `sum(limits)` jobs; claimed row n
-    goes to caller `owner[n]`, with that caller's run id and log entry.
+    goes to the caller whose share (cumulative `bounds`) holds n, with its run id and log entry.
     Parameters (named): now, result_value (the completion fields) ..., see `PgTransaction`."""
     sets = "".join(f"{cols.COLUMN_OF[key]} = %(f_{key})s, " for key in fields)
     done = (
@@ -260,11 +264,11 @@ def complete_and_claim(fields: tuple[str, ...], feed: bool, notify: bool) -> str
         f"ORDER BY {CLAIM_ORDER} LIMIT %(limit)s FOR UPDATE SKIP LOCKED) AS b "
         f"ORDER BY {CLAIM_ORDER} LIMIT %(limit)s) AS c), "
         f"claimed AS (UPDATE jobs SET {sets}"
-        "run_id = (%(run_ids)s::text[])[(%(owner)s::int[])[best.n]], worker_id = %(worker)s, "
+        f"run_id = (%(run_ids)s::text[])[{_OWNER}], worker_id = %(worker)s, "
         "retries = retries - 1, retried = retried + 1 FROM best WHERE jobs.seq = best.seq "
         f"RETURNING best.n, {QUALIFIED.replace('j.', 'jobs.')}), "
         "claim_logged AS (INSERT INTO job_log (job_id, entries) "
-        "SELECT id, (%(logs)s::text[])[(%(claim_logs)s::int[])[(%(owner)s::int[])[n]]] "
+        f"SELECT id, (%(logs)s::text[])[(%(claim_logs)s::int[])[{_OWNER.replace('best.', '')}]] "
         "FROM claimed), "
     )
     written = ""

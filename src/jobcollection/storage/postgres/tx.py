@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -356,17 +358,19 @@ class PgTransaction(PgWorkers):
             "done_fields": _DONE_FIELDS,
         }
         fields: tuple[str, ...] = ()
-        if claim is None or not claim.types or sum(claim.limits) <= 0:
-            args.update(types=[], limit=0, run_ids=[], owner=[], claim_logs=[], worker=None)
+        limits = claim.limits if claim is not None and claim.limits else [0]
+        bounds = list(itertools.accumulate(max(limit, 0) for limit in limits))
+        if claim is None or not claim.types or bounds[-1] == 0:
+            args.update(types=[], limit=0, run_ids=[], bounds=[], claim_logs=[], worker=None)
             args["claim_fields"] = ""
         else:
             fields = tuple(key for key in claim.fields if key != "runId")
             args.update({f"f_{key}": cols.encode(key, claim.fields[key]) for key in fields})
             args.update(
                 types=list(dict.fromkeys(claim.types)),
-                limit=sum(claim.limits),
+                limit=bounds[-1],
                 run_ids=list(claim.run_ids),
-                owner=[n for n, limit in enumerate(claim.limits, 1) for _ in range(limit)],
+                bounds=bounds,
                 claim_logs=[_position(texts, cols.log_text([log])) for log in claim.logs],
                 worker=claim.worker,
                 claim_fields=",".join((*claim.fields, "retries", "retried")),
@@ -384,9 +388,9 @@ class PgTransaction(PgWorkers):
         head, claimed = rows[0], sorted((r for r in rows if r[4] is not None), key=_claim_order)
         done_ids: list[str] = list(head[0] or ())
         callers: list[list[JobDoc]] = [[] for _ in claim.limits] if claim is not None else []
-        owner = args["owner"]
-        for row in claimed:
-            callers[owner[row[4] - 1] - 1].append(cols.row_to_doc(row[5:]))
+        bounds = args["bounds"]
+        for row in claimed:  # row n goes to the first caller whose bound is n or more
+            callers[bisect.bisect_left(bounds, row[4])].append(cols.row_to_doc(row[5:]))
         if alone:
             written = len(done_ids) + len(claimed)
             if written:
