@@ -80,7 +80,7 @@ def record(cur: psycopg.Cursor[Any], changes: list[tuple[Any, ...]], notify: boo
 
 
 def record_args(changes: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """The parameters of `q.RECORD` (also the last ones of `q.job_insert_recorded`)."""
+    """The parameters of `q.RECORD`."""
     if len(changes) >= _MAX_ROWS:
         raise StorageError(
             f"one transaction changed {len(changes)} jobs; the change feed takes fewer than "

@@ -94,8 +94,8 @@ class PgTransaction(PgWorkers):
                 return self.committed_seq  # nothing (more) written: nothing to commit
             assert self._opener is not None
             columns, row = self._deferred
-            args = [*row, *feed.record_args(self.changes)]
-            found = self._opener.alone(q.job_insert_recorded(columns, notify), args)
+            (change,) = self.changes  # a lone insert's (see `_insert_rows`)
+            found = self._opener.alone(q.job_insert_recorded(columns, notify), [*row, *change])
             return feed.last_seq_of(found, self.changes)
         seq = feed.record(cur, self.changes, notify) if self.changes else 0
         cur.execute("COMMIT")
