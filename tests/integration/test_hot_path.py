@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -138,3 +139,41 @@ def test_a_batch_completed_with_one_result_is_one_statement(jc: JobCollection, h
     assert len(completing) == 1
     assert {job.status for job in jc.find()} == {"completed"}
     assert {str(job.doc.get("result")) for job in jc.find()} == {"{}"}
+
+
+@pytest.mark.postgres_only(reason="counts the statements sent to PostgreSQL")
+def test_a_worker_loop_step_is_one_statement_on_postgres(
+    jc: JobCollection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Completing a payload and claiming the next is ONE statement (its own transaction, with
+    its log entries and feed rows): one round trip and one commit."""
+    import psycopg
+
+    jc.save_jobs([Job(jc, "t", {"n": n}) for n in range(20)])
+    jobs = jc.get_work("t", max_jobs=10)
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    caller = threading.get_ident()
+
+    def counted(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == caller:  # (not the feed watcher's reads)
+            sent.append(str(query)[:40])
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    claimed = jc.complete_and_claim(jobs, {"ok": 1}, "t", 10)
+    monkeypatch.undo()
+    assert len(sent) == 1, sent
+    assert len(claimed) == 10
+    assert {job.status for job in jc.find()} == {"completed", "running"}
+
+
+def test_a_run_listed_twice_completes_once_and_both_say_so(jc: JobCollection) -> None:
+    jc.save_jobs([Job(jc, "t", {}) for _ in range(2)])
+    (job,) = jc.get_work("t")
+    assert job.id is not None
+    assert job.run_id is not None
+    run = (job.id, job.run_id, {"ok": True})
+    assert jc.manager.complete_many([run, run]) == [True, True]
+    assert jc.get_job(job.id).status == "completed"  # type: ignore[union-attr]

@@ -170,9 +170,9 @@ def complete_and_claim_together(
         left = []
         for job_id, run_id, result in runs:
             if job_id in finished:
-                finished.discard(job_id)  # (a job listed twice completes once)
+                finished.discard(job_id)
                 results[job_id] = True
-            else:
+            elif job_id not in results:  # (a job listed twice completes once)
                 left.append((job_id, run_id, result))
         results.update(_complete(op, left, in_one_step=False))
     return outcomes
