@@ -51,6 +51,31 @@ def test_call_many_matches_calls_one_by_one(jc: JobCollection) -> None:
     ]
 
 
+def test_a_claim_then_a_save_in_one_batch(jc: JobCollection) -> None:
+    """A worker's getWork pipelined with a save (a README example does this): one transaction
+    for both, whatever one-statement shortcuts the storage has for a lone claim."""
+    Job(jc, "t", {"n": 1}).save()
+    new = Job(jc, "t", {"n": 2}).doc
+    outcomes = jc.manager.call_many([("getWork", ["t"]), ("jobSave", [new, {}])])
+    assert [ok for ok, _ in outcomes] == [True, True]
+    assert len(outcomes[0][1]) == 1
+    assert sorted(job.doc["status"] for job in jc.find({})) == ["ready", "running"]
+
+
+def test_a_batch_that_fails_as_a_whole_gives_each_call_its_own_fate(jc: JobCollection) -> None:
+    """A value that cannot be stored fails the batch's transaction; each call is then served
+    alone, and the completion before it still says True (nothing had committed)."""
+    Job(jc, "t", {}).save()
+    (work,) = jc.manager.call("getWork", ["t"])
+    bad = {**Job(jc, "t", {}).doc, "data": {"x": object()}}
+    outcomes = jc.manager.call_many(
+        [("jobDone", [work["_id"], work["runId"], {"ok": 1}]), ("jobSave", [bad, {}])]
+    )
+    assert outcomes[0] == (True, True)
+    assert outcomes[1][0] is False
+    assert [job.doc["status"] for job in jc.find({})] == ["completed"]
+
+
 def test_call_many_runs_state_dependent_calls_one_by_one(jc: JobCollection) -> None:
     jc.shutdown_job_server()
     job = Job(jc, "t", {})

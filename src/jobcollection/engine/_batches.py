@@ -129,10 +129,14 @@ def complete_and_claim_together(
     that saves round trips), then the runs it leaves (repeats, dependents, a stale run) by
     `complete_runs`. None: the storage has no such step, or the callers claim differently (by
     type, work timeout or worker); nothing was done then."""
-    if not op.tx.completes_and_claims_at_once:
+    if not op.may_step():
         return None
     claims = [(n, claim) for n, (_, claim, _) in enumerate(works) if claim and not stopped]
     if len({(tuple(c.types), c.work_timeout, _worker_id(works[n][2])) for n, c in claims}) > 1:
+        return None
+    worker = works[claims[0][0]][2] if claims else None
+    op.worker = worker
+    if claims and _work.enrolls(op):
         return None
     ends: list[RunEnd] = []
     entries: dict[str, LogEntry] = {}
@@ -144,7 +148,6 @@ def complete_and_claim_together(
             ends.append(RunEnd(job_id, run_id, result, log))
     shared: SharedClaim | None = None
     run_ids = [op.new_id() for _ in claims]
-    worker = works[claims[0][0]][2] if claims else None
     if claims:
         first = claims[0][1]
         shared = SharedClaim(
@@ -163,19 +166,30 @@ def complete_and_claim_together(
     done, jobs = step
     finished = set(done)
     outcomes: list[Outcome] = [({}, []) for _ in works]
-    op.worker = worker
     for (n, claim), docs, run_id in zip(claims, jobs, run_ids, strict=True):
         outcomes[n][1].extend(_work.claimed(op, claim, docs, run_id))
-    for (runs, _, _), (results, _) in zip(works, outcomes, strict=True):
-        left = []
-        for job_id, run_id, result in runs:
-            if job_id in finished:
-                finished.discard(job_id)
-                results[job_id] = True
-            elif job_id not in results:  # (a job listed twice completes once)
-                left.append((job_id, run_id, result))
-        results.update(_complete(op, left, in_one_step=False))
+    try:  # the runs the step left, in a transaction of their own
+        for (runs, _, _), (results, _) in zip(works, outcomes, strict=True):
+            left = []
+            for job_id, run_id, result in runs:
+                if job_id in finished:
+                    finished.discard(job_id)
+                    results[job_id] = True
+                elif job_id not in results:  # (a job listed twice completes once)
+                    left.append((job_id, run_id, result))
+            results.update(_complete(op, left, in_one_step=False))
+    except Exception as error:
+        raise PartlyDone(error) from error
     return outcomes
+
+
+class PartlyDone(Exception):
+    """The step of `complete_and_claim_together` committed, then the rest failed with `error`:
+    the callers must not be served again one by one (their runs would not complete twice)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _worker_id(worker: WorkerRef | None) -> str | None:

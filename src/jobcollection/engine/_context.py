@@ -21,6 +21,15 @@ class Op:
     enrolled: list[WorkerRef] = field(default_factory=list)  # registered by this op
     # (worker id or None, job id, run id; None: an adoption) of every claim it made (_claims)
     claimed: list[tuple[str | None, str, str | None]] = field(default_factory=list)
+    # Whether its writes may commit in parts (a lone operation, whose parts stand on their
+    # own): then a completion or a claim may use the storage's one-statement step, which is a
+    # transaction of its own (`Transaction.complete_and_claim`). Not inside `call_many`, whose
+    # calls share one transaction.
+    in_steps: bool = True
+
+    def may_step(self) -> bool:
+        """Whether a completion or claim may go by `Transaction.complete_and_claim` now."""
+        return self.in_steps and self.tx.completes_and_claims_at_once
 
     def wake_at(self, when: int) -> None:
         """Ask the scheduler to look again at `when` (a job becomes due or expires)."""

@@ -28,7 +28,7 @@ def get_work(op: Op, p: GetWorkParams) -> list[JobDoc]:
     log = rules.entry(op.now, "Job Running", run_id=run_id)
     worker = None if op.worker is None else op.worker.id
     fields = claim_fields(op, p, run_id)
-    if op.tx.completes_and_claims_at_once:  # one statement, alone: one round trip
+    if op.may_step() and not enrolls(op):  # one statement, alone: one round trip
         shared = SharedClaim(p.types, [p.max_jobs], [run_id], [log], fields, worker)
         op.claimed.append((worker, "", run_id))  # (its fate is unknown should it raise)
         step = op.tx.complete_and_claim((), op.now, shared)
@@ -38,6 +38,13 @@ def get_work(op: Op, p: GetWorkParams) -> list[JobDoc]:
     else:
         docs = op.tx.claim(p.types, p.max_jobs, fields, log, worker)
     return claimed(op, p, docs, run_id)
+
+
+def enrolls(op: Op) -> bool:
+    """Whether a claim now would store its worker's record (the first claim of a server's
+    connection): the record goes in the claim's transaction, so not by a one-statement step."""
+    worker = op.worker
+    return worker is not None and worker.enroll is not None and not worker.enrolled
 
 
 def claim_fields(op: Op, p: GetWorkParams, run_id: str) -> dict[str, Any]:
@@ -153,7 +160,7 @@ def complete_runs(
     that), the jobs that need nothing more go first by `complete_and_claim`."""
     log = rules.entry(op.now, "Job Completed", "success", run_id)
     outcomes: dict[str, bool | str] = {}
-    if in_one_step and op.tx.completes_and_claims_at_once:
+    if in_one_step and op.may_step():
         ends = [RunEnd(job_id, run_id, result, log) for job_id in ids]
         step = op.tx.complete_and_claim(ends, op.now, None)
         assert step is not None

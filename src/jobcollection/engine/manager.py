@@ -38,6 +38,7 @@ from ._batches import (
     Completion,
     Operation,
     Outcome,
+    PartlyDone,
     complete_and_claim_together,
     complete_then_claim,
     plain_runs,
@@ -150,6 +151,7 @@ class JobManager:
                 outcomes[index] = (False, error)
 
         def serve(op: Op, _: object) -> list[Any]:
+            op.in_steps = len(runnable) == 1  # several calls: one transaction, as promised
             return run_calls(op, [(method, parsed) for _, method, parsed in runnable])
 
         try:
@@ -317,6 +319,8 @@ class JobManager:
 
         try:
             outcomes = serve_named(requests)
+        except PartlyDone as partly:
+            raise partly.error from None  # (some runs completed: not served again)
         except Exception:
             if len(requests) == 1:
                 raise

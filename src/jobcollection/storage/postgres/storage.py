@@ -146,15 +146,18 @@ class _Opener:
         return self.conn.cursor()
 
     def alone_once(self, sql: str, args: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        assert self.conn is None
-        self.conn, self.pool = self._storage._connections.get()
+        if self.conn is None:
+            self.conn, self.pool = self._storage._connections.get()
         return self.conn.execute(sql, args).fetchall()
 
     def notification_due(self) -> bool:
         return self._storage._notifier.claim()
 
     def alone(self, sql: str, args: Sequence[Any]) -> tuple[Any, ...]:
-        assert self.conn is None
+        if self.conn is not None:  # after a statement that was a transaction of its own
+            found = self.conn.execute(sql, args).fetchone()
+            assert found is not None
+            return tuple(found)
         connections = self._storage._connections
         conn, self.pool = connections.get()
         self.conn = conn

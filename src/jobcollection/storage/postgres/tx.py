@@ -96,7 +96,7 @@ class PgTransaction(PgWorkers):
             columns, row = self._deferred
             (change,) = self.changes  # a lone insert's (see `_insert_rows`)
             found = self._opener.alone(q.job_insert_recorded(columns, notify), [*row, *change])
-            return feed.last_seq_of(found, self.changes)
+            return max(feed.last_seq_of(found, self.changes), self.committed_seq)
         seq = feed.record(cur, self.changes, notify) if self.changes else 0
         cur.execute("COMMIT")
         return max(seq, self.committed_seq)
