@@ -122,6 +122,15 @@ def complete_then_claim(
     return outcomes, claimed
 
 
+def complete_then_claim_all(op: Op, works: Sequence[Completion], stopped: bool) -> list[Outcome]:
+    """Several callers' completions and claims in one operation: together where the storage
+    has a one-statement step, else one after another."""
+    together = complete_and_claim_together(op, works, stopped)
+    if together is not None:
+        return together
+    return [complete_then_claim(op, *work, stopped) for work in works]
+
+
 def complete_and_claim_together(
     op: Op, works: Sequence[Completion], stopped: bool
 ) -> list[Outcome] | None:

@@ -39,8 +39,7 @@ from ._batches import (
     Operation,
     Outcome,
     PartlyDone,
-    complete_and_claim_together,
-    complete_then_claim,
+    complete_then_claim_all,
     plain_runs,
     random_ids,
     run_calls,
@@ -306,11 +305,7 @@ class JobManager:
         request must not fail the others'."""
 
         def serve(op: Op, batch: list[Request[Completion, Outcome]]) -> list[Outcome]:
-            works = [request.work for request in batch]
-            together = complete_and_claim_together(op, works, self.stopped)
-            if together is not None:
-                return together
-            return [complete_then_claim(op, *work, self.stopped) for work in works]
+            return complete_then_claim_all(op, [request.work for request in batch], self.stopped)
 
         def serve_named(batch: list[Request[Completion, Outcome]]) -> list[Outcome]:
             with naming_unstorable(lambda: unstorable_result(batch)):
