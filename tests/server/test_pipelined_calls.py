@@ -289,3 +289,40 @@ def test_the_next_call_does_not_wait_for_the_previous_calls_updated(
     changed = index(lambda m: m.get("msg") == "changed" and m["id"] == job_id)
     assert changed < updated("c1"), seen  # and `updated` follows the call's data
     assert updated("c1") <= updated("c2")
+
+
+def test_queued_done_and_get_work_calls_are_served_together_each_in_its_turn(
+    jc: JobCollection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote queue's threads each send `jobDoneAndGetWork`; those queued behind one another
+    on the connection are served together (one transaction), each answered as if alone and in
+    order: its runs' outcomes, then the next jobs, none handed out twice. A call with bad
+    params fails alone."""
+    jc.allow(admin="anyone")
+    together: list[int] = []
+    serve_many = jc.manager.complete_and_claim_many
+
+    def counted(calls: Any, worker: Any = None) -> Any:
+        together.append(len(calls))
+        return serve_many(calls, worker)
+
+    monkeypatch.setattr(jc.manager, "complete_and_claim_many", counted)
+    with serving(Server(jc)) as url, DdpClient(url) as client:
+        for n in range(9):
+            client.call("queue_jobSave", new_job_doc("w", {"n": n}))
+        work = client.call("queue_getWork", "w", {"maxJobs": 3})
+        calls: list[tuple[str, list[Any]]] = [
+            ("queue_jobDoneAndGetWork", [[[w["_id"], w["runId"], {"n": k}]], ["w", {"maxJobs": 2}]])
+            for k, w in enumerate(work)
+        ]
+        calls.insert(1, ("queue_jobDoneAndGetWork", [[["x", "y", "not a result"]], ["w"]]))
+        results = _pipeline(client, calls)
+    assert max(together, default=0) > 1  # (served together, not one by one)
+    assert results["p1"]["error"]["error"] == 400
+    answers = [results[f"p{n}"]["result"] for n in (0, 2, 3)]
+    assert [outcomes for outcomes, _ in answers] == [[True], [True], [True]]
+    handed = [doc["_id"] for _, docs in answers for doc in docs]
+    assert len(handed) == len(set(handed)) == 6
+    assert [len(docs) for _, docs in answers] == [2, 2, 2]
+    statuses = sorted(job.doc["status"] for job in jc.find({"type": "w"}))
+    assert statuses == ["completed"] * 3 + ["running"] * 6

@@ -5,7 +5,7 @@ that is pending in one go (for the engine: one transaction, one commit, for seve
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 W = TypeVar("W")
@@ -33,13 +33,21 @@ class Combiner(Generic[W, R]):
         self._lock = threading.Lock()
 
     def submit(self, work: W) -> R:
-        request: Request[W, R] = Request(work)
+        (request,) = self.submit_many([work])
+        if request.error is not None:
+            raise request.error
+        return request.result  # type: ignore[return-value]
+
+    def submit_many(self, works: Sequence[W]) -> list[Request[W, R]]:
+        """Several works of one caller, served in order (with whatever else is pending); the
+        requests come back served, each with its `result` or its `error`."""
+        requests: list[Request[W, R]] = [Request(work) for work in works]
         with self._pending_lock:
-            self._pending.append(request)
+            self._pending.extend(requests)
         # Whoever gets the lock serves every request pending at that moment, so each caller
-        # either finds its request served or serves it itself: none is left behind.
+        # either finds its requests served or serves them itself: none is left behind.
         with self._lock:
-            if not request.done:
+            if not all(request.done for request in requests):
                 with self._pending_lock:
                     batch, self._pending = self._pending, []
                 try:
@@ -47,10 +55,9 @@ class Combiner(Generic[W, R]):
                 except BaseException as error:
                     for served in batch:
                         served.error = error
-                    raise
+                    if not isinstance(error, Exception):
+                        raise  # (an interrupt is nobody's answer)
                 finally:
                     for served in batch:
                         served.done = True
-        if request.error is not None:
-            raise request.error
-        return request.result  # type: ignore[return-value]
+        return requests

@@ -16,7 +16,6 @@ from ..core.ids import random_id
 from ..core.live import JobChange
 from ..core.params import (
     GetJobParams,
-    GetWorkParams,
     ShutdownParams,
     check_save_doc,
     in_batch,
@@ -38,17 +37,14 @@ from ._batches import (
     Completion,
     Operation,
     Outcome,
-    PartlyDone,
-    complete_then_claim_all,
-    plain_runs,
     random_ids,
     run_calls,
-    unstorable_result,
 )
 from ._claims import Claims
-from ._combiner import Combiner, Request
+from ._combiner import Combiner
 from ._context import Op
 from ._liveness import Liveness, fail_orphans
+from ._worker_loop import WorkerLoop
 from .clock import Clock, SystemClock
 from .events import CallEvent, CallLog, Events, LogStream
 from .live import LiveQueries
@@ -65,7 +61,7 @@ _START = ("startJobServer", "startJobs")
 _SHUTDOWN = ("shutdownJobServer", "stopJobs")
 
 
-class JobManager:
+class JobManager(WorkerLoop):
     """The engine of one collection (`root`) in one storage."""
 
     def __init__(
@@ -265,68 +261,6 @@ class JobManager:
             return self.new_id
         pool = random_ids(count)
         return lambda: pool.pop() if pool else random_id()
-
-    def complete_many(self, runs: Sequence[tuple[str, str, object]]) -> list[bool | str]:
-        """`jobDone` for several runs in one transaction (a worker's payload batch)."""
-        return self.complete_and_claim(runs, None)[0]
-
-    def complete_and_claim(
-        self,
-        runs: Sequence[tuple[str, str, object]],
-        get_work: list[object] | None,
-        worker: WorkerRef | None = None,
-    ) -> tuple[list[bool | str], list[JobDoc]]:
-        """`jobDone` for several runs, then (optionally) `getWork` params, in ONE transaction.
-
-        A busy worker thread finishing a batch and wanting the next one pays for one commit
-        instead of two. Consecutive runs sharing a runId and a result (a batch from one
-        `getWork`) are completed by one statement. Events are announced as for separate calls.
-        """
-        calls = [[job_id, run_id, result, {}] for job_id, run_id, result in runs]
-        if not plain_runs(runs):  # the usual batch passes this cheap check as a whole
-            for params in calls:
-                parse_params("jobDone", params)  # raises, naming the bad field
-        claim = None if get_work is None else parse_params("getWork", get_work)
-        assert claim is None or isinstance(claim, GetWorkParams)
-        outcomes, claimed = self._combiner.submit((runs, claim, worker))
-        results: list[bool | str] = [bool(outcomes.get(job_id, False)) for job_id, _, _ in runs]
-        if get_work is not None:
-            claimed = self._scrubbed(claimed)
-        if self._observed:
-            for params, result in zip(calls, results, strict=True):
-                self._announce("call", CallEvent("jobDone", params, None, None, None, result))
-            if get_work is not None:
-                self._announce("call", CallEvent("getWork", get_work, None, None, None, claimed))
-        return results, claimed
-
-    def _complete_and_claim_all(self, requests: list[Request[Completion, Outcome]]) -> None:
-        """Serve several callers' completions and claims in one transaction. Should that fail
-        (one caller's result cannot be stored), each is served alone: one caller's bad
-        request must not fail the others'."""
-
-        def serve(op: Op, batch: list[Request[Completion, Outcome]]) -> list[Outcome]:
-            return complete_then_claim_all(op, [request.work for request in batch], self.stopped)
-
-        def serve_named(batch: list[Request[Completion, Outcome]]) -> list[Outcome]:
-            with naming_unstorable(lambda: unstorable_result(batch)):
-                outcomes: list[Outcome] = self.run(serve, batch)
-            return outcomes
-
-        try:
-            outcomes = serve_named(requests)
-        except PartlyDone as partly:
-            raise partly.error from None  # (some runs completed: not served again)
-        except Exception:
-            if len(requests) == 1:
-                raise
-            for request in requests:
-                try:
-                    request.result = serve_named([request])[0]
-                except Exception as error:
-                    request.error = error
-            return
-        for request, outcome in zip(requests, outcomes, strict=True):
-            request.result = outcome
 
     def _scrubbed(self, found: Any) -> Any:
         if self.scrub is None or found is None:

@@ -68,6 +68,40 @@ def _run(entry: object, index: int) -> tuple[str, str, object]:
 def done_and_get_work(
     manager: JobManager, params: list[object], caller: Caller, worker: WorkerRef | None
 ) -> object:
+    runs, get_work = _checked_work(manager, params, caller)
+    outcomes, docs = manager.complete_and_claim(runs, get_work, worker)
+    return [outcomes, result_to_wire("getWork", docs)]
+
+
+def done_and_get_work_many(
+    manager: JobManager,
+    calls: list[list[object]],
+    caller: Caller,
+    worker: WorkerRef | None,
+) -> list[tuple[bool, object]]:
+    """Several `jobDoneAndGetWork` calls of one connection, queued one behind the other,
+    served together (one transaction; one statement where the storage has the step), each
+    with its own answer: ``(True, [outcomes, docs])`` or ``(False, error)``."""
+    answers: list[tuple[bool, object]] = [(False, None)] * len(calls)
+    checked: list[tuple[int, list[tuple[str, str, object]], list[object] | None]] = []
+    for index, params in enumerate(calls):
+        try:
+            checked.append((index, *_checked_work(manager, params, caller)))
+        except Exception as error:
+            answers[index] = (False, error)
+    served = manager.complete_and_claim_many([(runs, work) for _, runs, work in checked], worker)
+    for (index, _, _), answer in zip(checked, served, strict=True):
+        if isinstance(answer, Exception):
+            answers[index] = (False, answer)
+        else:
+            answers[index] = (True, [answer[0], result_to_wire("getWork", answer[1])])
+    return answers
+
+
+def _checked_work(
+    manager: JobManager, params: list[object], caller: Caller
+) -> tuple[list[tuple[str, str, object]], list[object] | None]:
+    """The runs and getWork params of a `jobDoneAndGetWork`, permitted and read."""
     entries = params[0] if params else None
     get_work = params[1] if len(params) > 1 else None
     calls: list[tuple[str, list[object]]] = (
@@ -83,8 +117,7 @@ def done_and_get_work(
     runs = [_run(entry, n) for n, entry in enumerate(entries)]
     if get_work is not None and not isinstance(get_work, list):
         raise ValidationError("jobDoneAndGetWork: getWorkParams must be a list or null")
-    outcomes, docs = manager.complete_and_claim(runs, get_work, worker)
-    return [outcomes, result_to_wire("getWork", docs)]
+    return runs, get_work
 
 
 BATCH_METHODS: dict[str, BatchMethod] = {

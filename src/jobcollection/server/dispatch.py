@@ -22,7 +22,7 @@ from ..core.constants import DDP_METHODS
 from ..core.permissions import Caller
 from ..core.wire import result_to_wire
 from ..engine.manager import BATCHABLE_METHODS, JobManager
-from .batch_methods import BATCH_METHODS, call_batch
+from .batch_methods import BATCH_METHODS, call_batch, done_and_get_work_many
 from .connection_workers import REGISTRY_METHODS, ConnectionWorkers
 from .meteor_error import MeteorError, as_meteor_error, not_authorized
 from .read_methods import READ_METHODS  # for our own client; each checks its permissions
@@ -72,6 +72,8 @@ class Dispatcher:
         """Consecutive calls with the same key may share one transaction (`call_many`): the
         job-writing methods of one collection. None: run this call on its own."""
         route = self.routes.get(name)
+        if route is not None and route.method == "jobDoneAndGetWork":
+            return f"{route.manager.root}\x00work"  # served together with its like only
         if route is None or route.method not in BATCHABLE_METHODS:
             return None
         return route.manager.root
@@ -86,6 +88,11 @@ class Dispatcher:
 
         Returns ``(True, wire result)`` or ``(False, MeteorError)`` per call.
         """
+        first = self.routes.get(calls[0][0]) if calls else None
+        if first is not None and first.method == "jobDoneAndGetWork":
+            return self._work_many(
+                first.manager, [params for _, params in calls], caller, connection
+            )
         outcomes: list[tuple[bool, object]] = [(False, None)] * len(calls)
         allowed: list[tuple[int, str, list[object]]] = []
         managers = set()
@@ -126,6 +133,26 @@ class Dispatcher:
                 (True, result_to_wire(method, value)) if ok else (False, as_meteor_error(value))
             )
         return outcomes
+
+    def _work_many(
+        self,
+        manager: JobManager,
+        calls: list[list[object]],
+        caller: Caller,
+        connection: object | None,
+    ) -> list[tuple[bool, object]]:
+        """A connection's queued `jobDoneAndGetWork`s (one `batch_key`), served together."""
+        if self.draining:  # complete the runs, claim nothing
+            calls = [[p[0], None, *p[2:]] if len(p) > 1 else p for p in calls]
+        worker = self.workers.ref_for(connection, manager, "jobDoneAndGetWork", [], caller)
+        try:
+            answers = done_and_get_work_many(manager, calls, caller, worker)
+        finally:
+            self.workers.settle(manager, worker, connection)
+        return [
+            (False, as_meteor_error(value)) if isinstance(value, BaseException) else (ok, value)
+            for ok, value in answers
+        ]
 
     def call(
         self, name: str, params: list[object], caller: Caller, connection: object | None = None
