@@ -52,3 +52,23 @@ def test_an_error_reaches_every_request_of_the_batch_and_the_next_call_works() -
         combiner.submit(1)
     fail.clear()
     assert combiner.submit(2) == 2
+
+
+def test_several_works_of_one_caller_are_served_in_one_batch_in_order() -> None:
+    seen: list[list[int]] = []
+
+    def run_all(requests: list[Request[int, int]]) -> None:
+        seen.append([request.work for request in requests])
+        if any(request.work < 0 for request in requests):
+            raise ValueError("a negative work")
+        for request in requests:
+            request.result = request.work + 1
+
+    combiner: Combiner[int, int] = Combiner(run_all)
+    served = combiner.submit_many([3, 1, 2])
+    assert [request.result for request in served] == [4, 2, 3]
+    assert seen == [[3, 1, 2]]
+    failed = combiner.submit_many([5, -1])
+    assert [str(request.error) for request in failed] == ["a negative work"] * 2
+    assert combiner.submit_many([]) == []
+    assert combiner.submit(7) == 8
