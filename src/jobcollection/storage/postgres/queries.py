@@ -239,8 +239,27 @@ LOCK_ANTECEDENTS: Final = (
 _OWNER: Final = "(SELECT count(*) FROM unnest(%(bounds)s::bigint[]) AS b WHERE b < best.n) + 1"
 
 
+# The parts of `complete_and_claim` a step leaves out (no runs, no claim), as empty relations
+# the planner sees are empty: planned as a join against the runs, an empty completion once
+# walked every running job of the collection.
+_NO_RUNS: Final = (
+    "done AS (SELECT NULL::text AS id, NULL::text AS type, NULL::bigint AS seq, "
+    "NULL::int AS entry WHERE false), "
+)
+_NO_CLAIM: Final = (
+    "claimed AS (SELECT NULL::bigint AS n, "
+    + ", ".join(
+        f"NULL::{'bigint' if column in _INTEGERS else 'text'} AS {column}"
+        for _, column, _ in cols.FIELDS
+    )
+    + " WHERE false), "
+)
+
+
 @functools.cache
-def complete_and_claim(fields: tuple[str, ...], feed: bool, notify: bool) -> str:
+def complete_and_claim(
+    fields: tuple[str, ...], feed: bool, notify: bool, runs: bool = True, claim: bool = True
+) -> str:
     """A worker loop's step in one statement: complete runs, claim the next jobs for several
     callers, their log entries, and (`feed`) their feed rows and (`notify`) the notification:
     alone, one round trip and one commit.
@@ -250,7 +269,8 @@ def complete_and_claim(fields: tuple[str, ...], feed: bool, notify: bool) -> str
     caller sorts them), as a dependent's save locks its antecedents; the others are left as
     they are (for `COMPLETE`). The claim is `claim`'s, for `sum(limits)` jobs; claimed row n
     goes to the caller whose share (cumulative `bounds`) holds n, with its run id and log entry.
-    Parameters (named): now, result_value (the completion fields) ..., see `PgTransaction`."""
+    Without `runs` or `claim`, that part is left out (see `_NO_RUNS`). Parameters (named):
+    see `PgTransaction.complete_and_claim`."""
     sets = "".join(f"{cols.COLUMN_OF[key]} = %(f_{key})s, " for key in fields)
     done = (
         "done AS (UPDATE jobs AS j SET status = 'completed', result = r.result, "
@@ -265,7 +285,7 @@ def complete_and_claim(fields: tuple[str, ...], feed: bool, notify: bool) -> str
         "done_logged AS (INSERT INTO job_log (job_id, entries) "
         "SELECT id, (%(logs)s::text[])[entry] FROM done), "
     )
-    claim = (
+    claiming = (
         "best AS (SELECT seq, row_number() OVER (ORDER BY priority, retry_until, after, seq) "
         "AS n FROM (SELECT b.* FROM unnest(%(types)s::text[]) AS wanted(type) "
         "CROSS JOIN LATERAL (SELECT seq, priority, retry_until, after FROM jobs "
@@ -301,7 +321,7 @@ def complete_and_claim(fields: tuple[str, ...], feed: bool, notify: bool) -> str
         f"pg_current_xact_id()::text::bigint AS xid, {signal} AS signal) "
     )
     return (
-        f"WITH {done}{claim}{written}{head}"
+        f"WITH {done if runs else _NO_RUNS}{claiming if claim else _NO_CLAIM}{written}{head}"
         "SELECT head.done_ids, head.done_types, head.xid, head.signal, c.* "
         "FROM head LEFT JOIN claimed AS c ON true"
     )

@@ -380,11 +380,12 @@ class PgTransaction(PgWorkers):
         if alone:
             assert self._opener is not None
             notify = self._opener.notification_due()
-            sql = q.complete_and_claim(fields, True, notify)
+            sql = q.complete_and_claim(fields, True, notify, bool(runs), bool(args["limit"]))
             rows = self._opener.alone_once(sql, args)
         else:  # inside a transaction: its feed rows are written at commit
             notify = False
-            rows = self._cur.execute(q.complete_and_claim(fields, False, False), args).fetchall()
+            sql = q.complete_and_claim(fields, False, False, bool(runs), bool(args["limit"]))
+            rows = self._cur.execute(sql, args).fetchall()
         head, claimed = rows[0], sorted((r for r in rows if r[4] is not None), key=_claim_order)
         done_ids: list[str] = list(head[0] or ())
         callers: list[list[JobDoc]] = [[] for _ in claim.limits] if claim is not None else []
