@@ -205,3 +205,35 @@ def test_shares_follow_the_limits_however_large(storage: Storage) -> None:
         _, callers = tx.complete_and_claim([], 7, shared([0, 2**40, 5]))
     assert [[d["_id"] for d in jobs] for jobs in callers] == [[], ["n0", "n1", "n2"], []]
     assert {d["runId"] for d in callers[1]} == {"r2"}
+
+
+@COMBINES
+def test_a_step_that_committed_is_news_though_the_write_then_failed(
+    storage: Storage, open_storage_again: OpenStorage
+) -> None:
+    """The step is a transaction of its own: when the rest of the write fails, what the step
+    did stays done, and it reaches subscribers like any committed change."""
+    with storage.write("q") as tx:
+        tx.insert([running("a")])
+    seen: list[str] = []
+    arrived = threading.Event()
+
+    def listener(changes: Any) -> None:
+        seen.extend(c.job_id for c in changes if c.status == "completed")
+        if seen:
+            arrived.set()
+
+    other = open_storage_again()
+    other.subscribe(listener)
+
+    def step_then_fail() -> None:
+        with storage.write("q") as tx:
+            tx.complete_and_claim([end("a")], 7, None)
+            raise RuntimeError("the rest failed")
+
+    with pytest.raises(RuntimeError, match="the rest failed"):
+        step_then_fail()
+    assert arrived.wait(10)
+    assert seen == ["a"]
+    with storage.read("q") as tx:
+        assert tx.get(["a"])[0]["status"] == "completed"

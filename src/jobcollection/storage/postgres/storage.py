@@ -260,9 +260,9 @@ class PgStorage:
         # saves on a local server. Fewer statements do help: see `PgTransaction`.)
         with self._lock:
             opener = _Opener(self)
+            tx = PgTransaction(None, collection, opener)
             try:
                 try:
-                    tx = PgTransaction(None, collection, opener)
                     yield tx
                     notify = not tx.changes or self._notifier.claim()
                     seq = tx.commit(notify)  # its feed rows are delivered by the watcher
@@ -271,6 +271,8 @@ class PgStorage:
                         _rollback(opener.conn)
                         if opener.conn.closed:  # the server went away mid-transaction
                             self._connections.broken()
+                    if tx.committed_seq:  # a step had committed before: it is news all the same
+                        self._committed(tx.committed_seq, not tx.owes_notification)
                     raise
                 finally:
                     if opener.conn is not None:
@@ -278,12 +280,17 @@ class PgStorage:
             except psycopg.Error as error:
                 raise translate(error, self.name) from error
             if seq:  # committed
-                self._local_seq = max(self._local_seq, seq)
-                if not notify or tx.owes_notification:
-                    self._notifier.owe()  # other processes learn of it within the gap...
-                    watcher = self._watcher
-                    if watcher is not None:
-                        watcher.poke()  # ...this one's subscribers at once
+                self._committed(seq, notify and not tx.owes_notification)
+
+    def _committed(self, seq: int, notified: bool) -> None:
+        """Note this process's last committed change; unless a notification went with it,
+        other processes learn of it within the notifier's gap, this one's subscribers at once."""
+        self._local_seq = max(self._local_seq, seq)
+        if not notified:
+            self._notifier.owe()
+            watcher = self._watcher
+            if watcher is not None:
+                watcher.poke()
 
     @contextmanager
     def read(self, collection: str) -> Iterator[PgTransaction]:
