@@ -32,7 +32,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         default=None,
         help="measure on this PostgreSQL server (postgresql://...; each figure in a schema of "
-        "its own, dropped after); default: temporary SQLite files",
+        "its own, dropped after; with --server, the server's database); default: temporary "
+        "SQLite files",
     )
     parser.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE")
 
