@@ -33,6 +33,7 @@ class Scheduler:
         self._event = threading.Event()
         self._stop = False
         self._next_wake: int | None = None
+        self._asked: int | None = None  # the earliest `wake_at` since the last recheck began
         self._next_sweep = manager.clock.now_ms() + interval_ms
         self._shutdown_at: int | None = None
         self._next_tend = 0  # workers' heartbeats and the rescue of lost ones (_liveness)
@@ -52,6 +53,8 @@ class Scheduler:
 
     def wake_at(self, when: int) -> None:
         with self._lock:
+            if self._asked is None or when < self._asked:
+                self._asked = when  # (kept across a recheck under way: see `_tick`)
             if self._next_wake is None or when < self._next_wake:
                 self._next_wake = when
                 self._event.set()
@@ -138,6 +141,11 @@ class Scheduler:
         if self._recheck and time.monotonic() - self._last_recheck >= _RECHECK_GAP_S:
             self._recheck = False
             self._last_recheck = time.monotonic()
+            with self._lock:
+                self._asked = None
             upcoming = manager.next_wakeup()
             with self._lock:
-                self._next_wake = upcoming
+                # A wake-up asked for while the database was read may come from a write the
+                # read did not see (it committed after the read began): it is kept.
+                times = [t for t in (upcoming, self._asked) if t is not None]
+                self._next_wake = min(times) if times else None
