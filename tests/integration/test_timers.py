@@ -93,3 +93,29 @@ def test_another_process_writes_wake_the_scheduler(db: str) -> None:
     finally:
         other.close()
         server.close()
+
+
+def test_a_wake_up_asked_for_during_a_recheck_is_kept(
+    jc: JobCollection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler rechecks the next due time by reading the database; a write that
+    commits after that read began asks for its wake-up meanwhile, and the read's answer (which
+    cannot see that write) must not erase it."""
+    manager = jc.manager
+    scheduler = manager.scheduler
+    read = manager.next_wakeup
+    asked = jc.now_ms() + 60_000
+    reads: list[int | None] = []
+
+    def read_while_a_write_asks() -> int | None:
+        found = read()
+        scheduler.wake_at(asked)  # (the write committed after the read's snapshot)
+        reads.append(found)
+        return found
+
+    monkeypatch.setattr(manager, "next_wakeup", read_while_a_write_asks)
+    scheduler.set_interval(SWEEP_MS)  # a sweep now, then a recheck
+    _wait_for(lambda: bool(reads))
+    assert reads[0] is None or reads[0] > asked  # (nothing else due before it)
+    assert scheduler._next_wake is not None
+    assert scheduler._next_wake <= asked
